@@ -1,0 +1,210 @@
+//! The `tern.toml` configuration. Every field has a default, so an empty file is a valid
+//! config; `tern serve --dev` builds one in code with the dev ports on loopback.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Identity and storage.
+    pub server: ServerConfig,
+    /// Listening sockets.
+    pub listeners: ListenerConfig,
+    /// TLS certificate.
+    pub tls: TlsConfig,
+    /// Protocol limits that protect the server.
+    pub limits: Limits,
+    /// Replication layout.
+    pub cluster: ClusterConfig,
+}
+
+/// Identity and storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The host name in greetings and Received headers.
+    pub hostname: String,
+    /// Where RocksDB, the certificate and the admin token live.
+    pub data_dir: PathBuf,
+    /// Allow AUTH/LOGIN/USER without TLS from loopback clients (`--dev` only).
+    pub allow_plaintext_auth_on_loopback: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            hostname: "localhost".into(),
+            data_dir: PathBuf::from("./tern-data"),
+            allow_plaintext_auth_on_loopback: false,
+        }
+    }
+}
+
+/// Socket addresses of each listener; an empty string disables one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// SMTP for inbound mail (MX), RFC 5321.
+    pub smtp: String,
+    /// Message submission with STARTTLS, RFC 6409.
+    pub submission: String,
+    /// Message submission over implicit TLS, RFC 8314.
+    pub submissions: String,
+    /// IMAP with STARTTLS.
+    pub imap: String,
+    /// IMAP over implicit TLS.
+    pub imaps: String,
+    /// POP3 with STLS.
+    pub pop3: String,
+    /// POP3 over implicit TLS.
+    pub pop3s: String,
+    /// Admin HTTP API, health and metrics. Keep it on loopback or a private network.
+    pub admin: String,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig::on("0.0.0.0", [25, 587, 465, 143, 993, 110, 995], "127.0.0.1:8080")
+    }
+}
+
+impl ListenerConfig {
+    /// Listeners on `host` with ports in the order smtp, submission, submissions, imap, imaps,
+    /// pop3, pop3s.
+    pub fn on(host: &str, ports: [u16; 7], admin: &str) -> ListenerConfig {
+        let at = |p: u16| {
+            if host.contains(':') {
+                format!("[{host}]:{p}")
+            } else {
+                format!("{host}:{p}")
+            }
+        };
+        ListenerConfig {
+            smtp: at(ports[0]),
+            submission: at(ports[1]),
+            submissions: at(ports[2]),
+            imap: at(ports[3]),
+            imaps: at(ports[4]),
+            pop3: at(ports[5]),
+            pop3s: at(ports[6]),
+            admin: admin.to_string(),
+        }
+    }
+
+    /// The dev listeners: SMTP 2525, submission 2587, submissions 2465, IMAP 1143, IMAPS 1993,
+    /// POP3 1110, POP3S 1995, admin 8080.
+    pub fn dev(host: &str) -> ListenerConfig {
+        let admin = if host.contains(':') {
+            format!("[{host}]:8080")
+        } else {
+            format!("{host}:8080")
+        };
+        ListenerConfig::on(host, [2525, 2587, 2465, 1143, 1993, 1110, 1995], &admin)
+    }
+}
+
+/// The server certificate. Without paths, a self-signed one is generated in the data dir.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+}
+
+/// Limits that keep one client from hurting the others.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest message accepted by SMTP or APPEND, in bytes (SIZE).
+    pub max_message_size: u64,
+    /// Most recipients in one SMTP transaction.
+    pub max_recipients: usize,
+    /// Longest command line, in bytes.
+    pub max_line_length: usize,
+    /// Concurrent connections from one IP address, all protocols together.
+    pub max_connections_per_ip: usize,
+    /// Concurrent connections in all.
+    pub max_connections: usize,
+    /// Seconds an SMTP client may stay silent (RFC 5321 suggests 5 minutes).
+    pub smtp_idle_timeout_secs: u64,
+    /// Seconds an IMAP client may stay silent outside IDLE (RFC 9051: at least 30 minutes).
+    pub imap_idle_timeout_secs: u64,
+    /// Seconds a POP3 client may stay silent (RFC 1939: at least 10 minutes).
+    pub pop3_idle_timeout_secs: u64,
+    /// Failed authentications on one connection before it is closed.
+    pub max_auth_failures: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            max_line_length: 8192,
+            max_connections_per_ip: 64,
+            max_connections: 10_000,
+            smtp_idle_timeout_secs: 300,
+            imap_idle_timeout_secs: 1800,
+            pop3_idle_timeout_secs: 600,
+            max_auth_failures: 3,
+        }
+    }
+}
+
+/// Replication layout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's id (1 on a single node).
+    pub node_id: u64,
+    /// Number of data partitions, fixed when the data dir is first initialised.
+    pub partitions: u32,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: 1,
+            partitions: 64,
+        }
+    }
+}
+
+impl Config {
+    /// The `--dev` configuration: loopback listeners on the dev ports, data in `./tern-data`,
+    /// plaintext auth allowed for loopback clients.
+    pub fn dev(bind: &str) -> Config {
+        let mut c = Config::default();
+        c.listeners = ListenerConfig::dev(bind);
+        c.server.allow_plaintext_auth_on_loopback = true;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_default() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.listeners.smtp, "0.0.0.0:25");
+        assert_eq!(c.cluster.partitions, 64);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        assert!(toml::from_str::<Config>("[server]\nhostnme = \"x\"").is_err());
+    }
+
+    #[test]
+    fn dev_ports() {
+        let c = Config::dev("127.0.0.1");
+        assert_eq!(c.listeners.imap, "127.0.0.1:1143");
+        assert_eq!(c.listeners.admin, "127.0.0.1:8080");
+    }
+}

@@ -1,0 +1,289 @@
+//! The connection a protocol session reads and writes: a TCP stream, plain or TLS, with a read
+//! buffer for line-oriented protocols and a write buffer flushed before every read.
+//!
+//! STARTTLS/STLS call [`Connection::start_tls`], which discards any plaintext the client
+//! pipelined after the command (the CVE-2011-0411 class of command injection).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+/// A TCP stream, plain or wrapped in server-side TLS.
+pub enum Stream {
+    /// Before STARTTLS, or on a plaintext-only listener.
+    Plain(TcpStream),
+    /// After STARTTLS or on an implicit-TLS listener.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, b),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, b),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Why a line could not be read.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    /// The line exceeded the limit; the rest of it was discarded and the connection is usable.
+    #[error("line longer than {0} bytes")]
+    TooLong(usize),
+    /// The socket failed or the TLS layer rejected the peer.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A client connection with buffered reads and writes.
+pub struct Connection {
+    stream: Option<Stream>,
+    inbuf: Vec<u8>,
+    /// Start of unread data in `inbuf`.
+    pos: usize,
+    outbuf: Vec<u8>,
+    /// The client's address (the real one, after a PROXY header if one was accepted).
+    pub peer: SocketAddr,
+    /// Our address.
+    pub local: SocketAddr,
+}
+
+impl Connection {
+    /// Wraps an accepted stream.
+    pub fn new(stream: Stream, peer: SocketAddr, local: SocketAddr) -> Connection {
+        Connection {
+            stream: Some(stream),
+            inbuf: Vec::new(),
+            pos: 0,
+            outbuf: Vec::new(),
+            peer,
+            local,
+        }
+    }
+
+    /// Whether the transport is TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.stream, Some(Stream::Tls(_)))
+    }
+
+    /// Whether the client has sent bytes we have not consumed yet (pipelined input).
+    pub fn has_buffered_input(&self) -> bool {
+        self.pos < self.inbuf.len()
+    }
+
+    fn stream(&mut self) -> io::Result<&mut Stream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "TLS handshake failed"))
+    }
+
+    /// Queues `data` for sending; it goes out at the next [`flush`](Self::flush) or read.
+    pub fn write(&mut self, data: &[u8]) {
+        self.outbuf.extend_from_slice(data);
+    }
+
+    /// Sends everything queued.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if self.outbuf.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.outbuf);
+        let s = self.stream()?;
+        s.write_all(&out).await?;
+        s.flush().await
+    }
+
+    /// Reads more bytes into the buffer; `Ok(false)` on end of stream.
+    async fn fill(&mut self) -> io::Result<bool> {
+        self.flush().await?;
+        if self.pos > 0 && self.pos == self.inbuf.len() {
+            self.inbuf.clear();
+            self.pos = 0;
+        } else if self.pos > READ_CHUNK {
+            self.inbuf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let old = self.inbuf.len();
+        self.inbuf.resize(old + READ_CHUNK, 0);
+        let n = {
+            let Connection { stream, inbuf, .. } = self;
+            let s = stream
+                .as_mut()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
+            s.read(&mut inbuf[old..]).await
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                self.inbuf.truncate(old);
+                return Err(e);
+            }
+        };
+        self.inbuf.truncate(old + n);
+        Ok(n > 0)
+    }
+
+    /// Reads one line, returned without its line ending (CRLF or a bare LF).
+    ///
+    /// `Ok(None)` means the client closed the connection. A line longer than `max` bytes is
+    /// consumed to its end and reported as [`ReadError::TooLong`].
+    pub async fn read_line(&mut self, max: usize) -> Result<Option<Vec<u8>>, ReadError> {
+        let mut discarding = false;
+        let mut scanned = 0;
+        loop {
+            let avail = &self.inbuf[self.pos..];
+            if let Some(i) = avail[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + i;
+                let mut line = avail[..end].to_vec();
+                self.pos += end + 1;
+                if discarding || line.len() > max + 1 {
+                    return Err(ReadError::TooLong(max));
+                }
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if line.len() > max {
+                    return Err(ReadError::TooLong(max));
+                }
+                return Ok(Some(line));
+            }
+            scanned = avail.len();
+            if scanned > max + 1 {
+                // Drop what we have of an overlong line and keep looking for its end.
+                discarding = true;
+                self.pos = self.inbuf.len();
+                scanned = 0;
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads exactly `n` bytes (an IMAP literal, a BDAT chunk).
+    pub async fn read_exact(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(n.min(1 << 20));
+        while out.len() < n {
+            if self.pos == self.inbuf.len() && !self.fill().await? {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            let take = (n - out.len()).min(self.inbuf.len() - self.pos);
+            out.extend_from_slice(&self.inbuf[self.pos..self.pos + take]);
+            self.pos += take;
+        }
+        Ok(out)
+    }
+
+    /// Upgrades to TLS (STARTTLS/STLS). Unread plaintext is discarded first.
+    pub async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+        self.flush().await?;
+        self.inbuf.clear();
+        self.pos = 0;
+        match self.stream.take() {
+            Some(Stream::Plain(tcp)) => {
+                let tls = acceptor.accept(tcp).await?;
+                self.stream = Some(Stream::Tls(Box::new(tls)));
+                Ok(())
+            }
+            Some(other) => {
+                self.stream = Some(other);
+                Err(io::Error::other("already using TLS"))
+            }
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Flushes and closes the write side.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.flush().await?;
+        self.stream()?.shutdown().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (Connection, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        (Connection::new(Stream::Plain(server), peer, addr), client)
+    }
+
+    #[tokio::test]
+    async fn reads_lines_and_recovers_from_overlong_ones() {
+        let (mut conn, mut client) = pair().await;
+        let long = vec![b'x'; 100];
+        client.write_all(b"HELO a\r\n").await.unwrap();
+        client.write_all(&long).await.unwrap();
+        client.write_all(b"\r\nbare\nNOOP\r\n").await.unwrap();
+        drop(client);
+        assert_eq!(conn.read_line(20).await.unwrap(), Some(b"HELO a".to_vec()));
+        assert!(matches!(conn.read_line(20).await, Err(ReadError::TooLong(20))));
+        assert_eq!(conn.read_line(20).await.unwrap(), Some(b"bare".to_vec()));
+        assert_eq!(conn.read_line(20).await.unwrap(), Some(b"NOOP".to_vec()));
+        assert_eq!(conn.read_line(20).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn overlong_line_split_across_reads_is_discarded_whole() {
+        let (mut conn, mut client) = pair().await;
+        let writer = tokio::spawn(async move {
+            for _ in 0..5 {
+                client.write_all(&[b'y'; READ_CHUNK]).await.unwrap();
+            }
+            client.write_all(b"\r\nOK\r\n").await.unwrap();
+        });
+        assert!(matches!(conn.read_line(1000).await, Err(ReadError::TooLong(_))));
+        assert_eq!(conn.read_line(1000).await.unwrap(), Some(b"OK".to_vec()));
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn read_exact_spans_buffer_and_socket() {
+        let (mut conn, mut client) = pair().await;
+        client.write_all(b"A1 APPEND x {5}\r\nhel").await.unwrap();
+        let line = conn.read_line(100).await.unwrap().unwrap();
+        assert_eq!(line, b"A1 APPEND x {5}");
+        client.write_all(b"lo\r\n").await.unwrap();
+        assert_eq!(conn.read_exact(5).await.unwrap(), b"hello");
+        assert_eq!(conn.read_line(100).await.unwrap(), Some(Vec::new()));
+    }
+}

@@ -1,0 +1,1 @@
+//! tern-imap (being written).

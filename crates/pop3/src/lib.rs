@@ -1,0 +1,1 @@
+//! tern-pop3 (being written).

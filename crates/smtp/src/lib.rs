@@ -1,0 +1,1 @@
+//! tern-smtp (being written).

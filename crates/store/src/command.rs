@@ -1,0 +1,357 @@
+//! The replicated commands and their responses: the contract between proposers (directory,
+//! mailbox, queue) and the state machine. Everything a replica needs to apply a command
+//! deterministically is inside it: timestamps and quotas are chosen by the proposer, while
+//! UIDs, MODSEQs, account ids and quota enforcement are decided in `apply`.
+
+use serde::{Deserialize, Serialize};
+use tern_core::records::SpecialUse;
+use tern_core::{AccountId, DeliveryId, MailboxId, ModSeq, Uid};
+
+/// A command proposed to one Raft group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    // ---- meta group (GroupId::META) ----
+    /// Add a local domain. Rejects `DomainExists`.
+    AddDomain {
+        /// Normalised domain.
+        name: String,
+        /// Unix seconds.
+        now: i64,
+    },
+    /// Remove a domain. Rejects `NoSuchDomain`, or `DomainNotEmpty` while accounts or aliases
+    /// use it.
+    DeleteDomain {
+        /// Normalised domain.
+        name: String,
+    },
+    /// Add an account; the state machine assigns the next `AccountId`. Rejects `NoSuchDomain`,
+    /// `AccountExists` (also when an alias has that address).
+    AddAccount {
+        /// Normalised address.
+        address: String,
+        /// Argon2id PHC string.
+        password_hash: String,
+        /// Bytes, 0 = unlimited.
+        quota: u64,
+        /// Unix seconds.
+        now: i64,
+    },
+    /// Remove an account from the directory. Rejects `NoSuchAccount`.
+    DeleteAccount {
+        /// Normalised address.
+        address: String,
+    },
+    /// Replace an account's password hash. Rejects `NoSuchAccount`.
+    SetPassword {
+        /// Normalised address.
+        address: String,
+        /// Argon2id PHC string.
+        password_hash: String,
+    },
+    /// Change an account's quota. Rejects `NoSuchAccount`.
+    SetQuota {
+        /// Normalised address.
+        address: String,
+        /// Bytes, 0 = unlimited.
+        quota: u64,
+    },
+    /// Add a target to an alias (creating it). Rejects `NoSuchDomain` for the alias's domain and
+    /// `AccountExists` when an account has that address.
+    AddAlias {
+        /// Normalised alias address.
+        address: String,
+        /// Normalised target address.
+        target: String,
+    },
+    /// Remove an alias. Rejects `NoSuchAlias`.
+    DeleteAlias {
+        /// Normalised alias address.
+        address: String,
+    },
+
+    // ---- data partitions ----
+    /// Create the account's default mailboxes (INBOX, Sent, Drafts, Trash, Junk, Archive) if
+    /// they do not exist yet. Idempotent.
+    InitAccount {
+        /// The account.
+        account: AccountId,
+        /// Unix seconds (seeds UIDVALIDITY).
+        now: i64,
+    },
+    /// Remove all of an account's mailboxes and messages from this partition. Idempotent.
+    PurgeAccount {
+        /// The account.
+        account: AccountId,
+    },
+    /// An SMTP transaction: store the body once, append it to the INBOX (or `mailbox`) of every
+    /// local recipient in this partition, and queue the other recipients. Idempotent by `id`:
+    /// applying the same id twice returns the first outcome and changes nothing.
+    Accept {
+        /// The transaction.
+        id: DeliveryId,
+        /// Envelope sender, empty for `<>`.
+        sender: String,
+        /// The full message as stored (with Received and Return-Path added).
+        body: Vec<u8>,
+        /// Unix seconds: INTERNALDATE of the new messages.
+        received_at: i64,
+        /// Recipients whose account lives in this partition.
+        local: Vec<LocalRecipient>,
+        /// Local recipients in other partitions, delivered later by the queue actor.
+        other_partitions: Vec<(AccountId, String)>,
+        /// Remote addresses, for the outbound relay.
+        remote: Vec<String>,
+    },
+    /// Deliver a queued message to one recipient of this partition. Idempotent by `(id,
+    /// recipient.account)`.
+    Deliver {
+        /// The original transaction.
+        id: DeliveryId,
+        /// Envelope sender.
+        sender: String,
+        /// The body.
+        body: Vec<u8>,
+        /// Unix seconds.
+        received_at: i64,
+        /// The recipient.
+        recipient: LocalRecipient,
+    },
+    /// Remove one recipient from a queued message; the entry goes when no recipient is left.
+    Dequeue {
+        /// The queued transaction.
+        id: DeliveryId,
+        /// Which recipient: the local account or remote address, as queued.
+        recipient: String,
+    },
+    /// Remove a queued message entirely (operator action).
+    DeleteQueued {
+        /// The queued transaction.
+        id: DeliveryId,
+    },
+    /// IMAP APPEND. Rejects `NoSuchMailbox`, `OverQuota`.
+    Append {
+        /// The account.
+        account: AccountId,
+        /// Target mailbox name.
+        mailbox: String,
+        /// The message.
+        body: Vec<u8>,
+        /// Initial flags (canonical spelling).
+        flags: Vec<String>,
+        /// INTERNALDATE, unix seconds.
+        internal_date: i64,
+        /// The account's quota in bytes (0 = unlimited), read from the directory.
+        quota: u64,
+    },
+    /// IMAP CREATE. Rejects `MailboxExists`, `InvalidName`. Creates missing parents.
+    CreateMailbox {
+        /// The account.
+        account: AccountId,
+        /// Full name, `/`-separated.
+        name: String,
+        /// RFC 6154 attribute (CREATE-SPECIAL-USE).
+        special_use: Option<SpecialUse>,
+        /// Unix seconds (seeds UIDVALIDITY).
+        now: i64,
+    },
+    /// IMAP DELETE: the mailbox and its messages. Rejects `NoSuchMailbox`, `CannotDeleteInbox`,
+    /// `HasChildren` (RFC 9051: a mailbox with inferiors and \Noselect... we simply refuse).
+    DeleteMailbox {
+        /// The account.
+        account: AccountId,
+        /// Full name.
+        name: String,
+    },
+    /// IMAP RENAME, children included. Renaming INBOX moves its messages to a new mailbox and
+    /// leaves INBOX empty (RFC 9051 §6.3.6). Rejects `NoSuchMailbox`, `MailboxExists`.
+    RenameMailbox {
+        /// The account.
+        account: AccountId,
+        /// Old full name.
+        from: String,
+        /// New full name.
+        to: String,
+        /// Unix seconds.
+        now: i64,
+    },
+    /// IMAP SUBSCRIBE / UNSUBSCRIBE. Rejects `NoSuchMailbox` on subscribe.
+    SetSubscribed {
+        /// The account.
+        account: AccountId,
+        /// Full name.
+        name: String,
+        /// New state.
+        subscribed: bool,
+    },
+    /// IMAP STORE: change flags of the given UIDs (missing UIDs are ignored). With
+    /// `unchanged_since`, messages whose MODSEQ is higher are left alone and reported.
+    StoreFlags {
+        /// The account.
+        account: AccountId,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Target messages.
+        uids: Vec<Uid>,
+        /// How to combine.
+        op: FlagOp,
+        /// Flags in canonical spelling.
+        flags: Vec<String>,
+        /// CONDSTORE UNCHANGEDSINCE.
+        unchanged_since: Option<u64>,
+    },
+    /// IMAP COPY / MOVE: new UIDs in the target, in source UID order. MOVE also expunges the
+    /// sources. Rejects `NoSuchMailbox` (target: the session answers TRYCREATE), `OverQuota`
+    /// (COPY only).
+    CopyMessages {
+        /// The account.
+        account: AccountId,
+        /// Source mailbox.
+        from: MailboxId,
+        /// Source UIDs (missing ones are skipped).
+        uids: Vec<Uid>,
+        /// Target mailbox name.
+        to: String,
+        /// MOVE instead of COPY.
+        remove_source: bool,
+        /// Quota, bytes (0 = unlimited).
+        quota: u64,
+    },
+    /// IMAP EXPUNGE / UID EXPUNGE / POP3 QUIT: remove messages flagged `\Deleted` (all of
+    /// them, or only those in `uids`).
+    Expunge {
+        /// The account.
+        account: AccountId,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Restrict to these UIDs.
+        uids: Option<Vec<Uid>>,
+    },
+}
+
+/// How STORE combines flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlagOp {
+    /// `FLAGS`: replace.
+    Replace,
+    /// `+FLAGS`: add.
+    Add,
+    /// `-FLAGS`: remove.
+    Remove,
+}
+
+/// A local recipient of an `Accept` or `Deliver`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalRecipient {
+    /// The account.
+    pub account: AccountId,
+    /// The address it was reached by (for logs).
+    pub address: String,
+    /// Target mailbox name (INBOX unless a filter said otherwise).
+    pub mailbox: String,
+    /// The account's quota in bytes (0 = unlimited), read from the directory.
+    pub quota: u64,
+}
+
+/// What happened to one local recipient.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeliveryOutcome {
+    /// Stored with this UID.
+    Delivered {
+        /// The account.
+        account: AccountId,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// The new message's UID.
+        uid: Uid,
+    },
+    /// Refused: the account is over quota.
+    OverQuota {
+        /// The account.
+        account: AccountId,
+    },
+}
+
+/// A deterministic refusal: every replica refuses the same command the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    /// The domain already exists.
+    #[error("domain already exists")]
+    DomainExists,
+    /// No such domain.
+    #[error("no such domain")]
+    NoSuchDomain,
+    /// Accounts or aliases still use the domain.
+    #[error("domain still has accounts or aliases")]
+    DomainNotEmpty,
+    /// An account or alias already has this address.
+    #[error("address already exists")]
+    AccountExists,
+    /// No such account.
+    #[error("no such account")]
+    NoSuchAccount,
+    /// No such alias.
+    #[error("no such alias")]
+    NoSuchAlias,
+    /// No such mailbox.
+    #[error("no such mailbox")]
+    NoSuchMailbox,
+    /// The mailbox already exists.
+    #[error("mailbox already exists")]
+    MailboxExists,
+    /// INBOX cannot be deleted.
+    #[error("INBOX cannot be deleted")]
+    CannotDeleteInbox,
+    /// The mailbox has child mailboxes.
+    #[error("mailbox has children")]
+    HasChildren,
+    /// The mailbox name is not acceptable.
+    #[error("invalid mailbox name")]
+    InvalidName,
+    /// The operation would exceed the quota.
+    #[error("over quota")]
+    OverQuota,
+    /// No such queued message or recipient.
+    #[error("not queued")]
+    NotQueued,
+}
+
+/// The result of applying a command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Done, nothing to report.
+    Ok,
+    /// Refused; state unchanged.
+    Rejected(Rejection),
+    /// `AddAccount`: the new id.
+    AccountAdded(AccountId),
+    /// `Accept` / `Deliver`: one outcome per local recipient, in order.
+    Accepted(Vec<DeliveryOutcome>),
+    /// `Append`.
+    Appended {
+        /// Target mailbox.
+        mailbox: MailboxId,
+        /// Its UIDVALIDITY.
+        uidvalidity: u32,
+        /// The new UID.
+        uid: Uid,
+    },
+    /// `StoreFlags`: the messages that changed (new flags and MODSEQ), and the UIDs skipped
+    /// because of `unchanged_since`.
+    FlagsStored {
+        /// Changed messages: UID, flags after, new MODSEQ.
+        changed: Vec<(Uid, Vec<String>, ModSeq)>,
+        /// UIDs not changed because their MODSEQ was above `unchanged_since`.
+        modified: Vec<Uid>,
+    },
+    /// `CopyMessages`: UIDPLUS data.
+    Copied {
+        /// Target mailbox.
+        mailbox: MailboxId,
+        /// Its UIDVALIDITY.
+        uidvalidity: u32,
+        /// (source UID, new UID) pairs.
+        uids: Vec<(Uid, Uid)>,
+    },
+    /// `Expunge`: the UIDs removed, ascending.
+    Expunged(Vec<Uid>),
+}

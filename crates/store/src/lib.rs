@@ -1,0 +1,24 @@
+//! Tern's storage: the RocksDB schema and the deterministic replicated state machine.
+//!
+//! It does not know about Raft (tern-raft drives it) or about protocols. Everything here is
+//! synchronous; callers run it off the async threads.
+//!
+//! - [`command`]: the replicated commands and responses (the contract with proposers).
+//! - [`db`]: opening RocksDB with Tern's column families.
+//! - [`schema`]: column-family names and key encoding (group-prefixed, big-endian).
+//! - [`apply`]: `apply(group, index, command) -> Response`, deterministic on every replica.
+//! - [`reader`]: typed, read-only queries over one group's state.
+//! - [`error`]: the crate's error type.
+#![warn(missing_docs)]
+
+pub mod apply;
+pub mod command;
+pub mod db;
+pub mod error;
+pub mod reader;
+pub mod schema;
+
+pub use command::{Command, DeliveryOutcome, FlagOp, LocalRecipient, Rejection, Response};
+pub use db::Db;
+pub use error::StoreError;
+pub use reader::Reader;
