@@ -1,0 +1,45 @@
+# Tern — the two commands a newcomer needs: `make run` and `make test`.
+# Both install what they need when it is missing (Debian/Ubuntu: apt-get; Python: pip).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PYTHON ?= python3
+# Tests and the server share one build profile: RocksDB's C++ takes minutes per profile.
+PROFILE := --release
+APT_BUILD := libclang-dev
+APT_TEST := swaks isync
+
+.PHONY: run build test unit e2e lint deps test-deps bench clean-data
+
+run: deps
+	$(CARGO) run $(PROFILE) -p tern -- serve --dev
+
+build: deps
+	$(CARGO) build $(PROFILE) --workspace
+
+test: deps test-deps build unit e2e
+
+unit:
+	$(CARGO) test $(PROFILE) --workspace
+
+e2e:
+	TERN_BIN="$$($(CARGO) metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/tern" \
+		$(PYTHON) -m pytest -q tests
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
+
+bench: build
+	@echo "see benches/README.md"
+
+# --- installation of missing tools -------------------------------------------------------
+deps:
+	@./scripts/ensure-apt $(APT_BUILD)
+
+test-deps:
+	@./scripts/ensure-apt $(APT_TEST)
+	@$(PYTHON) -c 'import pytest' 2>/dev/null || $(PYTHON) -m pip install -q 'pytest>=7'
+
+clean-data:
+	rm -rf ./tern-data

@@ -1,0 +1,9 @@
+//! The admin HTTP API (served by `tern serve`) and its client (used by the `tern` CLI).
+//!
+//! - [`api`]: axum routes for health, metrics, domains, accounts, aliases and the queue.
+//! - [`client`]: a minimal HTTP/1.1 client for the CLI.
+//! - [`token`]: the bearer token kept in the data dir.
+
+pub mod api;
+pub mod client;
+pub mod token;

@@ -1,0 +1,178 @@
+//! The client-facing listeners: bind every configured port, admit connections under the
+//! per-IP and total caps, and hand each one to a new connection actor.
+
+use crate::connection::{ConnectionActor, ConnectionArgs};
+use crate::limits::{ConnectionLimiter, Refusal};
+use crate::services::Services;
+use anyhow::{Context, Result};
+use ractor::Actor;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tern_core::config::ListenerConfig;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// SMTP for inbound mail (MX).
+    Smtp,
+    /// Submission with STARTTLS.
+    Submission,
+    /// Submission over implicit TLS.
+    Submissions,
+    /// IMAP with STARTTLS.
+    Imap,
+    /// IMAP over implicit TLS.
+    Imaps,
+    /// POP3 with STLS.
+    Pop3,
+    /// POP3 over implicit TLS.
+    Pop3s,
+}
+
+impl Protocol {
+    /// The config key and log name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Smtp => "smtp",
+            Protocol::Submission => "submission",
+            Protocol::Submissions => "submissions",
+            Protocol::Imap => "imap",
+            Protocol::Imaps => "imaps",
+            Protocol::Pop3 => "pop3",
+            Protocol::Pop3s => "pop3s",
+        }
+    }
+
+    /// Whether TLS starts before the first byte (RFC 8314).
+    pub fn implicit_tls(self) -> bool {
+        matches!(
+            self,
+            Protocol::Submissions | Protocol::Imaps | Protocol::Pop3s
+        )
+    }
+
+    /// What to tell a client refused at the door, in its protocol. Implicit-TLS ports get
+    /// nothing: the client is waiting for a handshake, not text.
+    fn refusal(self) -> &'static [u8] {
+        match self {
+            Protocol::Smtp | Protocol::Submission => {
+                b"421 4.7.0 Too many connections, try again later\r\n"
+            }
+            Protocol::Imap => b"* BYE [UNAVAILABLE] Too many connections\r\n",
+            Protocol::Pop3 => b"-ERR [SYS/TEMP] Too many connections\r\n",
+            Protocol::Submissions | Protocol::Imaps | Protocol::Pop3s => b"",
+        }
+    }
+}
+
+/// One bound listener.
+pub struct Bound {
+    /// What it speaks.
+    pub protocol: Protocol,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    listener: TcpListener,
+}
+
+/// Binds every non-empty listener address in `config`, failing if any cannot be bound.
+pub async fn bind_all(config: &ListenerConfig) -> Result<Vec<Bound>> {
+    let wanted = [
+        (Protocol::Smtp, &config.smtp),
+        (Protocol::Submission, &config.submission),
+        (Protocol::Submissions, &config.submissions),
+        (Protocol::Imap, &config.imap),
+        (Protocol::Imaps, &config.imaps),
+        (Protocol::Pop3, &config.pop3),
+        (Protocol::Pop3s, &config.pop3s),
+    ];
+    let mut bound = Vec::new();
+    for (protocol, addr) in wanted {
+        if addr.is_empty() {
+            continue;
+        }
+        let listener = TcpListener::bind(addr.as_str())
+            .await
+            .with_context(|| format!("binding the {} listener on {addr}", protocol.name()))?;
+        let addr = listener.local_addr()?;
+        bound.push(Bound {
+            protocol,
+            addr,
+            listener,
+        });
+    }
+    Ok(bound)
+}
+
+/// Accepts connections on `bound` until `shutdown`, spawning a connection actor for each.
+/// Connection actors are tracked by `tracker` so shutdown can wait for them.
+pub async fn serve(
+    bound: Bound,
+    services: Arc<Services>,
+    limiter: ConnectionLimiter,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let Bound {
+        protocol, listener, ..
+    } = bound;
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(listener = protocol.name(), error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let permit = match limiter.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                tracing::warn!(%peer, listener = protocol.name(), ?refusal, "connection refused");
+                tracker.spawn(refuse(stream, protocol, refusal));
+                continue;
+            }
+        };
+        let local = stream.local_addr().unwrap_or(bound_addr_fallback(peer));
+        let args = ConnectionArgs {
+            stream,
+            peer,
+            local,
+            protocol,
+            services: services.clone(),
+            permit,
+            shutdown: shutdown.clone(),
+        };
+        match Actor::spawn(None, ConnectionActor, args).await {
+            Ok((_actor, handle)) => {
+                tracker.spawn(async move {
+                    let _ = handle.await;
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "could not start a connection actor"),
+        }
+    }
+}
+
+/// A placeholder local address for the rare socket that cannot report its own.
+fn bound_addr_fallback(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip(), 0)
+}
+
+/// Says goodbye to a connection refused by the limiter.
+async fn refuse(mut stream: TcpStream, protocol: Protocol, _why: Refusal) {
+    let msg = protocol.refusal();
+    if !msg.is_empty() {
+        let write = stream.write_all(msg);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), write).await;
+    }
+    let _ = stream.shutdown().await;
+}

@@ -1,0 +1,104 @@
+//! The node's services, started in dependency order (Raft, then directory, mailboxes and
+//! queue) and the per-protocol session contexts built from them.
+
+use crate::limits::ConnectionLimiter;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use tern_core::config::Config;
+use tern_directory::Directory;
+use tern_imap::ImapContext;
+use tern_mailbox::Mailboxes;
+use tern_pop3::Pop3Context;
+use tern_queue::Queue;
+use tern_raft::{RaftConfig, RaftNode};
+use tern_smtp::{SmtpContext, SmtpMode};
+use tokio_rustls::TlsAcceptor;
+
+/// Everything a connection or an admin request may need.
+pub struct Services {
+    /// The Raft groups.
+    pub raft: RaftNode,
+    /// Domains, accounts, aliases, authentication.
+    pub directory: Directory,
+    /// Mailbox actors.
+    pub mailboxes: Mailboxes,
+    /// The durable queue.
+    pub queue: Queue,
+    /// The server certificate.
+    pub tls: TlsAcceptor,
+    /// Connection admission.
+    pub limiter: ConnectionLimiter,
+    /// SMTP on the MX port.
+    pub smtp_mx: Arc<SmtpContext>,
+    /// SMTP on the submission ports.
+    pub smtp_submission: Arc<SmtpContext>,
+    /// IMAP.
+    pub imap: Arc<ImapContext>,
+    /// POP3.
+    pub pop3: Arc<Pop3Context>,
+}
+
+impl Services {
+    /// Starts Raft and the services on top of it.
+    pub async fn start(config: &Config, tls: TlsAcceptor) -> Result<Services> {
+        let raft = RaftNode::start(RaftConfig {
+            node_id: config.cluster.node_id,
+            data_dir: config.server.data_dir.clone(),
+            partitions: config.cluster.partitions,
+        })
+        .await
+        .context("starting the Raft groups")?;
+        let directory = Directory::new(raft.clone());
+        let mailboxes = Mailboxes::new(raft.clone());
+        let queue = Queue::start(raft.clone(), mailboxes.clone())
+            .await
+            .context("starting the queue")?;
+        let limits = config.limits.clone();
+        let hostname = config.server.hostname.clone();
+        let plaintext = config.server.allow_plaintext_auth_on_loopback;
+        let smtp = |mode| {
+            Arc::new(SmtpContext {
+                hostname: hostname.clone(),
+                mode,
+                directory: directory.clone(),
+                queue: queue.clone(),
+                tls: Some(tls.clone()),
+                limits: limits.clone(),
+                allow_plaintext_auth_on_loopback: plaintext,
+            })
+        };
+        Ok(Services {
+            smtp_mx: smtp(SmtpMode::Mx),
+            smtp_submission: smtp(SmtpMode::Submission),
+            imap: Arc::new(ImapContext {
+                hostname: hostname.clone(),
+                directory: directory.clone(),
+                mailboxes: mailboxes.clone(),
+                tls: Some(tls.clone()),
+                limits: limits.clone(),
+                allow_plaintext_auth_on_loopback: plaintext,
+            }),
+            pop3: Arc::new(Pop3Context {
+                hostname: hostname.clone(),
+                directory: directory.clone(),
+                mailboxes: mailboxes.clone(),
+                tls: Some(tls.clone()),
+                limits: limits.clone(),
+                allow_plaintext_auth_on_loopback: plaintext,
+            }),
+            limiter: ConnectionLimiter::new(limits.max_connections_per_ip, limits.max_connections),
+            raft,
+            directory,
+            mailboxes,
+            queue,
+            tls,
+        })
+    }
+
+    /// Stops the actors, then Raft (which closes RocksDB last).
+    pub async fn shutdown(&self) {
+        self.queue.shutdown().await;
+        self.mailboxes.shutdown().await;
+        self.raft.shutdown().await;
+    }
+}

@@ -1,0 +1,162 @@
+"""Start real `tern` processes for end-to-end tests and drive them.
+
+Every server binds 127.0.0.1 on free ports, keeps its data in a temporary directory, and is
+killed when the test ends. Waiting is always on a condition with a deadline, never a bare sleep.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+PASSWORD = "correct horse battery"
+
+
+def tern_bin() -> str:
+    path = os.environ.get("TERN_BIN")
+    if not path:
+        target = os.environ.get("CARGO_TARGET_DIR", str(Path(__file__).parent.parent / "target"))
+        path = str(Path(target) / "release" / "tern")
+    if not Path(path).exists():
+        raise RuntimeError(f"tern binary not found at {path}: run `cargo build --release` first")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout=30.0, interval=0.05, what="condition"):
+    """Polls `condition` until it returns a truthy value; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as e:  # noqa: BLE001 - the condition may fail while it is not ready
+            last_error = e
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last error: {last_error!r}")
+
+
+PROTOCOLS = ["smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "admin"]
+
+
+class Tern:
+    """One `tern serve` process with its own data dir and ports."""
+
+    def __init__(self, data_dir: Path, partitions: int = 8, limits: dict | None = None,
+                 plaintext_auth: bool = True):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.ports = {p: free_port() for p in PROTOCOLS}
+        self.config_path = self.data_dir.parent / f"{self.data_dir.name}.toml"
+        self.limits = limits or {}
+        self.partitions = partitions
+        self.plaintext_auth = plaintext_auth
+        self.proc = None
+        self.log_path = self.data_dir.parent / f"{self.data_dir.name}.log"
+        self.write_config()
+
+    def write_config(self):
+        lines = [
+            "[server]",
+            'hostname = "mx.test.example"',
+            f'data_dir = "{self.data_dir}"',
+            f"allow_plaintext_auth_on_loopback = {str(self.plaintext_auth).lower()}",
+            "[listeners]",
+        ]
+        lines += [f'{p} = "127.0.0.1:{port}"' for p, port in self.ports.items()]
+        lines += ["[limits]"] + [f"{k} = {v}" for k, v in self.limits.items()]
+        lines += ["[cluster]", f"partitions = {self.partitions}"]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['admin']}"
+
+    def start(self, timeout=60.0):
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info,openraft=warn"))
+        self.proc = subprocess.Popen(
+            [tern_bin(), "serve", "--config", str(self.config_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        log.close()
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tern exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with urllib.request.urlopen(self.admin_url + "/health/ready", timeout=2) as r:
+                return r.status == 200
+
+        try:
+            wait_until(ready, timeout=timeout, what="tern to become ready")
+        except Exception:
+            self.kill()
+            raise
+        return self
+
+    def log_tail(self, n=60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def kill(self):
+        """SIGKILL: no goodbye, no flush — what a power cut looks like to the process."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self, timeout=30.0):
+        """SIGTERM and wait for a graceful exit."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+                raise
+        return self.proc.returncode if self.proc else None
+
+    def cli(self, *args, check=True, input=None) -> subprocess.CompletedProcess:
+        """Runs `tern --admin URL --data DIR ARGS...` and returns the finished process."""
+        cmd = [tern_bin(), "--admin", self.admin_url, "--data", str(self.data_dir), *args]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, input=input)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{cmd} failed ({done.returncode}): {done.stderr}")
+        return done
+
+    def add_account(self, address: str, password: str = PASSWORD, quota: int | None = None):
+        args = ["account", "add", address, "--password", password]
+        if quota is not None:
+            args += ["--quota", str(quota)]
+        self.cli(*args)
+
+    def admin_get(self, path: str):
+        token = (self.data_dir / "admin.token").read_text().strip()
+        req = urllib.request.Request(self.admin_url + path, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+
+def message(subject: str, body: str = "Hello from the Tern test suite.\r\n", sender="alice@remote.example",
+            to="bob@test.example", message_id: str | None = None) -> bytes:
+    mid = message_id or f"<{subject.replace(' ', '-')}.{time.monotonic_ns()}@tests.tern>"
+    return (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n"
+        f"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
+    ).encode()
