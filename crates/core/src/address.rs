@@ -4,7 +4,7 @@
 use thiserror::Error;
 
 /// Why a string is not an acceptable address.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum AddressError {
     /// No `@`, or an empty local part or domain.
     #[error("address must look like user@domain")]
