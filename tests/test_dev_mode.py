@@ -1,7 +1,6 @@
 """`tern serve --dev` as the README runs it: no config file, the dev ports, data in --data."""
 
 import imaplib
-import os
 import signal
 import smtplib
 import socket
@@ -66,4 +65,3 @@ def test_dev_mode_serves_every_port(tmp_path):
             proc.kill()
             proc.wait()
         log.close()
-        os.sync()
