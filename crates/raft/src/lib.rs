@@ -1,10 +1,33 @@
-//! Tern's Raft layer: every group (meta and data partitions) is an openraft instance over the
-//! node's one RocksDB. STUB SIGNATURES: implemented by the raft work; callers rely on these.
+//! Tern's Raft layer: every group — the meta group and each data partition — is an openraft
+//! instance over the node's one RocksDB. A single node runs exactly this code with one voter.
+//!
+//! It does not interpret commands (tern-store does) or speak any mail protocol.
+//!
+//! - [`log_store`]: one group's log and vote (`raft_log`, `raft_meta` column families).
+//! - [`log_writer`]: group commit — one WAL fsync acknowledges the appends of many groups.
+//! - [`state_machine`]: applies entries through tern-store; snapshots.
+//! - [`network`]: Raft RPCs to peers (none yet on a single node).
+//! - [`node`]: [`RaftNode`], which starts, drives and stops every group.
 #![warn(missing_docs)]
 
-use std::path::PathBuf;
-use tern_core::{AccountId, GroupId, NodeId};
-use tern_store::{Command, Reader, Response};
+mod codec;
+pub mod log_store;
+pub mod log_writer;
+pub mod network;
+pub mod node;
+pub mod state_machine;
+
+pub use node::{GroupStatus, RaftConfig, RaftNode};
+
+use std::io::Cursor;
+use tern_core::{GroupId, NodeId};
+
+openraft::declare_raft_types!(
+    /// Tern's openraft type configuration.
+    pub TypeConfig:
+        D = tern_store::Command,
+        R = tern_store::Response,
+);
 
 /// Why a proposal or read did not happen. All are temporary for clients (SMTP 451, IMAP NO
 /// [UNAVAILABLE]): the outcome of a failed proposal is unknown, it may still commit.
@@ -32,84 +55,4 @@ pub enum RaftError {
     /// The node is shutting down.
     #[error("shutting down")]
     Shutdown,
-}
-
-/// How to start the Raft layer.
-#[derive(Debug, Clone)]
-pub struct RaftConfig {
-    /// This node's id.
-    pub node_id: NodeId,
-    /// RocksDB lives in `data_dir/db`.
-    pub data_dir: PathBuf,
-    /// Number of data partitions (used when the data dir is new; a stored value wins).
-    pub partitions: u32,
-}
-
-/// Status of one group on this node.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct GroupStatus {
-    /// The group.
-    pub group: GroupId,
-    /// Current leader.
-    pub leader: Option<NodeId>,
-    /// Voters.
-    pub voters: Vec<NodeId>,
-    /// Last committed log index.
-    pub commit_index: u64,
-    /// Last applied log index.
-    pub applied_index: u64,
-}
-
-/// The node's Raft groups. Cheap to clone.
-#[derive(Clone)]
-pub struct RaftNode {}
-
-impl RaftNode {
-    /// Opens RocksDB, starts the meta group and every partition, initialises them as one-voter
-    /// groups when the data dir is new, and returns once every group has a leader.
-    pub async fn start(config: RaftConfig) -> Result<RaftNode, RaftError> {
-        let _ = config;
-        todo!()
-    }
-
-    /// Number of data partitions.
-    pub fn partitions(&self) -> u32 {
-        todo!()
-    }
-
-    /// The partition that owns `account`.
-    pub fn partition_of(&self, account: AccountId) -> GroupId {
-        GroupId::partition_of(account, self.partitions())
-    }
-
-    /// Proposes `command` to `group`; returns its response once it is committed on a quorum
-    /// (log fsynced) and applied here.
-    pub async fn propose(&self, group: GroupId, command: Command) -> Result<Response, RaftError> {
-        let _ = (group, command);
-        todo!()
-    }
-
-    /// A linearizable reader: confirms leadership and waits until everything committed before
-    /// the call is applied.
-    pub async fn read(&self, group: GroupId) -> Result<Reader, RaftError> {
-        let _ = group;
-        todo!()
-    }
-
-    /// A reader over whatever this replica has applied (for immutable blobs and cached
-    /// directory lookups).
-    pub fn local_reader(&self, group: GroupId) -> Reader {
-        let _ = group;
-        todo!()
-    }
-
-    /// Status of every group.
-    pub async fn status(&self) -> Vec<GroupStatus> {
-        todo!()
-    }
-
-    /// Stops every group, then closes RocksDB.
-    pub async fn shutdown(&self) {
-        todo!()
-    }
 }

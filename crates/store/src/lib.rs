@@ -9,14 +9,17 @@
 //! - [`apply`]: `apply(group, index, command) -> Response`, deterministic on every replica.
 //! - [`reader`]: typed, read-only queries over one group's state.
 //! - [`error`]: the crate's error type.
+//! - `codec` (bincode in one place) and `tx` (a command's staged writes) are internal.
 #![warn(missing_docs)]
 
 pub mod apply;
+mod codec;
 pub mod command;
 pub mod db;
 pub mod error;
 pub mod reader;
 pub mod schema;
+mod tx;
 
 pub use command::{Command, DeliveryOutcome, FlagOp, LocalRecipient, Rejection, Response};
 pub use db::Db;

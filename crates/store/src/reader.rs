@@ -1,6 +1,8 @@
-//! Typed read-only queries over one group's state. STUB SIGNATURES: implemented by the store
-//! work; callers may rely on these names and types.
+//! Typed read-only queries over one group's applied state.
 
+use crate::apply::directory_decode_all as decode_all;
+use crate::codec::decode;
+use crate::schema::{self, CF_BLOBS, CF_STATE, Key, table};
 use crate::{Db, StoreError};
 use tern_core::records::{
     AccountRecord, AliasRecord, DomainRecord, MailboxRecord, MessageRecord, QueueRecord,
@@ -25,52 +27,65 @@ impl Reader {
         self.group
     }
 
+    fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        self.db
+            .get(CF_STATE, key)?
+            .map(|v| decode(key, &v))
+            .transpose()
+    }
+
+    fn table<T: serde::de::DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
+        decode_all(self.db.scan(CF_STATE, prefix)?)
+    }
+
     // ---- meta group ----
 
     /// One domain.
     pub fn domain(&self, name: &str) -> Result<Option<DomainRecord>, StoreError> {
-        let _ = (&self.db, name);
-        todo!()
+        self.get(&schema::domain(self.group, name))
     }
     /// All domains, sorted by name.
     pub fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
-        todo!()
+        self.table(&Key::new(self.group, table::DOMAIN).build())
     }
     /// One account by normalised address.
     pub fn account(&self, address: &str) -> Result<Option<AccountRecord>, StoreError> {
-        let _ = address;
-        todo!()
+        self.get(&schema::account(self.group, address))
     }
     /// One account by id.
     pub fn account_by_id(&self, id: AccountId) -> Result<Option<AccountRecord>, StoreError> {
-        let _ = id;
-        todo!()
+        match self.get::<String>(&schema::account_id(self.group, id))? {
+            Some(address) => self.account(&address),
+            None => Ok(None),
+        }
     }
     /// All accounts, sorted by address.
     pub fn accounts(&self) -> Result<Vec<AccountRecord>, StoreError> {
-        todo!()
+        self.table(&Key::new(self.group, table::ACCOUNT).build())
     }
     /// One alias by normalised address.
     pub fn alias(&self, address: &str) -> Result<Option<AliasRecord>, StoreError> {
-        let _ = address;
-        todo!()
+        self.get(&schema::alias(self.group, address))
     }
     /// All aliases, sorted by address.
     pub fn aliases(&self) -> Result<Vec<AliasRecord>, StoreError> {
-        todo!()
+        self.table(&Key::new(self.group, table::ALIAS).build())
     }
 
     // ---- data partitions ----
 
     /// Bytes stored by the account in this partition (all mailboxes).
     pub fn usage(&self, account: AccountId) -> Result<u64, StoreError> {
-        let _ = account;
-        todo!()
+        Ok(self
+            .get::<crate::apply::AccountState>(&schema::account_state(self.group, account))?
+            .map(|s| s.usage)
+            .unwrap_or(0))
     }
     /// The account's mailboxes, sorted by name (INBOX first).
     pub fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>, StoreError> {
-        let _ = account;
-        todo!()
+        let mut all: Vec<MailboxRecord> = self.table(&schema::mailboxes_of(self.group, account))?;
+        all.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));
+        Ok(all)
     }
     /// One mailbox by name (`INBOX` matched case-insensitively).
     pub fn mailbox(
@@ -78,8 +93,11 @@ impl Reader {
         account: AccountId,
         name: &str,
     ) -> Result<Option<MailboxRecord>, StoreError> {
-        let _ = (account, name);
-        todo!()
+        let name = crate::apply::normalize_name(name);
+        match self.get::<MailboxId>(&schema::mailbox_name(self.group, account, &name))? {
+            Some(id) => self.mailbox_by_id(account, id),
+            None => Ok(None),
+        }
     }
     /// One mailbox by id.
     pub fn mailbox_by_id(
@@ -87,8 +105,7 @@ impl Reader {
         account: AccountId,
         id: MailboxId,
     ) -> Result<Option<MailboxRecord>, StoreError> {
-        let _ = (account, id);
-        todo!()
+        self.get(&schema::mailbox(self.group, account, id))
     }
     /// The mailbox's messages in ascending UID order.
     pub fn messages(
@@ -96,20 +113,35 @@ impl Reader {
         account: AccountId,
         mailbox: MailboxId,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        let _ = (account, mailbox);
-        todo!()
+        self.table(&schema::messages_of(self.group, account, mailbox))
     }
     /// A message body.
     pub fn blob(&self, blob: &BlobId) -> Result<Option<Vec<u8>>, StoreError> {
-        let _ = blob;
-        todo!()
+        self.db.get(CF_BLOBS, &schema::blob(self.group, blob))
     }
     /// The queue of this partition, oldest first.
     pub fn queue(&self) -> Result<Vec<QueueRecord>, StoreError> {
-        todo!()
+        let mut q: Vec<QueueRecord> = self.table(&Key::new(self.group, table::QUEUE).build())?;
+        q.sort_by_key(|r| (r.created, r.id));
+        Ok(q)
     }
-    /// A digest of the group's whole state (for replica convergence checks).
+    /// A digest of the group's whole state (for replica convergence checks). The applied-log
+    /// record is left out: it names log positions, not state.
     pub fn digest(&self) -> Result<[u8; 32], StoreError> {
-        todo!()
+        let mut hasher = blake3::Hasher::new();
+        let prefix = schema::group_prefix(self.group);
+        let applied = schema::applied(self.group);
+        for cf in [CF_STATE, CF_BLOBS] {
+            for (k, v) in self.db.scan(cf, &prefix)? {
+                if cf == CF_STATE && k == applied {
+                    continue;
+                }
+                hasher.update(&(k.len() as u64).to_be_bytes());
+                hasher.update(&k);
+                hasher.update(&(v.len() as u64).to_be_bytes());
+                hasher.update(&v);
+            }
+        }
+        Ok(*hasher.finalize().as_bytes())
     }
 }

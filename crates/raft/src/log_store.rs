@@ -1,0 +1,233 @@
+//! One group's Raft log and vote in the shared RocksDB (`raft_log` and `raft_meta` column
+//! families, keys prefixed by the group). Appends are acknowledged only after the node's WAL
+//! syncer has fsynced them (see `log_writer`).
+
+use crate::log_writer::{LogWriter, Waiter};
+use crate::{TypeConfig, codec};
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{
+    Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, StorageError,
+    StorageIOError, Vote,
+};
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use tern_core::GroupId;
+use tern_store::Db;
+use tern_store::schema::{self, CF_RAFT_LOG, CF_RAFT_META};
+
+/// Items in `raft_meta`.
+const META_VOTE: u8 = 1;
+const META_COMMITTED: u8 = 2;
+const META_PURGED: u8 = 3;
+
+type StoreResult<T> = Result<T, StorageError<u64>>;
+
+/// Turns a RocksDB or decode failure into openraft's storage error.
+pub(crate) fn io_err(
+    subject: ErrorSubject<u64>,
+    verb: ErrorVerb,
+    e: impl ToString,
+) -> StorageError<u64> {
+    StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())).into()
+}
+
+/// The log of one group. Clones share the database (one is the log reader).
+#[derive(Clone)]
+pub struct LogStore {
+    group: GroupId,
+    db: Db,
+    writer: LogWriter,
+}
+
+impl LogStore {
+    /// The log store of `group`.
+    pub fn new(group: GroupId, db: Db, writer: LogWriter) -> LogStore {
+        LogStore { group, db, writer }
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, item: u8) -> StoreResult<Option<T>> {
+        let key = schema::raft_meta(self.group, item);
+        let bytes = self
+            .db
+            .get(CF_RAFT_META, &key)
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))?;
+        bytes
+            .map(|b| codec::decode(&b))
+            .transpose()
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
+    }
+
+    fn write(&self, batch: WriteBatch) -> StoreResult<()> {
+        self.db
+            .write(batch, false)
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Write, e))
+    }
+
+    fn cf(
+        &self,
+        name: &'static str,
+    ) -> StoreResult<std::sync::Arc<rocksdb::BoundColumnFamily<'_>>> {
+        self.db
+            .cf(name)
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
+    }
+
+    fn put_meta<T: serde::Serialize>(&self, item: u8, value: &T) -> StoreResult<()> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            &self.cf(CF_RAFT_META)?,
+            schema::raft_meta(self.group, item),
+            codec::encode(value),
+        );
+        self.write(batch)
+    }
+
+    async fn synced(&self) -> StoreResult<()> {
+        self.writer
+            .sync()
+            .await
+            .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Write, e))
+    }
+
+    fn last_entry_id(&self) -> StoreResult<Option<LogId<u64>>> {
+        let handle = self.cf(CF_RAFT_LOG)?;
+        let end = schema::log_entry(self.group, u64::MAX);
+        let mut iter = self
+            .db
+            .rocks()
+            .iterator_cf(&handle, IteratorMode::From(&end, Direction::Reverse));
+        match iter.next() {
+            Some(Ok((k, v))) if k.starts_with(&schema::group_prefix(self.group)) => {
+                let entry: Entry<TypeConfig> = codec::decode(&v)
+                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+                Ok(Some(entry.log_id))
+            }
+            Some(Err(e)) => Err(io_err(ErrorSubject::Logs, ErrorVerb::Read, e)),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn range_start(range: &impl RangeBounds<u64>) -> u64 {
+    match range.start_bound() {
+        Bound::Included(i) => *i,
+        Bound::Excluded(i) => i.saturating_add(1),
+        Bound::Unbounded => 0,
+    }
+}
+
+fn range_contains_end(range: &impl RangeBounds<u64>, index: u64) -> bool {
+    match range.end_bound() {
+        Bound::Included(i) => index <= *i,
+        Bound::Excluded(i) => index < *i,
+        Bound::Unbounded => true,
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> StoreResult<Vec<Entry<TypeConfig>>> {
+        let handle = self.cf(CF_RAFT_LOG)?;
+        let start = schema::log_entry(self.group, range_start(&range));
+        let prefix = schema::group_prefix(self.group);
+        let mut out = Vec::new();
+        let iter = self
+            .db
+            .rocks()
+            .iterator_cf(&handle, IteratorMode::From(&start, Direction::Forward));
+        for item in iter {
+            let (k, v) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let entry: Entry<TypeConfig> =
+                codec::decode(&v).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            if !range_contains_end(&range, entry.log_id.index) {
+                break;
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> StoreResult<LogState<TypeConfig>> {
+        let last_purged: Option<LogId<u64>> = self.get_meta(META_PURGED)?;
+        let last = self.last_entry_id()?.or(last_purged);
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> StoreResult<()> {
+        self.put_meta(META_VOTE, vote)?;
+        // A vote must be on disk before it is acted upon (Raft safety).
+        self.synced().await
+    }
+
+    async fn read_vote(&mut self) -> StoreResult<Option<Vote<u64>>> {
+        self.get_meta(META_VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> StoreResult<()> {
+        self.put_meta(META_COMMITTED, &committed)
+    }
+
+    async fn read_committed(&mut self) -> StoreResult<Option<LogId<u64>>> {
+        Ok(self
+            .get_meta::<Option<LogId<u64>>>(META_COMMITTED)?
+            .flatten())
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> StoreResult<()>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = WriteBatch::default();
+        {
+            let handle = self.cf(CF_RAFT_LOG)?;
+            for entry in entries {
+                let key = schema::log_entry(self.group, entry.log_id.index);
+                batch.put_cf(&handle, key, codec::encode(&entry));
+            }
+        }
+        self.write(batch)?;
+        // Acknowledged to openraft only after the shared fsync.
+        self.writer.after_sync(Waiter::Flushed(callback));
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId<u64>) -> StoreResult<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            &self.cf(CF_RAFT_LOG)?,
+            schema::log_entry(self.group, log_id.index),
+            schema::prefix_end(&schema::group_prefix(self.group)).to_vec(),
+        );
+        self.write(batch)?;
+        self.synced().await
+    }
+
+    async fn purge(&mut self, log_id: LogId<u64>) -> StoreResult<()> {
+        self.put_meta(META_PURGED, &log_id)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(
+            &self.cf(CF_RAFT_LOG)?,
+            schema::log_entry(self.group, 0),
+            schema::log_entry(self.group, log_id.index.saturating_add(1)),
+        );
+        self.write(batch)
+    }
+}

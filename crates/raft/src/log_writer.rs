@@ -1,0 +1,91 @@
+//! Group commit: one WAL syncer per node. Log appends of every group are written to RocksDB
+//! without sync (visible at once), then queue a completion here; this thread fsyncs the WAL
+//! once for everything queued and then completes all of them. One fsync serves many groups and
+//! many messages, and no append is acknowledged to Raft before its fsync.
+
+use openraft::storage::LogFlushed;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tern_store::Db;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::TypeConfig;
+
+/// Something waiting for the next fsync.
+pub(crate) enum Waiter {
+    /// openraft's callback for an append.
+    Flushed(LogFlushed<TypeConfig>),
+    /// A plain waiter (vote, truncate).
+    Notify(oneshot::Sender<io::Result<()>>),
+}
+
+impl Waiter {
+    fn complete(self, result: &Result<(), String>) {
+        let r = result.clone().map_err(io::Error::other);
+        match self {
+            Waiter::Flushed(cb) => cb.log_io_completed(r),
+            Waiter::Notify(tx) => {
+                let _ = tx.send(r);
+            }
+        }
+    }
+}
+
+/// Handle to the node's WAL syncer. Cheap to clone.
+#[derive(Clone)]
+pub struct LogWriter {
+    tx: mpsc::UnboundedSender<Waiter>,
+    syncs: Arc<AtomicU64>,
+}
+
+impl LogWriter {
+    /// Starts the syncer thread for `db`. It ends when every handle is dropped.
+    pub fn start(db: Db) -> io::Result<LogWriter> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let syncs = Arc::new(AtomicU64::new(0));
+        let counter = syncs.clone();
+        std::thread::Builder::new()
+            .name("tern-wal-sync".into())
+            .spawn(move || run(db, rx, counter))?;
+        Ok(LogWriter { tx, syncs })
+    }
+
+    /// Queues `waiter` for the next fsync.
+    pub(crate) fn after_sync(&self, waiter: Waiter) {
+        if let Err(mpsc::error::SendError(w)) = self.tx.send(waiter) {
+            w.complete(&Err("WAL syncer stopped".into()));
+        }
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub async fn sync(&self) -> io::Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.after_sync(Waiter::Notify(tx));
+        rx.await
+            .unwrap_or_else(|_| Err(io::Error::other("WAL syncer stopped")))
+    }
+
+    /// How many fsyncs the syncer has done (a metric; fewer than appends means batching works).
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+}
+
+fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Waiter>, syncs: Arc<AtomicU64>) {
+    let mut batch = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let result = db.sync_wal().map_err(|e| e.to_string());
+        syncs.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "WAL fsync failed");
+        }
+        for waiter in batch.drain(..) {
+            waiter.complete(&result);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! The deterministic state machine: `apply(db, group, command)` computes the command's writes
+//! and response from the current state alone, so every replica that applies the same log
+//! arrives at the same bytes.
+//!
+//! - [`directory`]: domains, accounts, aliases (meta group).
+//! - [`folders`]: mailbox create/delete/rename/subscribe and default mailboxes.
+//! - [`messages`]: append, flags, copy/move, expunge.
+//! - [`delivery`]: SMTP accept, queued delivery, dequeue.
+
+mod delivery;
+mod directory;
+mod folders;
+mod messages;
+
+pub(crate) use directory::decode_all as directory_decode_all;
+pub(crate) use folders::{AccountState, normalize_name};
+
+use crate::command::{Command, Response};
+use crate::tx::Tx;
+use crate::{Db, StoreError};
+use rocksdb::WriteBatch;
+use tern_core::GroupId;
+
+/// Applies `command` to `group`'s state; returns the response and the writes to commit.
+pub fn apply(
+    db: &Db,
+    group: GroupId,
+    command: &Command,
+) -> Result<(Response, WriteBatch), StoreError> {
+    let mut tx = Tx::new(db);
+    let response = match dispatch(&mut tx, group, command) {
+        Ok(response) => response,
+        Err(Outcome::Rejected(r)) => {
+            // A refused command changes nothing: drop whatever it had staged.
+            return Ok((Response::Rejected(r), WriteBatch::default()));
+        }
+        Err(Outcome::Store(e)) => return Err(e),
+    };
+    Ok((response, tx.into_batch()?))
+}
+
+/// Why a command handler stopped early.
+pub(crate) enum Outcome {
+    /// Deterministic refusal.
+    Rejected(crate::Rejection),
+    /// Storage failure.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Outcome {
+    fn from(e: StoreError) -> Self {
+        Outcome::Store(e)
+    }
+}
+
+impl From<crate::Rejection> for Outcome {
+    fn from(r: crate::Rejection) -> Self {
+        Outcome::Rejected(r)
+    }
+}
+
+pub(crate) type Applied = Result<Response, Outcome>;
+
+fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command) -> Applied {
+    use Command::*;
+    match command {
+        AddDomain { name, now } => directory::add_domain(tx, g, name, *now),
+        DeleteDomain { name } => directory::delete_domain(tx, g, name),
+        AddAccount {
+            address,
+            password_hash,
+            quota,
+            now,
+        } => directory::add_account(tx, g, address, password_hash, *quota, *now),
+        DeleteAccount { address } => directory::delete_account(tx, g, address),
+        SetPassword {
+            address,
+            password_hash,
+        } => directory::update_account(tx, g, address, |a| a.password_hash = password_hash.clone()),
+        SetQuota { address, quota } => {
+            directory::update_account(tx, g, address, |a| a.quota = *quota)
+        }
+        AddAlias { address, target } => directory::add_alias(tx, g, address, target),
+        DeleteAlias { address } => directory::delete_alias(tx, g, address),
+        InitAccount { account, now } => folders::init_account(tx, g, *account, *now),
+        PurgeAccount { account } => folders::purge_account(tx, g, *account),
+        CreateMailbox {
+            account,
+            name,
+            special_use,
+            now,
+        } => folders::create(tx, g, *account, name, *special_use, *now).map(|_| Response::Ok),
+        DeleteMailbox { account, name } => folders::delete(tx, g, *account, name),
+        RenameMailbox {
+            account,
+            from,
+            to,
+            now,
+        } => folders::rename(tx, g, *account, from, to, *now),
+        SetSubscribed {
+            account,
+            name,
+            subscribed,
+        } => folders::subscribe(tx, g, *account, name, *subscribed),
+        Append {
+            account,
+            mailbox,
+            body,
+            flags,
+            internal_date,
+            quota,
+        } => messages::append(
+            tx,
+            g,
+            *account,
+            mailbox,
+            body,
+            flags,
+            *internal_date,
+            *quota,
+        ),
+        StoreFlags {
+            account,
+            mailbox,
+            uids,
+            op,
+            flags,
+            unchanged_since,
+        } => messages::store(
+            tx,
+            g,
+            *account,
+            *mailbox,
+            uids,
+            *op,
+            flags,
+            *unchanged_since,
+        ),
+        CopyMessages {
+            account,
+            from,
+            uids,
+            to,
+            remove_source,
+            quota,
+        } => messages::copy(tx, g, *account, *from, uids, to, *remove_source, *quota),
+        Expunge {
+            account,
+            mailbox,
+            uids,
+        } => messages::expunge(tx, g, *account, *mailbox, uids.as_deref()),
+        Accept {
+            id,
+            sender,
+            body,
+            received_at,
+            local,
+            other_partitions,
+            remote,
+        } => delivery::accept(
+            tx,
+            g,
+            delivery::Accept {
+                id: *id,
+                sender,
+                body,
+                received_at: *received_at,
+                local,
+                other_partitions,
+                remote,
+            },
+        ),
+        Deliver {
+            id,
+            body,
+            received_at,
+            recipient,
+            ..
+        } => delivery::deliver(tx, g, *id, body, *received_at, recipient),
+        Dequeue { id, recipient } => delivery::dequeue(tx, g, *id, recipient),
+        DeleteQueued { id } => delivery::delete_queued(tx, g, *id),
+    }
+}

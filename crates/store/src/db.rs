@@ -1,0 +1,112 @@
+//! The node's one RocksDB, with Tern's column families. Message bodies go to a column family
+//! with BlobDB enabled, so large values live in blob files and compaction does not rewrite them.
+
+use crate::StoreError;
+use crate::schema::{ALL_CFS, CF_BLOBS, CF_STATE, prefix_end};
+use rocksdb::{
+    BoundColumnFamily, ColumnFamilyDescriptor, DBWithThreadMode, Direction, IteratorMode,
+    MultiThreaded, Options, WriteBatch, WriteOptions,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The RocksDB type Tern uses.
+pub type Rocks = DBWithThreadMode<MultiThreaded>;
+
+/// A handle on the node's database. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Rocks>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` with every Tern column family.
+    pub fn open(path: &Path) -> Result<Db, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            if *name == CF_BLOBS {
+                cf_opts.set_enable_blob_files(true);
+                cf_opts.set_min_blob_size(4096);
+                cf_opts.set_enable_blob_gc(true);
+            }
+            ColumnFamilyDescriptor::new(*name, cf_opts)
+        });
+        let db = Rocks::open_cf_descriptors(&opts, path, cfs)?;
+        let db = Db {
+            inner: Arc::new(db),
+        };
+        for name in ALL_CFS {
+            db.cf(name)?;
+        }
+        Ok(db)
+    }
+
+    /// The raw RocksDB (for tern-raft's log store).
+    pub fn rocks(&self) -> &Rocks {
+        &self.inner
+    }
+
+    /// A column family handle.
+    pub fn cf(&self, name: &'static str) -> Result<Arc<BoundColumnFamily<'_>>, StoreError> {
+        self.inner
+            .cf_handle(name)
+            .ok_or(StoreError::MissingColumnFamily(name))
+    }
+
+    /// Reads one value.
+    pub fn get(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.get_cf(&self.cf(cf)?, key)?)
+    }
+
+    /// Every (key, value) whose key starts with `prefix`, in key order.
+    pub fn scan(
+        &self,
+        cf: &'static str,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let handle = self.cf(cf)?;
+        let mut out = Vec::new();
+        let iter = self
+            .inner
+            .iterator_cf(&handle, IteratorMode::From(prefix, Direction::Forward));
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Writes a batch; `sync` waits for the WAL fsync.
+    pub fn write(&self, batch: WriteBatch, sync: bool) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        Ok(self.inner.write_opt(batch, &opts)?)
+    }
+
+    /// Adds to `batch` the deletion of every key starting with `prefix` in `cf`.
+    pub fn delete_prefix(
+        &self,
+        batch: &mut WriteBatch,
+        cf: &'static str,
+        prefix: &[u8],
+    ) -> Result<(), StoreError> {
+        batch.delete_range_cf(&self.cf(cf)?, prefix, prefix_end(prefix).as_slice());
+        Ok(())
+    }
+
+    /// Flushes the WAL to disk.
+    pub fn sync_wal(&self) -> Result<(), StoreError> {
+        Ok(self.inner.flush_wal(true)?)
+    }
+
+    /// The state CF name (re-exported for callers that build batches).
+    pub const STATE: &'static str = CF_STATE;
+}

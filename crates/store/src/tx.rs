@@ -1,0 +1,84 @@
+//! A write transaction for applying one command: reads see the command's own writes, and the
+//! writes become one RocksDB `WriteBatch` that the caller commits together with `last_applied`.
+
+use crate::codec::{decode, encode};
+use crate::schema::{CF_BLOBS, CF_STATE};
+use crate::{Db, StoreError};
+use rocksdb::WriteBatch;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+/// Pending writes of one command, over a read view of the database.
+pub struct Tx<'a> {
+    db: &'a Db,
+    /// (column family, key) → new value, or `None` for a delete.
+    writes: BTreeMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl<'a> Tx<'a> {
+    /// An empty transaction over `db`.
+    pub fn new(db: &'a Db) -> Tx<'a> {
+        Tx {
+            db,
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// The database (for scans, which do not see pending writes: scan before writing).
+    pub fn db(&self) -> &Db {
+        self.db
+    }
+
+    fn raw(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.writes.get(&(cf, key.to_vec())) {
+            Some(pending) => Ok(pending.clone()),
+            None => self.db.get(cf, key),
+        }
+    }
+
+    /// Reads and decodes a state value.
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        self.raw(CF_STATE, key)?
+            .map(|bytes| decode(key, &bytes))
+            .transpose()
+    }
+
+    /// Whether a state key exists.
+    pub fn exists(&self, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.raw(CF_STATE, key)?.is_some())
+    }
+
+    /// Writes a state value.
+    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.writes.insert((CF_STATE, key), Some(encode(value)));
+    }
+
+    /// Deletes a state key.
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.writes.insert((CF_STATE, key), None);
+    }
+
+    /// Writes a body.
+    pub fn put_blob(&mut self, key: Vec<u8>, body: &[u8]) {
+        self.writes.insert((CF_BLOBS, key), Some(body.to_vec()));
+    }
+
+    /// Deletes a body.
+    pub fn delete_blob(&mut self, key: Vec<u8>) {
+        self.writes.insert((CF_BLOBS, key), None);
+    }
+
+    /// The writes as one batch.
+    pub fn into_batch(self) -> Result<WriteBatch, StoreError> {
+        let mut batch = WriteBatch::default();
+        for ((cf, key), value) in self.writes {
+            let handle = self.db.cf(cf)?;
+            match value {
+                Some(v) => batch.put_cf(&handle, key, v),
+                None => batch.delete_cf(&handle, key),
+            }
+        }
+        Ok(batch)
+    }
+}
