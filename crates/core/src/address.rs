@@ -98,8 +98,14 @@ mod tests {
             ("@example.com", Err(AddressError::Shape)),
             ("user@", Err(AddressError::Shape)),
             ("us er@example.com", Err(AddressError::Characters)),
-            ("user@exa mple.com", Err(AddressError::Domain("exa mple.com".into()))),
-            ("user@-bad.com", Err(AddressError::Domain("-bad.com".into()))),
+            (
+                "user@exa mple.com",
+                Err(AddressError::Domain("exa mple.com".into())),
+            ),
+            (
+                "user@-bad.com",
+                Err(AddressError::Domain("-bad.com".into())),
+            ),
         ];
         for (input, want) in cases {
             let got = Address::parse(input).map(|a| a.to_string());

@@ -66,7 +66,11 @@ pub struct ListenerConfig {
 
 impl Default for ListenerConfig {
     fn default() -> Self {
-        ListenerConfig::on("0.0.0.0", [25, 587, 465, 143, 993, 110, 995], "127.0.0.1:8080")
+        ListenerConfig::on(
+            "0.0.0.0",
+            [25, 587, 465, 143, 993, 110, 995],
+            "127.0.0.1:8080",
+        )
     }
 }
 

@@ -194,6 +194,35 @@ impl Connection {
         }
     }
 
+    /// Reads up to and including the next LF, or `max` bytes if no LF comes first, keeping
+    /// line endings as sent. `Ok(None)` at end of stream. SMTP DATA uses this to tell CRLF
+    /// from a bare LF and to stream long lines without loss.
+    pub async fn read_segment(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
+        let max = max.max(1);
+        loop {
+            let avail = &self.inbuf[self.pos..];
+            let lf = avail.iter().take(max).position(|&b| b == b'\n');
+            if let Some(i) = lf {
+                let seg = avail[..=i].to_vec();
+                self.pos += i + 1;
+                return Ok(Some(seg));
+            }
+            if avail.len() >= max {
+                let seg = avail[..max].to_vec();
+                self.pos += max;
+                return Ok(Some(seg));
+            }
+            if !self.fill().await? {
+                if self.pos < self.inbuf.len() {
+                    let seg = self.inbuf[self.pos..].to_vec();
+                    self.pos = self.inbuf.len();
+                    return Ok(Some(seg));
+                }
+                return Ok(None);
+            }
+        }
+    }
+
     /// Reads exactly `n` bytes (an IMAP literal, a BDAT chunk).
     pub async fn read_exact(&mut self, n: usize) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(n.min(1 << 20));
@@ -256,7 +285,10 @@ mod tests {
         client.write_all(b"\r\nbare\nNOOP\r\n").await.unwrap();
         drop(client);
         assert_eq!(conn.read_line(20).await.unwrap(), Some(b"HELO a".to_vec()));
-        assert!(matches!(conn.read_line(20).await, Err(ReadError::TooLong(20))));
+        assert!(matches!(
+            conn.read_line(20).await,
+            Err(ReadError::TooLong(20))
+        ));
         assert_eq!(conn.read_line(20).await.unwrap(), Some(b"bare".to_vec()));
         assert_eq!(conn.read_line(20).await.unwrap(), Some(b"NOOP".to_vec()));
         assert_eq!(conn.read_line(20).await.unwrap(), None);
@@ -271,9 +303,30 @@ mod tests {
             }
             client.write_all(b"\r\nOK\r\n").await.unwrap();
         });
-        assert!(matches!(conn.read_line(1000).await, Err(ReadError::TooLong(_))));
+        assert!(matches!(
+            conn.read_line(1000).await,
+            Err(ReadError::TooLong(_))
+        ));
         assert_eq!(conn.read_line(1000).await.unwrap(), Some(b"OK".to_vec()));
         writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn segments_keep_line_endings_and_split_long_lines() {
+        let (mut conn, mut client) = pair().await;
+        client.write_all(b"a\r\nb\nlonglongline\r\n").await.unwrap();
+        drop(client);
+        assert_eq!(conn.read_segment(8).await.unwrap(), Some(b"a\r\n".to_vec()));
+        assert_eq!(conn.read_segment(8).await.unwrap(), Some(b"b\n".to_vec()));
+        assert_eq!(
+            conn.read_segment(8).await.unwrap(),
+            Some(b"longlong".to_vec())
+        );
+        assert_eq!(
+            conn.read_segment(8).await.unwrap(),
+            Some(b"line\r\n".to_vec())
+        );
+        assert_eq!(conn.read_segment(8).await.unwrap(), None);
     }
 
     #[tokio::test]
