@@ -79,7 +79,8 @@ def test_fetch_store_search_copy_move_expunge(tern):
     assert typ == "OK"
     imap.store("1", "+FLAGS", "\\Deleted")
     typ, data = imap.expunge()
-    assert typ == "OK" and data == [b"1"]
+    # imaplib also keeps the EXPUNGE the MOVE above sent; ours is the last one.
+    assert typ == "OK" and data[-1] == b"1"
     typ, data = imap.status("INBOX", "(MESSAGES UIDNEXT UIDVALIDITY UNSEEN)")
     assert b"MESSAGES 1" in data[0] and b"UIDNEXT 4" in data[0]
     assert uidvalidity in data[0]

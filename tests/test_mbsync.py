@@ -82,7 +82,8 @@ SyncState *
     # Server-side changes flow back: flag in INBOX, move one to Trash.
     imap.select("INBOX")
     imap.store("1", "+FLAGS", "\\Flagged")
-    imap.uid("MOVE", imap.search(None, "UNSEEN")[1][0].decode(), "Trash")
+    unseen_uid = imap.uid("SEARCH", None, "UNSEEN")[1][0].decode()
+    assert imap.uid("MOVE", unseen_uid, "Trash")[0] == "OK"
     imap.logout()
     mbsync(config)
     inbox = maildir_files(local, "INBOX")

@@ -1,6 +1,7 @@
 """POP3 with Python's poplib: the maildrop, deletion at QUIT, the IN-USE lock."""
 
 import poplib
+import socket
 import smtplib
 import ssl
 
@@ -64,6 +65,8 @@ def test_disconnect_without_quit_deletes_nothing(tern):
     deliver(tern, 1)
     p = session(tern)
     p.dele(1)
+    # poplib's file object keeps the socket open; shut it down so the server sees the drop.
+    p.sock.shutdown(socket.SHUT_RDWR)
     p.sock.close()
 
     def relogin():

@@ -12,7 +12,10 @@ from ternlib import PASSWORD, Tern, message, wait_until
 
 
 def inbox_messages(t, user="bob@test.example"):
-    imap = imaplib.IMAP4("127.0.0.1", t.ports["imap"])
+    if t.plaintext_auth:
+        imap = imaplib.IMAP4("127.0.0.1", t.ports["imap"])
+    else:
+        imap = imaplib.IMAP4_SSL("127.0.0.1", t.ports["imaps"], ssl_context=ssl._create_unverified_context())
     imap.login(user, PASSWORD)
     imap.select("INBOX", readonly=True)
     _, data = imap.uid("SEARCH", None, "ALL")
@@ -91,9 +94,17 @@ def test_limits_recipients_size_and_quota(tmp_path):
         code, text = s.docmd("RCPT TO:<bob@test.example>")
         assert (code, text[:5]) == (452, b"4.5.3")
         s.rset()
-        with pytest.raises(smtplib.SMTPDataError) as big:
+        # smtplib announces SIZE=, so the server refuses at MAIL already.
+        with pytest.raises(smtplib.SMTPSenderRefused) as big:
             s.sendmail("a@remote.example", ["bob@test.example"], message("big", "x" * 30000))
         assert big.value.smtp_code == 552 and big.value.smtp_error.startswith(b"5.3.4")
+        # Without SIZE=, the limit is enforced on the data itself, answered once at the end.
+        assert s.docmd("MAIL FROM:<a@remote.example>")[0] == 250
+        assert s.docmd("RCPT TO:<bob@test.example>")[0] == 250
+        assert s.docmd("DATA")[0] == 354
+        s.send(message("big", "x" * 30000) + b"\r\n.\r\n")
+        code, text = s.getreply()
+        assert (code, text[:5]) == (552, b"5.3.4")
         # Quota: the first message fits, then the account is full.
         s.sendmail("a@remote.example", ["tiny@test.example"], message("fits", "y" * 1000))
         with pytest.raises((smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError)) as full:

@@ -121,13 +121,17 @@ impl Connection {
         if self.outbuf.is_empty() {
             return Ok(());
         }
-        let out = std::mem::take(&mut self.outbuf);
-        let s = self.stream()?;
-        s.write_all(&out).await?;
+        let Connection { stream, outbuf, .. } = self;
+        let s = stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
+        s.write_all(outbuf).await?;
+        outbuf.clear();
         s.flush().await
     }
 
-    /// Reads more bytes into the buffer; `Ok(false)` on end of stream.
+    /// Reads more bytes into the buffer; `Ok(false)` on end of stream. Cancel-safe: if the
+    /// future is dropped (IDLE's select), no byte is lost and the buffer stays consistent.
     async fn fill(&mut self) -> io::Result<bool> {
         self.flush().await?;
         if self.pos > 0 && self.pos == self.inbuf.len() {
@@ -137,23 +141,13 @@ impl Connection {
             self.inbuf.drain(..self.pos);
             self.pos = 0;
         }
-        let old = self.inbuf.len();
-        self.inbuf.resize(old + READ_CHUNK, 0);
-        let n = {
-            let Connection { stream, inbuf, .. } = self;
-            let s = stream
-                .as_mut()
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
-            s.read(&mut inbuf[old..]).await
-        };
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                self.inbuf.truncate(old);
-                return Err(e);
-            }
-        };
-        self.inbuf.truncate(old + n);
+        let mut chunk = [0u8; READ_CHUNK];
+        let s = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
+        let n = s.read(&mut chunk).await?;
+        self.inbuf.extend_from_slice(&chunk[..n]);
         Ok(n > 0)
     }
 

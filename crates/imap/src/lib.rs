@@ -1,1 +1,44 @@
-//! tern-imap (being written).
+//! Tern's IMAP server (IMAP4rev2, RFC 9051, serving IMAP4rev1 clients too).
+//!
+//! It parses commands, keeps each session's view of its selected mailbox, and talks to
+//! storage only through the account's mailbox actor (`tern_mailbox::Account`).
+//!
+//! - [`proto`]: pure parser (commands, sequence sets, search keys) and string encoding.
+//! - [`session`]: the connection loop: literals, the state gate, authentication.
+//! - [`cmd`]: command handlers by family (mailboxes, messages, idle).
+//! - [`view`]: the selected mailbox as the client knows it, and its resynchronisation.
+//! - [`message`]: ENVELOPE, BODYSTRUCTURE and sections from mail-parser.
+//! - [`search`]: evaluating SEARCH keys.
+//! - [`response`]: response pieces shared by commands.
+#![warn(missing_docs)]
+
+pub mod cmd;
+pub mod message;
+pub mod proto;
+pub mod response;
+pub mod search;
+pub mod session;
+pub mod view;
+
+pub use session::run_session;
+
+use tern_core::config::Limits;
+use tern_directory::Directory;
+use tern_mailbox::Mailboxes;
+use tokio_rustls::TlsAcceptor;
+
+/// What every IMAP session of one listener shares.
+pub struct ImapContext {
+    /// Our host name.
+    pub hostname: String,
+    /// Authentication.
+    pub directory: Directory,
+    /// Mailbox actors.
+    pub mailboxes: Mailboxes,
+    /// For STARTTLS; `None` disables it.
+    pub tls: Option<TlsAcceptor>,
+    /// Line, literal and time limits.
+    pub limits: Limits,
+    /// `--dev`: LOGIN/AUTHENTICATE allowed without TLS when the peer is a loopback address.
+    pub allow_plaintext_auth_on_loopback: bool,
+}

@@ -18,7 +18,12 @@ pub const DEFAULT_DATA_DIR: &str = "./tern-data";
 #[command(name = "tern", version)]
 pub struct Cli {
     /// The admin API of the node to administer.
-    #[arg(long, global = true, env = "TERN_ADMIN", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "TERN_ADMIN",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub admin: String,
     /// The data dir: where `serve` stores everything, and where the CLI finds the admin token.
     #[arg(long, global = true, env = "TERN_DATA")]
@@ -204,10 +209,10 @@ pub async fn administer(cli: &Cli) -> Result<()> {
     match &cli.command {
         Command::Serve(_) | Command::Config(_) => bail!("not an admin command"),
         Command::Domain(DomainCommand::Add { name }) => {
-            let () = api
+            let added: DomainView = api
                 .call(Method::POST, "/v1/domains", Some(json!({ "name": name })))
                 .await?;
-            println!("domain {name} added");
+            println!("domain {} added", added.name);
         }
         Command::Domain(DomainCommand::List) => {
             let list: Vec<DomainView> = api.call(Method::GET, "/v1/domains", None).await?;
@@ -217,7 +222,11 @@ pub async fn administer(cli: &Cli) -> Result<()> {
         }
         Command::Domain(DomainCommand::Del { name }) => {
             let () = api
-                .call(Method::DELETE, &format!("/v1/domains/{}", path_escape(name)), None)
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/domains/{}", path_escape(name)),
+                    None,
+                )
                 .await?;
             println!("domain {name} removed");
         }
@@ -348,7 +357,14 @@ mod tests {
     #[test]
     fn cli_parses_the_issue_commands() {
         let cli = Cli::try_parse_from([
-            "tern", "account", "add", "bob@example.com", "--password", "pw", "--quota", "10M",
+            "tern",
+            "account",
+            "add",
+            "bob@example.com",
+            "--password",
+            "pw",
+            "--quota",
+            "10M",
         ])
         .unwrap();
         match cli.command {

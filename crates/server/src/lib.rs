@@ -79,7 +79,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("sessions still open after the drain timeout; closing anyway");
     }
     services.shutdown().await;

@@ -56,9 +56,14 @@ async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => next.run(request).await,
-        _ => ApiError(StatusCode::UNAUTHORIZED, "missing or wrong admin token".into())
-            .into_response(),
+        Some(t) if constant_time_eq(t.as_bytes(), state.token.as_bytes()) => {
+            next.run(request).await
+        }
+        _ => ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token".into(),
+        )
+        .into_response(),
     }
 }
 
@@ -108,10 +113,16 @@ async fn ready(State(state): State<AdminState>) -> (StatusCode, String) {
     let groups = state.services.raft.status().await;
     let leaderless = groups.iter().filter(|g| g.leader.is_none()).count();
     if groups.is_empty() || leaderless > 0 {
-        let msg = format!("not ready: {leaderless} of {} groups without a leader\n", groups.len());
+        let msg = format!(
+            "not ready: {leaderless} of {} groups without a leader\n",
+            groups.len()
+        );
         (StatusCode::SERVICE_UNAVAILABLE, msg)
     } else {
-        (StatusCode::OK, format!("ready: {} groups led\n", groups.len()))
+        (
+            StatusCode::OK,
+            format!("ready: {} groups led\n", groups.len()),
+        )
     }
 }
 
@@ -162,10 +173,15 @@ async fn list_domains(State(s): State<AdminState>) -> ApiResult<Vec<DomainView>>
     ))
 }
 
-async fn add_domain(State(s): State<AdminState>, Json(d): Json<NewDomain>) -> ApiResult<()> {
+async fn add_domain(
+    State(s): State<AdminState>,
+    Json(d): Json<NewDomain>,
+) -> ApiResult<DomainView> {
     s.services.directory.add_domain(&d.name).await?;
-    tracing::info!(domain = %d.name, "domain added");
-    Ok(Json(()))
+    let name = tern_core::address::normalize_domain(&d.name)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    tracing::info!(domain = %name, "domain added");
+    Ok(Json(DomainView { name, created: 0 }))
 }
 
 async fn delete_domain(State(s): State<AdminState>, Path(name): Path<String>) -> ApiResult<()> {
@@ -230,10 +246,7 @@ async fn add_account(
     }))
 }
 
-async fn delete_account(
-    State(s): State<AdminState>,
-    Path(address): Path<String>,
-) -> ApiResult<()> {
+async fn delete_account(State(s): State<AdminState>, Path(address): Path<String>) -> ApiResult<()> {
     s.services.directory.delete_account(&address).await?;
     tracing::info!(account = %address, "account deleted");
     Ok(Json(()))

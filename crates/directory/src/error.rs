@@ -1,0 +1,52 @@
+//! The directory's error type, and the conversions from the layers below it.
+
+use tern_core::GroupId;
+use tern_core::address::AddressError;
+use tern_raft::RaftError;
+use tern_store::{Rejection, Response, StoreError};
+
+/// Directory failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// Wrong user name or password (deliberately not saying which).
+    #[error("authentication failed")]
+    AuthFailed,
+    /// The address is malformed.
+    #[error(transparent)]
+    InvalidAddress(#[from] AddressError),
+    /// The state machine refused (duplicate, unknown domain, ...).
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Temporarily unavailable (retry later).
+    #[error(transparent)]
+    Raft(#[from] RaftError),
+    /// Password hashing failed.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+impl From<StoreError> for DirectoryError {
+    fn from(e: StoreError) -> Self {
+        DirectoryError::Raft(RaftError::Store(e))
+    }
+}
+
+impl DirectoryError {
+    /// A blocking lookup task died (panicked or was cancelled at shutdown). Callers may retry,
+    /// so it is reported as a temporary failure of the meta group.
+    pub(crate) fn task_failed(group: GroupId, e: &tokio::task::JoinError) -> DirectoryError {
+        DirectoryError::Raft(RaftError::Unavailable {
+            group,
+            reason: format!("lookup task failed: {e}"),
+        })
+    }
+
+    /// The state machine answered with a response this command never produces: a version
+    /// mismatch between proposer and state machine, reported as temporary rather than a panic.
+    pub(crate) fn unexpected(group: GroupId, response: &Response) -> DirectoryError {
+        DirectoryError::Raft(RaftError::Unavailable {
+            group,
+            reason: format!("unexpected response {response:?}"),
+        })
+    }
+}

@@ -1,0 +1,384 @@
+//! Message-level commands on the selected mailbox.
+
+use crate::message::Parsed;
+use crate::proto::command::{FetchItem, Section, SectionText, StoreOp};
+use crate::proto::search::SearchKey;
+use crate::proto::{SeqSet, encode};
+use crate::response;
+use crate::search::{self, Candidate};
+use crate::session::{Session, no_for};
+use std::sync::Arc;
+use tern_core::Uid;
+use tern_core::flags::SEEN;
+use tern_core::records::MessageRecord;
+use tern_mailbox::{Account, MailboxError};
+use tern_store::{FlagOp, Rejection};
+
+fn needs_body(items: &[FetchItem]) -> bool {
+    items.iter().any(|i| {
+        matches!(
+            i,
+            FetchItem::Envelope
+                | FetchItem::BodyStructure
+                | FetchItem::Body
+                | FetchItem::Section { .. }
+        )
+    })
+}
+
+fn section_name(section: &Section) -> String {
+    let mut name: Vec<String> = section.part.iter().map(u32::to_string).collect();
+    let text = match &section.text {
+        SectionText::Full => None,
+        SectionText::Header => Some("HEADER".to_string()),
+        SectionText::Text => Some("TEXT".to_string()),
+        SectionText::Mime => Some("MIME".to_string()),
+        SectionText::Fields(f) => Some(format!("HEADER.FIELDS ({})", f.join(" ").to_uppercase())),
+        SectionText::FieldsNot(f) => Some(format!(
+            "HEADER.FIELDS.NOT ({})",
+            f.join(" ").to_uppercase()
+        )),
+    };
+    name.extend(text);
+    name.join(".")
+}
+
+impl Session {
+    async fn body_of(
+        &self,
+        account: &Account,
+        m: &MessageRecord,
+    ) -> Result<Arc<Vec<u8>>, MailboxError> {
+        account.read_blob(m.blob).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn fetch(
+        &mut self,
+        tag: &str,
+        account: &Account,
+        set: &SeqSet,
+        uid: bool,
+        items: &[FetchItem],
+        changed_since: Option<u64>,
+    ) {
+        let Some(view) = self.selected.as_ref() else {
+            return;
+        };
+        let read_only = view.read_only;
+        let mut targets: Vec<(u32, MessageRecord)> = view
+            .resolve(set, uid)
+            .into_iter()
+            .map(|(s, m)| (s, m.clone()))
+            .collect();
+        if let Some(since) = changed_since {
+            targets.retain(|(_, m)| m.modseq.0 > since);
+        }
+        // Fetching a body section without PEEK sets \Seen (RFC 9051 §6.4.5); do it first so
+        // the FLAGS in this response are the new ones.
+        let sets_seen = items
+            .iter()
+            .any(|i| matches!(i, FetchItem::Section { peek: false, .. }));
+        if sets_seen && !read_only {
+            let unseen: Vec<Uid> = targets
+                .iter()
+                .filter(|(_, m)| !m.flags.iter().any(|f| f == SEEN))
+                .map(|(_, m)| m.uid)
+                .collect();
+            if !unseen.is_empty() {
+                let id = view.id;
+                match account
+                    .store(id, unseen, FlagOp::Add, vec![SEEN.to_string()], None)
+                    .await
+                {
+                    Ok(stored) => {
+                        for (u, flags, modseq) in stored.changed {
+                            if let Some(v) = self.selected.as_mut() {
+                                v.set_flags(u, flags.clone(), modseq);
+                            }
+                            if let Some(t) = targets.iter_mut().find(|(_, m)| m.uid == u) {
+                                t.1.flags = flags;
+                                t.1.modseq = modseq;
+                            }
+                        }
+                    }
+                    Err(e) => return self.tagged(tag, &no_for(&e)),
+                }
+            }
+        }
+        let with_body = needs_body(items);
+        for (seq, m) in &targets {
+            let blob = if with_body {
+                match self.body_of(account, m).await {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        tracing::warn!(uid = m.uid.0, error = %e, "cannot read message body");
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let parsed = blob.as_deref().map(|b| Parsed::new(b));
+            let mut out = format!("* {seq} FETCH (").into_bytes();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                self.fetch_item(&mut out, item, m, parsed.as_ref());
+            }
+            out.extend_from_slice(b")\r\n");
+            self.out.extend_from_slice(&out);
+        }
+        self.refresh(uid, uid).await;
+        self.tagged(
+            tag,
+            &format!("OK {}FETCH completed", if uid { "UID " } else { "" }),
+        );
+    }
+
+    fn fetch_item(
+        &self,
+        out: &mut Vec<u8>,
+        item: &FetchItem,
+        m: &MessageRecord,
+        parsed: Option<&Parsed<'_>>,
+    ) {
+        match item {
+            FetchItem::Uid => out.extend_from_slice(format!("UID {}", m.uid.0).as_bytes()),
+            FetchItem::Flags => {
+                out.extend_from_slice(b"FLAGS ");
+                response::flag_list(out, &m.flags);
+            }
+            FetchItem::InternalDate => {
+                out.extend_from_slice(b"INTERNALDATE ");
+                response::internal_date(out, m.internal_date);
+            }
+            FetchItem::Size => out.extend_from_slice(format!("RFC822.SIZE {}", m.size).as_bytes()),
+            FetchItem::ModSeq => {
+                out.extend_from_slice(format!("MODSEQ ({})", m.modseq.0).as_bytes())
+            }
+            FetchItem::Envelope => {
+                out.extend_from_slice(b"ENVELOPE ");
+                if let Some(p) = parsed {
+                    p.envelope(out);
+                }
+            }
+            FetchItem::BodyStructure | FetchItem::Body => {
+                let extended = matches!(item, FetchItem::BodyStructure);
+                out.extend_from_slice(if extended {
+                    b"BODYSTRUCTURE "
+                } else {
+                    b"BODY "
+                });
+                if let Some(p) = parsed {
+                    p.body_structure(out, extended);
+                }
+            }
+            FetchItem::Section {
+                section,
+                partial,
+                legacy,
+                ..
+            } => {
+                let bytes = parsed.map(|p| p.section(section)).unwrap_or_default();
+                let name = match legacy {
+                    Some(l) => l.to_string(),
+                    None => format!("BODY[{}]", section_name(section)),
+                };
+                out.extend_from_slice(name.as_bytes());
+                let slice = match partial {
+                    Some((start, len)) => {
+                        out.extend_from_slice(format!("<{start}>").as_bytes());
+                        let s = (*start as usize).min(bytes.len());
+                        let e = s.saturating_add(*len as usize).min(bytes.len());
+                        &bytes[s..e]
+                    }
+                    None => &bytes[..],
+                };
+                out.push(b' ');
+                encode::literal(out, slice);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn store(
+        &mut self,
+        tag: &str,
+        account: &Account,
+        set: &SeqSet,
+        uid: bool,
+        op: StoreOp,
+        silent: bool,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) {
+        let Some(view) = self.selected.as_ref() else {
+            return;
+        };
+        if view.read_only {
+            return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only");
+        }
+        let id = view.id;
+        let uids: Vec<Uid> = view
+            .resolve(set, uid)
+            .into_iter()
+            .map(|(_, m)| m.uid)
+            .collect();
+        let op = match op {
+            StoreOp::Replace => FlagOp::Replace,
+            StoreOp::Add => FlagOp::Add,
+            StoreOp::Remove => FlagOp::Remove,
+        };
+        let stored = match account.store(id, uids, op, flags, unchanged_since).await {
+            Ok(s) => s,
+            Err(e) => return self.tagged(tag, &no_for(&e)),
+        };
+        for (u, flags, modseq) in stored.changed {
+            let seq = self.selected.as_mut().and_then(|v| {
+                v.set_flags(u, flags.clone(), modseq);
+                v.seq_of(u)
+            });
+            if let (false, Some(seq)) = (silent, seq) {
+                let modseq_shown = unchanged_since.map(|_| modseq.0);
+                response::flags_fetch(&mut self.out, seq, uid.then_some(u), &flags, modseq_shown);
+            }
+        }
+        self.refresh(uid, uid).await;
+        if stored.modified.is_empty() {
+            self.tagged(tag, "OK STORE completed");
+        } else {
+            let set = SeqSet::compact(stored.modified.iter().map(|u| u.0).collect());
+            self.tagged(
+                tag,
+                &format!("OK [MODIFIED {set}] Conditional STORE failed for some"),
+            );
+        }
+    }
+
+    pub(crate) async fn copy(
+        &mut self,
+        tag: &str,
+        account: &Account,
+        set: &SeqSet,
+        uid: bool,
+        target: &str,
+        remove_source: bool,
+    ) {
+        let Some(view) = self.selected.as_ref() else {
+            return;
+        };
+        if remove_source && view.read_only {
+            return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only");
+        }
+        let id = view.id;
+        let uids: Vec<Uid> = view
+            .resolve(set, uid)
+            .into_iter()
+            .map(|(_, m)| m.uid)
+            .collect();
+        if uids.is_empty() {
+            return self.tagged(tag, "OK Nothing to do");
+        }
+        let copied = match account.copy(id, uids, target, remove_source).await {
+            Ok(c) => c,
+            Err(MailboxError::Rejected(Rejection::NoSuchMailbox)) => {
+                return self.tagged(tag, "NO [TRYCREATE] No such mailbox");
+            }
+            Err(e) => return self.tagged(tag, &no_for(&e)),
+        };
+        let from = SeqSet::compact(copied.uids.iter().map(|(s, _)| s.0).collect());
+        let to = SeqSet::compact(copied.uids.iter().map(|(_, d)| d.0).collect());
+        let code = format!("COPYUID {} {from} {to}", copied.uidvalidity);
+        if remove_source {
+            self.untagged(&format!("* OK [{code}] Moved"));
+            self.refresh(true, uid).await;
+            self.tagged(tag, "OK MOVE completed");
+        } else {
+            self.refresh(true, uid).await;
+            self.tagged(tag, &format!("OK [{code}] COPY completed"));
+        }
+    }
+
+    pub(crate) async fn search(
+        &mut self,
+        tag: &str,
+        account: &Account,
+        uid: bool,
+        key: &SearchKey,
+        esearch: bool,
+    ) {
+        let Some(view) = self.selected.as_ref() else {
+            return;
+        };
+        let largest = (
+            view.messages.len() as u32,
+            view.messages.last().map(|m| m.uid.0).unwrap_or(0),
+        );
+        let messages: Vec<(u32, MessageRecord)> = view
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i as u32 + 1, m.clone()))
+            .collect();
+        let with_body = search::needs_body(key);
+        let mut hits = Vec::new();
+        for (seq, m) in &messages {
+            let blob = if with_body {
+                match self.body_of(account, m).await {
+                    Ok(b) => Some(b),
+                    Err(e) => return self.tagged(tag, &no_for(&e)),
+                }
+            } else {
+                None
+            };
+            let parsed = blob.as_deref().map(|b| Parsed::new(b));
+            let candidate = Candidate {
+                seq: *seq,
+                record: m,
+                body: parsed.as_ref(),
+                largest,
+            };
+            if search::eval(key, &candidate) {
+                hits.push(if uid { m.uid.0 } else { *seq });
+            }
+        }
+        if esearch {
+            let mut line = format!("* ESEARCH (TAG \"{tag}\")");
+            if uid {
+                line.push_str(" UID");
+            }
+            if !hits.is_empty() {
+                line.push_str(&format!(" ALL {}", SeqSet::compact(hits)));
+            }
+            self.untagged(&line);
+        } else {
+            let list: Vec<String> = hits.iter().map(u32::to_string).collect();
+            self.untagged(format!("* SEARCH {}", list.join(" ")).trim_end());
+        }
+        self.refresh(uid, uid).await;
+        self.tagged(tag, "OK SEARCH completed");
+    }
+
+    pub(crate) async fn expunge(&mut self, tag: &str, account: &Account, uids: Option<&SeqSet>) {
+        let Some(view) = self.selected.as_ref() else {
+            return;
+        };
+        if view.read_only {
+            return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only");
+        }
+        let id = view.id;
+        let only = uids.map(|set| {
+            view.resolve(set, true)
+                .into_iter()
+                .map(|(_, m)| m.uid)
+                .collect()
+        });
+        if let Err(e) = account.expunge(id, only).await {
+            return self.tagged(tag, &no_for(&e));
+        }
+        self.refresh(true, false).await;
+        self.tagged(tag, "OK EXPUNGE completed");
+    }
+}

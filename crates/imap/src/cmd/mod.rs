@@ -1,0 +1,110 @@
+//! Command handlers, one family per module; each is an `impl Session` block.
+//!
+//! - [`folders`]: LIST, LSUB, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, STATUS, SELECT/EXAMINE,
+//!   CLOSE, UNSELECT, APPEND.
+//! - [`messages`]: FETCH, STORE, COPY/MOVE, SEARCH, EXPUNGE.
+//! - [`idle`]: IDLE.
+
+pub mod folders;
+pub mod idle;
+pub mod messages;
+
+use crate::proto::Command;
+use crate::session::Session;
+
+impl Session {
+    /// Runs a command that needs an authenticated session (the gate has checked the state).
+    pub(crate) async fn mailbox_command(&mut self, tag: &str, command: Command) {
+        use Command::*;
+        let Some(account) = self.account() else {
+            self.tagged(tag, "BAD Not authenticated");
+            return;
+        };
+        match command {
+            List {
+                reference,
+                patterns,
+                subscribed_only,
+                ret_subscribed,
+                ret_status,
+            } => {
+                self.list(
+                    tag,
+                    &account,
+                    &reference,
+                    &patterns,
+                    subscribed_only,
+                    ret_subscribed,
+                    ret_status,
+                )
+                .await
+            }
+            Lsub { reference, pattern } => self.lsub(tag, &account, &reference, &pattern).await,
+            Create { name } => self.simple(tag, "CREATE", account.create(&name, None).await),
+            Delete { name } => self.simple(tag, "DELETE", account.delete(&name).await),
+            Rename { from, to } => self.simple(tag, "RENAME", account.rename(&from, &to).await),
+            Subscribe { name } => {
+                self.simple(tag, "SUBSCRIBE", account.subscribe(&name, true).await)
+            }
+            Unsubscribe { name } => {
+                self.simple(tag, "UNSUBSCRIBE", account.subscribe(&name, false).await)
+            }
+            Status { name, items } => self.status(tag, &account, &name, &items).await,
+            Select { name, read_only } => self.select(tag, &account, &name, read_only).await,
+            Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => {
+                self.append(tag, &account, &mailbox, flags, date, message)
+                    .await
+            }
+            Close => self.close(tag, &account, true).await,
+            Unselect => self.close(tag, &account, false).await,
+            Fetch {
+                set,
+                uid,
+                items,
+                changed_since,
+            } => {
+                self.fetch(tag, &account, &set, uid, &items, changed_since)
+                    .await
+            }
+            Store {
+                set,
+                uid,
+                op,
+                silent,
+                flags,
+                unchanged_since,
+            } => {
+                self.store(tag, &account, &set, uid, op, silent, flags, unchanged_since)
+                    .await
+            }
+            Copy {
+                set,
+                uid,
+                mailbox,
+                remove_source,
+            } => {
+                self.copy(tag, &account, &set, uid, &mailbox, remove_source)
+                    .await
+            }
+            Search { uid, key, esearch } => self.search(tag, &account, uid, &key, esearch).await,
+            Expunge { uids } => self.expunge(tag, &account, uids.as_ref()).await,
+            _ => self.tagged(tag, "BAD Unexpected command"),
+        }
+    }
+
+    /// Completes a command whose only result is success or a mailbox error.
+    fn simple<T>(&mut self, tag: &str, name: &str, result: Result<T, tern_mailbox::MailboxError>) {
+        match result {
+            Ok(_) => self.tagged(tag, &format!("OK {name} completed")),
+            Err(e) => {
+                let no = crate::session::no_for(&e);
+                self.tagged(tag, &no);
+            }
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! What IMAP shows of a message body: ENVELOPE, BODYSTRUCTURE and BODY[section], built from
+//! mail-parser's part tree and the raw bytes (sections are byte ranges of the stored message).
+
+use crate::proto::command::{Section, SectionText};
+use crate::proto::encode::{nstring, string};
+use mail_parser::{Address, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+
+/// A parsed message.
+pub struct Parsed<'a> {
+    raw: &'a [u8],
+    message: Option<Message<'a>>,
+}
+
+impl<'a> Parsed<'a> {
+    /// Parses `raw` (never fails: unparseable mail is shown as a single text part).
+    pub fn new(raw: &'a [u8]) -> Parsed<'a> {
+        Parsed {
+            raw,
+            message: MessageParser::default().parse(raw),
+        }
+    }
+
+    /// Byte offset where the top-level header ends (after the blank line).
+    fn body_offset(&self) -> usize {
+        match &self.message {
+            Some(m) => (m.root_part().offset_body as usize).min(self.raw.len()),
+            None => header_end(self.raw),
+        }
+    }
+
+    /// The raw value of a top-level header field, unfolded.
+    pub fn header(&self, name: &str) -> Option<String> {
+        header_values(&self.raw[..self.body_offset()], name)
+            .into_iter()
+            .next()
+    }
+
+    /// The Date header as a unix timestamp.
+    pub fn sent_date(&self) -> Option<i64> {
+        self.message.as_ref()?.date().map(|d| d.to_timestamp())
+    }
+
+    /// Case-insensitive substring search in a header field (FROM/TO/.. use the raw value).
+    pub fn header_contains(&self, field: &str, needle: &str) -> bool {
+        let needle = needle.to_lowercase();
+        header_values(&self.raw[..self.body_offset()], field)
+            .iter()
+            .any(|v| v.to_lowercase().contains(&needle))
+    }
+
+    /// Case-insensitive substring search in the body (decoded text parts and the raw text).
+    pub fn body_contains(&self, needle: &str) -> bool {
+        let needle = needle.to_lowercase();
+        if let Some(m) = &self.message
+            && m.text_bodies().any(|p| {
+                p.text_contents()
+                    .is_some_and(|t| t.to_lowercase().contains(&needle))
+            })
+        {
+            return true;
+        }
+        String::from_utf8_lossy(&self.raw[self.body_offset()..])
+            .to_lowercase()
+            .contains(&needle)
+    }
+
+    /// ENVELOPE (RFC 9051 §7.5.2).
+    pub fn envelope(&self, out: &mut Vec<u8>) {
+        let h = |name: &str| self.header(name);
+        out.push(b'(');
+        nstring(out, h("Date").as_deref().map(str::as_bytes));
+        out.push(b' ');
+        nstring(out, h("Subject").as_deref().map(str::as_bytes));
+        let m = self.message.as_ref();
+        let from = m.and_then(|m| m.from());
+        for addr in [
+            from,
+            m.and_then(|m| m.sender()).or(from),
+            m.and_then(|m| m.reply_to()).or(from),
+            m.and_then(|m| m.to()),
+            m.and_then(|m| m.cc()),
+            m.and_then(|m| m.bcc()),
+        ] {
+            out.push(b' ');
+            addresses(out, addr);
+        }
+        out.push(b' ');
+        nstring(out, h("In-Reply-To").as_deref().map(str::as_bytes));
+        out.push(b' ');
+        nstring(out, h("Message-ID").as_deref().map(str::as_bytes));
+        out.push(b')');
+    }
+
+    /// BODYSTRUCTURE (with extension data) or BODY (without).
+    pub fn body_structure(&self, out: &mut Vec<u8>, extended: bool) {
+        match &self.message {
+            Some(m) => structure(out, m, 0, extended),
+            None => {
+                let size = self.raw.len() - self.body_offset();
+                out.extend_from_slice(
+                    format!("(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" {size} {})", lines(&self.raw[self.body_offset()..])).as_bytes(),
+                );
+            }
+        }
+    }
+
+    /// The bytes of a section (before any partial range).
+    pub fn section(&self, section: &Section) -> Vec<u8> {
+        let (scope, header_end) = match self.part_range(&section.part) {
+            Some(r) => r,
+            None => return Vec::new(),
+        };
+        let bytes = &self.raw[scope.0..scope.1];
+        let split = header_end.saturating_sub(scope.0).min(bytes.len());
+        match &section.text {
+            SectionText::Full if section.part.is_empty() => bytes.to_vec(),
+            SectionText::Full => bytes[split..].to_vec(),
+            SectionText::Mime => bytes[..split].to_vec(),
+            SectionText::Header => bytes[..split].to_vec(),
+            SectionText::Text => bytes[split..].to_vec(),
+            SectionText::Fields(names) => filter_fields(&bytes[..split], names, true),
+            SectionText::FieldsNot(names) => filter_fields(&bytes[..split], names, false),
+        }
+    }
+
+    /// (start, end) of the addressed part including its header, and where its header ends.
+    fn part_range(&self, path: &[u32]) -> Option<((usize, usize), usize)> {
+        let len = self.raw.len();
+        let Some(m) = &self.message else {
+            return path.is_empty().then(|| ((0, len), header_end(self.raw)));
+        };
+        if path.is_empty() {
+            return Some(((0, len), self.body_offset()));
+        }
+        // Descend through multiparts; part 1 of a single-part body is the body itself.
+        // (Parts inside an attached message/rfc822 are not addressable yet.)
+        let mut part = m.root_part();
+        for &n in path {
+            part = match &part.body {
+                PartType::Multipart(children) => {
+                    let id = *children.get((n as usize).checked_sub(1)?)?;
+                    m.parts.get(id as usize)?
+                }
+                _ if n == 1 => part,
+                _ => return None,
+            };
+        }
+        let clamp = |v: u32| (v as usize).min(len);
+        Some((
+            (clamp(part.offset_header), clamp(part.offset_end)),
+            clamp(part.offset_body),
+        ))
+    }
+}
+
+/// Offset just past the first blank line (end of a header block).
+fn header_end(raw: &[u8]) -> usize {
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
+        .unwrap_or(raw.len())
+}
+
+/// Raw header fields: (name, full field text including continuation lines and CRLF).
+fn fields(header: &[u8]) -> Vec<(String, &[u8])> {
+    let mut out: Vec<(String, &[u8])> = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < header.len() {
+        let line_end = header[i..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|p| i + p + 1)
+            .unwrap_or(header.len());
+        let line = &header[i..line_end];
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation && i > start {
+            push_field(&mut out, &header[start..i]);
+            start = i;
+        }
+        i = line_end;
+    }
+    if start < header.len() {
+        push_field(&mut out, &header[start..]);
+    }
+    out
+}
+
+fn push_field<'h>(out: &mut Vec<(String, &'h [u8])>, field: &'h [u8]) {
+    if let Some(colon) = field.iter().position(|&b| b == b':') {
+        let name = String::from_utf8_lossy(&field[..colon]).trim().to_string();
+        if !name.is_empty() {
+            out.push((name, field));
+        }
+    }
+}
+
+/// Unfolded values of every `name` field in a header block.
+fn header_values(header: &[u8], name: &str) -> Vec<String> {
+    fields(header)
+        .into_iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(n, f)| {
+            let value = String::from_utf8_lossy(&f[n.len() + 1..]).into_owned();
+            value
+                .replace("\r\n", "")
+                .replace('\n', "")
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+/// HEADER.FIELDS / HEADER.FIELDS.NOT, ending with the blank line.
+fn filter_fields(header: &[u8], names: &[String], keep: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, field) in fields(header) {
+        if field == b"\r\n" || field == b"\n" {
+            continue;
+        }
+        if names.iter().any(|n| n.eq_ignore_ascii_case(&name)) == keep {
+            out.extend_from_slice(field);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+fn lines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
+}
+
+fn addresses(out: &mut Vec<u8>, addr: Option<&Address<'_>>) {
+    let Some(addr) = addr else {
+        out.extend_from_slice(b"NIL");
+        return;
+    };
+    let mut items: Vec<Vec<u8>> = Vec::new();
+    let one = |name: Option<&str>, email: Option<&str>| {
+        let mut item = Vec::new();
+        item.push(b'(');
+        nstring(&mut item, name.map(str::as_bytes));
+        item.extend_from_slice(b" NIL ");
+        let (local, host) = match email.and_then(|e| e.rsplit_once('@')) {
+            Some((l, h)) => (Some(l), Some(h)),
+            None => (email, None),
+        };
+        nstring(&mut item, local.map(str::as_bytes));
+        item.push(b' ');
+        nstring(&mut item, host.map(str::as_bytes));
+        item.push(b')');
+        item
+    };
+    match addr {
+        Address::List(list) => {
+            for a in list {
+                items.push(one(a.name(), a.address()));
+            }
+        }
+        Address::Group(groups) => {
+            for g in groups {
+                // RFC 9051: a group is (NIL NIL "name" NIL) ... (NIL NIL NIL NIL).
+                let mut start = b"(NIL NIL ".to_vec();
+                nstring(&mut start, g.name.as_deref().map(str::as_bytes));
+                start.extend_from_slice(b" NIL)");
+                items.push(start);
+                for a in &g.addresses {
+                    items.push(one(a.name(), a.address()));
+                }
+                items.push(b"(NIL NIL NIL NIL)".to_vec());
+            }
+        }
+    }
+    if items.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for item in items {
+        out.extend_from_slice(&item);
+    }
+    out.push(b')');
+}
+
+fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
+    let attrs = part.content_type().and_then(|ct| ct.attributes());
+    match attrs {
+        Some(attrs) if !attrs.is_empty() => {
+            out.push(b'(');
+            for (i, a) in attrs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                string(out, a.name.to_uppercase().as_bytes());
+                out.push(b' ');
+                string(out, a.value.as_bytes());
+            }
+            out.push(b')');
+        }
+        _ => out.extend_from_slice(b"NIL"),
+    }
+}
+
+fn structure(out: &mut Vec<u8>, m: &Message<'_>, id: usize, extended: bool) {
+    let Some(part) = m.parts.get(id) else {
+        out.extend_from_slice(b"NIL");
+        return;
+    };
+    let ct = part.content_type();
+    let subtype = ct
+        .and_then(|c| c.subtype())
+        .unwrap_or("plain")
+        .to_uppercase();
+    if let PartType::Multipart(children) = &part.body {
+        out.push(b'(');
+        for &child in children {
+            structure(out, m, child as usize, extended);
+        }
+        out.push(b' ');
+        string(out, subtype.as_bytes());
+        if extended {
+            out.push(b' ');
+            params(out, part);
+            out.extend_from_slice(b" NIL NIL NIL");
+        }
+        out.push(b')');
+        return;
+    }
+    let ctype = ct.map(|c| c.ctype()).unwrap_or("text").to_uppercase();
+    let raw = m.raw_message();
+    let (body_start, body_end) = (
+        (part.offset_body as usize).min(raw.len()),
+        (part.offset_end as usize).min(raw.len()),
+    );
+    let body = &raw[body_start.min(body_end)..body_end];
+    out.push(b'(');
+    string(out, ctype.as_bytes());
+    out.push(b' ');
+    string(out, subtype.as_bytes());
+    out.push(b' ');
+    if ct.is_none() {
+        out.extend_from_slice(b"(\"CHARSET\" \"US-ASCII\")");
+    } else {
+        params(out, part);
+    }
+    out.push(b' ');
+    nstring(out, part.content_id().map(str::as_bytes));
+    out.push(b' ');
+    nstring(out, part.content_description().map(str::as_bytes));
+    out.push(b' ');
+    let encoding = part
+        .content_transfer_encoding()
+        .unwrap_or("7bit")
+        .to_uppercase();
+    string(out, encoding.as_bytes());
+    out.extend_from_slice(format!(" {}", body.len()).as_bytes());
+    if let PartType::Message(inner) = &part.body {
+        let nested = Parsed::new(body);
+        out.push(b' ');
+        nested.envelope(out);
+        out.push(b' ');
+        structure(out, inner, 0, extended);
+        out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
+    } else if ctype == "TEXT" {
+        out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
+    }
+    if extended {
+        out.extend_from_slice(b" NIL ");
+        match part.content_disposition() {
+            Some(d) => {
+                out.push(b'(');
+                string(out, d.ctype().to_uppercase().as_bytes());
+                out.push(b' ');
+                params_of_disposition(out, d);
+                out.push(b')');
+            }
+            None => out.extend_from_slice(b"NIL"),
+        }
+        out.extend_from_slice(b" NIL NIL");
+    }
+    out.push(b')');
+}
+
+fn params_of_disposition(out: &mut Vec<u8>, d: &mail_parser::ContentType<'_>) {
+    match d.attributes() {
+        Some(attrs) if !attrs.is_empty() => {
+            out.push(b'(');
+            for (i, a) in attrs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                string(out, a.name.to_uppercase().as_bytes());
+                out.push(b' ');
+                string(out, a.value.as_bytes());
+            }
+            out.push(b')');
+        }
+        _ => out.extend_from_slice(b"NIL"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIMPLE: &[u8] = b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: Hi\r\n there\r\nMessage-ID: <1@x>\r\n\r\nHello\r\nworld\r\n";
+
+    fn text(section: Section) -> String {
+        String::from_utf8(Parsed::new(SIMPLE).section(&section)).unwrap()
+    }
+
+    #[test]
+    fn sections() {
+        let s = |part: Vec<u32>, text| Section { part, text };
+        assert_eq!(text(s(vec![], SectionText::Text)), "Hello\r\nworld\r\n");
+        assert!(text(s(vec![], SectionText::Header)).ends_with("<1@x>\r\n\r\n"));
+        assert_eq!(
+            text(s(vec![], SectionText::Fields(vec!["subject".into()]))),
+            "Subject: Hi\r\n there\r\n\r\n"
+        );
+        assert_eq!(text(s(vec![1], SectionText::Full)), "Hello\r\nworld\r\n");
+    }
+
+    #[test]
+    fn envelope_and_structure() {
+        let p = Parsed::new(SIMPLE);
+        let mut env = Vec::new();
+        p.envelope(&mut env);
+        let env = String::from_utf8(env).unwrap();
+        assert!(env.contains("\"Hi there\""), "{env}");
+        assert!(
+            env.contains("((\"Alice\" NIL \"alice\" \"example.org\"))"),
+            "{env}"
+        );
+        assert!(env.ends_with("NIL \"<1@x>\")"), "{env}");
+        let mut bs = Vec::new();
+        p.body_structure(&mut bs, true);
+        let bs = String::from_utf8(bs).unwrap();
+        assert!(bs.starts_with("(\"TEXT\" \"PLAIN\""), "{bs}");
+    }
+
+    #[test]
+    fn multipart_structure_and_parts() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>two</p>\r\n--b--\r\n";
+        let p = Parsed::new(raw);
+        let mut bs = Vec::new();
+        p.body_structure(&mut bs, false);
+        let bs = String::from_utf8(bs).unwrap();
+        assert!(
+            bs.contains("\"HTML\"") && bs.ends_with(" \"MIXED\")"),
+            "{bs}"
+        );
+        let two = p.section(&Section {
+            part: vec![2],
+            text: SectionText::Full,
+        });
+        assert!(String::from_utf8_lossy(&two).starts_with("<p>two</p>"));
+    }
+}

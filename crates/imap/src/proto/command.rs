@@ -1,0 +1,769 @@
+//! IMAP commands and their parser. The input is one assembled command: the command line with
+//! any literals already read and placed after their `{n}` markers.
+
+use super::lexer::{Lexer, ParseError, Parsed};
+use super::search::{self, SearchKey};
+use super::seqset::SeqSet;
+
+/// A command with its tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tagged {
+    /// The client's tag.
+    pub tag: String,
+    /// The command.
+    pub command: Command,
+}
+
+/// STATUS data items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusItem {
+    /// MESSAGES
+    Messages,
+    /// UIDNEXT
+    UidNext,
+    /// UIDVALIDITY
+    UidValidity,
+    /// UNSEEN
+    Unseen,
+    /// SIZE (RFC 8438)
+    Size,
+    /// RECENT (always 0 in IMAP4rev2)
+    Recent,
+    /// HIGHESTMODSEQ (RFC 7162)
+    HighestModSeq,
+}
+
+/// A BODY[...] section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    /// Part path, e.g. [2, 1] for `2.1`; empty for the whole message.
+    pub part: Vec<u32>,
+    /// What of the part.
+    pub text: SectionText,
+}
+
+/// The text selector of a section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    /// The whole part (or message).
+    Full,
+    /// HEADER
+    Header,
+    /// HEADER.FIELDS (...)
+    Fields(Vec<String>),
+    /// HEADER.FIELDS.NOT (...)
+    FieldsNot(Vec<String>),
+    /// TEXT
+    Text,
+    /// MIME
+    Mime,
+}
+
+/// FETCH data items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchItem {
+    /// UID
+    Uid,
+    /// FLAGS
+    Flags,
+    /// INTERNALDATE
+    InternalDate,
+    /// RFC822.SIZE
+    Size,
+    /// ENVELOPE
+    Envelope,
+    /// BODYSTRUCTURE
+    BodyStructure,
+    /// BODY (non-extensible structure)
+    Body,
+    /// MODSEQ
+    ModSeq,
+    /// BODY[section]<partial> / BODY.PEEK / RFC822 / RFC822.HEADER / RFC822.TEXT.
+    Section {
+        /// Which part.
+        section: Section,
+        /// `<start.length>`.
+        partial: Option<(u32, u32)>,
+        /// Does not set \Seen.
+        peek: bool,
+        /// Name used in the response (`RFC822`, `BODY[...]`).
+        legacy: Option<&'static str>,
+    },
+}
+
+/// How STORE changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOp {
+    /// FLAGS
+    Replace,
+    /// +FLAGS
+    Add,
+    /// -FLAGS
+    Remove,
+}
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Command {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Login {
+        user: String,
+        password: String,
+    },
+    Authenticate {
+        mechanism: String,
+        initial: Option<String>,
+    },
+    Id,
+    Enable(Vec<String>),
+    Namespace,
+    List {
+        reference: String,
+        patterns: Vec<String>,
+        subscribed_only: bool,
+        ret_subscribed: bool,
+        ret_status: Option<Vec<StatusItem>>,
+    },
+    Lsub {
+        reference: String,
+        pattern: String,
+    },
+    Create {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    Subscribe {
+        name: String,
+    },
+    Unsubscribe {
+        name: String,
+    },
+    Status {
+        name: String,
+        items: Vec<StatusItem>,
+    },
+    Select {
+        name: String,
+        read_only: bool,
+    },
+    Fetch {
+        set: SeqSet,
+        uid: bool,
+        items: Vec<FetchItem>,
+        changed_since: Option<u64>,
+    },
+    Store {
+        set: SeqSet,
+        uid: bool,
+        op: StoreOp,
+        silent: bool,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    },
+    Copy {
+        set: SeqSet,
+        uid: bool,
+        mailbox: String,
+        remove_source: bool,
+    },
+    Search {
+        uid: bool,
+        key: SearchKey,
+        esearch: bool,
+    },
+    Expunge {
+        uids: Option<SeqSet>,
+    },
+    Append {
+        mailbox: String,
+        flags: Vec<String>,
+        date: Option<i64>,
+        message: Vec<u8>,
+    },
+    Idle,
+    Close,
+    Unselect,
+    Check,
+}
+
+/// Parses an assembled command. On failure, returns the tag when one could be read.
+pub fn parse(input: &[u8]) -> Result<Tagged, (Option<String>, ParseError)> {
+    let mut l = Lexer::new(input);
+    let tag = l.atom_with(b"").map_err(|e| (None, e))?;
+    if tag.contains('+') {
+        return Err((None, ParseError("invalid tag")));
+    }
+    let result = l.space().and_then(|_| command(&mut l)).and_then(|c| {
+        l.end()?;
+        Ok(c)
+    });
+    match result {
+        Ok(command) => Ok(Tagged { tag, command }),
+        Err(e) => Err((Some(tag), e)),
+    }
+}
+
+fn mailbox(l: &mut Lexer<'_>) -> Parsed<String> {
+    l.space()?;
+    l.astring_text()
+}
+
+fn command(l: &mut Lexer<'_>) -> Parsed<Command> {
+    let name = l.atom()?.to_ascii_uppercase();
+    Ok(match name.as_str() {
+        "CAPABILITY" => Command::Capability,
+        "NOOP" => Command::Noop,
+        "LOGOUT" => Command::Logout,
+        "STARTTLS" => Command::StartTls,
+        "IDLE" => Command::Idle,
+        "CLOSE" => Command::Close,
+        "UNSELECT" => Command::Unselect,
+        "CHECK" => Command::Check,
+        "NAMESPACE" => Command::Namespace,
+        "EXPUNGE" => Command::Expunge { uids: None },
+        "LOGIN" => {
+            l.space()?;
+            let user = l.astring_text()?;
+            l.space()?;
+            let password = l.astring_text()?;
+            Command::Login { user, password }
+        }
+        "AUTHENTICATE" => {
+            l.space()?;
+            let mechanism = l.atom()?.to_ascii_uppercase();
+            let initial = if l.eat(b' ') {
+                Some(l.atom_with(b"=")?)
+            } else {
+                None
+            };
+            Command::Authenticate { mechanism, initial }
+        }
+        "ID" => {
+            l.space()?;
+            if !l.is_nil() {
+                l.list(|l| {
+                    if l.is_nil() {
+                        Ok(Vec::new())
+                    } else {
+                        l.astring()
+                    }
+                })?;
+            }
+            Command::Id
+        }
+        "ENABLE" => {
+            let mut caps = Vec::new();
+            while l.eat(b' ') {
+                caps.push(l.atom()?.to_ascii_uppercase());
+            }
+            if caps.is_empty() {
+                return Err(ParseError("ENABLE needs a capability"));
+            }
+            Command::Enable(caps)
+        }
+        "LIST" => list(l)?,
+        "LSUB" => {
+            l.space()?;
+            let reference = l.astring_text()?;
+            l.space()?;
+            Command::Lsub {
+                reference,
+                pattern: l.list_pattern()?,
+            }
+        }
+        "CREATE" => {
+            let name = mailbox(l)?;
+            if l.eat(b' ') {
+                // CREATE-SPECIAL-USE options are accepted and ignored.
+                l.list(|l| l.atom_with(b"\\()"))?;
+            }
+            Command::Create { name }
+        }
+        "DELETE" => Command::Delete { name: mailbox(l)? },
+        "RENAME" => {
+            let from = mailbox(l)?;
+            Command::Rename {
+                from,
+                to: mailbox(l)?,
+            }
+        }
+        "SUBSCRIBE" => Command::Subscribe { name: mailbox(l)? },
+        "UNSUBSCRIBE" => Command::Unsubscribe { name: mailbox(l)? },
+        "STATUS" => {
+            let name = mailbox(l)?;
+            l.space()?;
+            Command::Status {
+                name,
+                items: l.list(status_item)?,
+            }
+        }
+        "SELECT" | "EXAMINE" => {
+            let read_only = name == "EXAMINE";
+            let mailbox_name = mailbox(l)?;
+            if l.eat(b' ') {
+                l.list(|l| l.atom())?; // (CONDSTORE): the data is always there
+            }
+            Command::Select {
+                name: mailbox_name,
+                read_only,
+            }
+        }
+        "APPEND" => append(l)?,
+        "UID" => {
+            l.space()?;
+            let sub = l.atom()?.to_ascii_uppercase();
+            match sub.as_str() {
+                "FETCH" => fetch(l, true)?,
+                "STORE" => store(l, true)?,
+                "COPY" => copy(l, true, false)?,
+                "MOVE" => copy(l, true, true)?,
+                "SEARCH" => search_cmd(l, true)?,
+                "EXPUNGE" => {
+                    l.space()?;
+                    Command::Expunge {
+                        uids: Some(SeqSet::parse(l)?),
+                    }
+                }
+                _ => return Err(ParseError("unknown UID command")),
+            }
+        }
+        "FETCH" => fetch(l, false)?,
+        "STORE" => store(l, false)?,
+        "COPY" => copy(l, false, false)?,
+        "MOVE" => copy(l, false, true)?,
+        "SEARCH" => search_cmd(l, false)?,
+        _ => return Err(ParseError("unknown command")),
+    })
+}
+
+fn list(l: &mut Lexer<'_>) -> Parsed<Command> {
+    l.space()?;
+    let mut subscribed_only = false;
+    if l.peek() == Some(b'(') {
+        for opt in l.list(|l| l.atom())? {
+            if opt.eq_ignore_ascii_case("SUBSCRIBED") {
+                subscribed_only = true;
+            }
+        }
+        l.space()?;
+    }
+    let reference = l.astring_text()?;
+    l.space()?;
+    let patterns = if l.peek() == Some(b'(') {
+        l.list(|l| l.list_pattern())?
+    } else {
+        vec![l.list_pattern()?]
+    };
+    let (mut ret_subscribed, mut ret_status) = (subscribed_only, None);
+    if l.eat(b' ') {
+        if !l.keyword("RETURN") {
+            return Err(ParseError("expected RETURN"));
+        }
+        l.space()?;
+        l.expect(b'(', "expected (")?;
+        while !l.eat(b')') {
+            l.eat(b' ');
+            let opt = l.atom()?.to_ascii_uppercase();
+            match opt.as_str() {
+                "SUBSCRIBED" => ret_subscribed = true,
+                "STATUS" => {
+                    l.space()?;
+                    ret_status = Some(l.list(status_item)?);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(Command::List {
+        reference,
+        patterns,
+        subscribed_only,
+        ret_subscribed,
+        ret_status,
+    })
+}
+
+fn status_item(l: &mut Lexer<'_>) -> Parsed<StatusItem> {
+    Ok(match l.atom()?.to_ascii_uppercase().as_str() {
+        "MESSAGES" => StatusItem::Messages,
+        "UIDNEXT" => StatusItem::UidNext,
+        "UIDVALIDITY" => StatusItem::UidValidity,
+        "UNSEEN" => StatusItem::Unseen,
+        "SIZE" => StatusItem::Size,
+        "RECENT" => StatusItem::Recent,
+        "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+        _ => return Err(ParseError("unknown STATUS item")),
+    })
+}
+
+fn flag_list(l: &mut Lexer<'_>) -> Parsed<Vec<String>> {
+    if l.peek() == Some(b'(') {
+        l.list(|l| l.flag())
+    } else {
+        // STORE also accepts flags without parentheses.
+        let mut flags = vec![l.flag()?];
+        while l.peek() == Some(b' ') && !l.at_end() {
+            l.eat(b' ');
+            flags.push(l.flag()?);
+        }
+        Ok(flags)
+    }
+}
+
+fn append(l: &mut Lexer<'_>) -> Parsed<Command> {
+    let mailbox_name = mailbox(l)?;
+    l.space()?;
+    let mut flags = Vec::new();
+    if l.peek() == Some(b'(') {
+        flags = l.list(|l| l.flag())?;
+        l.space()?;
+    }
+    let mut date = None;
+    if l.peek() == Some(b'"') {
+        let text = String::from_utf8(l.quoted()?).map_err(|_| ParseError("bad date-time"))?;
+        let parsed = chrono::DateTime::parse_from_str(text.trim(), "%d-%b-%Y %H:%M:%S %z")
+            .map_err(|_| ParseError("bad date-time"))?;
+        date = Some(parsed.timestamp());
+        l.space()?;
+    }
+    let message = l.literal()?;
+    Ok(Command::Append {
+        mailbox: mailbox_name,
+        flags,
+        date,
+        message,
+    })
+}
+
+fn fetch(l: &mut Lexer<'_>, uid: bool) -> Parsed<Command> {
+    l.space()?;
+    let set = SeqSet::parse(l)?;
+    l.space()?;
+    let mut items = if l.peek() == Some(b'(') {
+        l.list(fetch_item)?.concat()
+    } else {
+        fetch_item(l)?
+    };
+    let mut changed_since = None;
+    if l.eat(b' ') {
+        l.expect(b'(', "expected (")?;
+        if !l.keyword("CHANGEDSINCE") {
+            return Err(ParseError("unknown FETCH modifier"));
+        }
+        l.space()?;
+        changed_since = Some(l.number()?);
+        l.expect(b')', "expected )")?;
+        items.push(FetchItem::ModSeq);
+    }
+    if uid && !items.contains(&FetchItem::Uid) {
+        items.insert(0, FetchItem::Uid);
+    }
+    Ok(Command::Fetch {
+        set,
+        uid,
+        items,
+        changed_since,
+    })
+}
+
+fn fetch_item(l: &mut Lexer<'_>) -> Parsed<Vec<FetchItem>> {
+    use FetchItem::*;
+    let word = l.fetch_name()?.to_ascii_uppercase();
+    let section = |part, text| self::Section { part, text };
+    Ok(match word.as_str() {
+        "ALL" => vec![Flags, InternalDate, Size, Envelope],
+        "FAST" => vec![Flags, InternalDate, Size],
+        "FULL" => vec![Flags, InternalDate, Size, Envelope, Body],
+        "UID" => vec![Uid],
+        "FLAGS" => vec![Flags],
+        "INTERNALDATE" => vec![InternalDate],
+        "RFC822.SIZE" => vec![Size],
+        "ENVELOPE" => vec![Envelope],
+        "BODYSTRUCTURE" => vec![BodyStructure],
+        "MODSEQ" => vec![ModSeq],
+        "RFC822" => vec![Section {
+            section: section(vec![], SectionText::Full),
+            partial: None,
+            peek: false,
+            legacy: Some("RFC822"),
+        }],
+        "RFC822.HEADER" => vec![Section {
+            section: section(vec![], SectionText::Header),
+            partial: None,
+            peek: true,
+            legacy: Some("RFC822.HEADER"),
+        }],
+        "RFC822.TEXT" => vec![Section {
+            section: section(vec![], SectionText::Text),
+            partial: None,
+            peek: false,
+            legacy: Some("RFC822.TEXT"),
+        }],
+        "BODY" | "BODY.PEEK" | "BINARY" | "BINARY.PEEK" => {
+            if l.peek() != Some(b'[') {
+                if word == "BODY" {
+                    return Ok(vec![Body]);
+                }
+                return Err(ParseError("expected ["));
+            }
+            l.eat(b'[');
+            let sec = parse_section(l)?;
+            l.expect(b']', "expected ]")?;
+            let partial = if l.eat(b'<') {
+                let start = l.number()? as u32;
+                l.expect(b'.', "expected .")?;
+                let len = l.number()? as u32;
+                l.expect(b'>', "expected >")?;
+                Some((start, len))
+            } else {
+                None
+            };
+            vec![Section {
+                section: sec,
+                partial,
+                peek: word.ends_with(".PEEK"),
+                legacy: None,
+            }]
+        }
+        _ => return Err(ParseError("unknown FETCH item")),
+    })
+}
+
+fn parse_section(l: &mut Lexer<'_>) -> Parsed<Section> {
+    let mut part = Vec::new();
+    while l.peek().is_some_and(|b| b.is_ascii_digit()) {
+        let n = l.number()?;
+        part.push(u32::try_from(n).map_err(|_| ParseError("part number too large"))?);
+        if !l.eat(b'.') {
+            return Ok(Section {
+                part,
+                text: SectionText::Full,
+            });
+        }
+    }
+    if l.peek() == Some(b']') {
+        return Ok(Section {
+            part,
+            text: SectionText::Full,
+        });
+    }
+    let word = l.fetch_name()?.to_ascii_uppercase();
+    let text = match word.as_str() {
+        "HEADER" => SectionText::Header,
+        "TEXT" => SectionText::Text,
+        "MIME" if !part.is_empty() => SectionText::Mime,
+        "HEADER.FIELDS" | "HEADER.FIELDS.NOT" => {
+            l.space()?;
+            let fields = l.list(|l| l.astring_text())?;
+            if word == "HEADER.FIELDS" {
+                SectionText::Fields(fields)
+            } else {
+                SectionText::FieldsNot(fields)
+            }
+        }
+        _ => return Err(ParseError("unknown section")),
+    };
+    Ok(Section { part, text })
+}
+
+fn store(l: &mut Lexer<'_>, uid: bool) -> Parsed<Command> {
+    l.space()?;
+    let set = SeqSet::parse(l)?;
+    l.space()?;
+    let mut unchanged_since = None;
+    if l.peek() == Some(b'(') {
+        l.eat(b'(');
+        if !l.keyword("UNCHANGEDSINCE") {
+            return Err(ParseError("unknown STORE modifier"));
+        }
+        l.space()?;
+        unchanged_since = Some(l.number()?);
+        l.expect(b')', "expected )")?;
+        l.space()?;
+    }
+    let what = l.atom_with(b"")?.to_ascii_uppercase();
+    let (op, rest) = match what.as_bytes().first() {
+        Some(b'+') => (StoreOp::Add, &what[1..]),
+        Some(b'-') => (StoreOp::Remove, &what[1..]),
+        _ => (StoreOp::Replace, what.as_str()),
+    };
+    let silent = match rest {
+        "FLAGS" => false,
+        "FLAGS.SILENT" => true,
+        _ => return Err(ParseError("expected FLAGS, +FLAGS or -FLAGS")),
+    };
+    l.space()?;
+    let flags = flag_list(l)?;
+    Ok(Command::Store {
+        set,
+        uid,
+        op,
+        silent,
+        flags,
+        unchanged_since,
+    })
+}
+
+fn copy(l: &mut Lexer<'_>, uid: bool, remove_source: bool) -> Parsed<Command> {
+    l.space()?;
+    let set = SeqSet::parse(l)?;
+    Ok(Command::Copy {
+        set,
+        uid,
+        mailbox: mailbox(l)?,
+        remove_source,
+    })
+}
+
+fn search_cmd(l: &mut Lexer<'_>, uid: bool) -> Parsed<Command> {
+    l.space()?;
+    let mut esearch = false;
+    if l.keyword("RETURN") {
+        l.space()?;
+        l.list(|l| l.atom())?;
+        esearch = true;
+        l.space()?;
+    }
+    if l.keyword("CHARSET") {
+        l.space()?;
+        let charset = l.astring_text()?;
+        if !charset.eq_ignore_ascii_case("UTF-8") && !charset.eq_ignore_ascii_case("US-ASCII") {
+            return Err(ParseError("[BADCHARSET (UTF-8)] unsupported charset"));
+        }
+        l.space()?;
+    }
+    let key = search::keys(l)?;
+    Ok(Command::Search { uid, key, esearch })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(s: &str) -> Command {
+        match parse(s.as_bytes()) {
+            Ok(t) => t.command,
+            Err(e) => panic!("{s}: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn good_commands() {
+        assert_eq!(
+            cmd("a LOGIN bob \"pw with space\""),
+            Command::Login {
+                user: "bob".into(),
+                password: "pw with space".into()
+            }
+        );
+        assert_eq!(
+            cmd("a SELECT INBOX"),
+            Command::Select {
+                name: "INBOX".into(),
+                read_only: false
+            }
+        );
+        assert_eq!(
+            cmd("a EXAMINE \"Sent\""),
+            Command::Select {
+                name: "Sent".into(),
+                read_only: true
+            }
+        );
+        assert!(matches!(
+            cmd("a UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])"),
+            Command::Fetch { uid: true, .. }
+        ));
+        assert!(matches!(
+            cmd("a FETCH 2 (BODY.PEEK[TEXT]<0.5>)"),
+            Command::Fetch { .. }
+        ));
+        assert!(matches!(cmd("a FETCH 1:3 ALL"), Command::Fetch { .. }));
+        assert!(matches!(
+            cmd("a UID FETCH 1 (BODY.PEEK[])"),
+            Command::Fetch { .. }
+        ));
+        assert!(matches!(
+            cmd("a FETCH 1 (BODY[1.MIME] BODY[]<0.10> RFC822.SIZE)"),
+            Command::Fetch { .. }
+        ));
+        assert!(matches!(
+            cmd("a STORE 2 +FLAGS.SILENT (\\Flagged $Important)"),
+            Command::Store {
+                op: StoreOp::Add,
+                silent: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a UID MOVE 3 Trash"),
+            Command::Copy {
+                remove_source: true,
+                uid: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a APPEND INBOX (\\Seen) \"25-Nov-2026 10:00:00 +0000\" {3}\r\nabc"),
+            Command::Append { .. }
+        ));
+        assert!(matches!(cmd("a LIST \"\" *"), Command::List { .. }));
+        assert!(matches!(
+            cmd("a LIST (SUBSCRIBED) \"\" * RETURN (STATUS (MESSAGES UNSEEN))"),
+            Command::List {
+                subscribed_only: true,
+                ret_status: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a UID SEARCH CHARSET UTF-8 UID 2:*"),
+            Command::Search { uid: true, .. }
+        ));
+        assert!(matches!(
+            cmd("a ID (\"name\" \"mbsync\" \"version\" NIL)"),
+            Command::Id
+        ));
+        assert!(matches!(
+            cmd("a uid expunge 1:3"),
+            Command::Expunge { uids: Some(_) }
+        ));
+    }
+
+    #[test]
+    fn bad_commands_keep_their_tag() {
+        for bad in [
+            "a7 FETCH 1 (FLAGS",
+            "a9 FETCH 0:x FLAGS",
+            "a4 CREATE {abc}",
+            "a2 FROB",
+            "a1 LOGIN onlyuser",
+            "a3 STORE 1 FLAGZ (\\Seen)",
+        ] {
+            let tag = bad.split(' ').next().map(String::from);
+            match parse(bad.as_bytes()) {
+                Err((t, _)) => assert_eq!(t, tag, "{bad}"),
+                Ok(c) => panic!("{bad} parsed as {c:?}"),
+            }
+        }
+        assert_eq!(parse(b"\x00\xff").unwrap_err().0, None);
+        assert_eq!(parse(b"").unwrap_err().0, None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(input in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = parse(&input);
+        }
+    }
+}

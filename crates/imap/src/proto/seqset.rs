@@ -1,0 +1,104 @@
+//! Sequence sets (`1:3,5,7:*`), resolved against a mailbox's size or highest UID.
+
+use super::lexer::{Lexer, ParseError, Parsed};
+
+/// One element: a number, `*` (None), or a range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeqSet(pub Vec<(Option<u32>, Option<u32>)>);
+
+impl SeqSet {
+    /// Parses a sequence set.
+    pub fn parse(l: &mut Lexer<'_>) -> Parsed<SeqSet> {
+        let text = l.atom_with(b"*")?;
+        SeqSet::from_text(&text)
+    }
+
+    /// Parses the text form.
+    pub fn from_text(text: &str) -> Parsed<SeqSet> {
+        let num = |s: &str| -> Parsed<Option<u32>> {
+            if s == "*" {
+                return Ok(None);
+            }
+            match s.parse::<u32>() {
+                Ok(0) | Err(_) => Err(ParseError("invalid sequence set")),
+                Ok(n) => Ok(Some(n)),
+            }
+        };
+        let mut out = Vec::new();
+        for part in text.split(',') {
+            let (a, b) = match part.split_once(':') {
+                Some((a, b)) => (num(a)?, num(b)?),
+                None => {
+                    let n = num(part)?;
+                    (n, n)
+                }
+            };
+            out.push((a, b));
+        }
+        Ok(SeqSet(out))
+    }
+
+    /// Whether `n` is in the set, with `*` meaning `largest`.
+    pub fn contains(&self, n: u32, largest: u32) -> bool {
+        self.0.iter().any(|&(a, b)| {
+            let a = a.unwrap_or(largest);
+            let b = b.unwrap_or(largest);
+            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+            (lo..=hi).contains(&n)
+        })
+    }
+
+    /// Compact text for responses (COPYUID, SEARCH ranges).
+    pub fn compact(mut values: Vec<u32>) -> String {
+        values.sort_unstable();
+        values.dedup();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < values.len() {
+            let start = values[i];
+            let mut end = start;
+            while i + 1 < values.len() && values[i + 1] == end + 1 {
+                i += 1;
+                end = values[i];
+            }
+            out.push(if start == end {
+                start.to_string()
+            } else {
+                format!("{start}:{end}")
+            });
+            i += 1;
+        }
+        out.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_contains() {
+        let s = SeqSet::from_text("1:3,5,7:*").unwrap();
+        assert!(s.contains(2, 10) && s.contains(5, 10) && s.contains(10, 10) && !s.contains(4, 10));
+        assert!(SeqSet::from_text("*").unwrap().contains(9, 9));
+        assert!(SeqSet::from_text("5:2").unwrap().contains(3, 9));
+        for bad in ["0", "0:x", "", "1,,2", "a"] {
+            assert!(SeqSet::from_text(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn compacts() {
+        assert_eq!(SeqSet::compact(vec![5, 1, 2, 3, 7]), "1:3,5,7");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn compact_round_trips(values in proptest::collection::vec(1u32..500, 1..40)) {
+            let set = SeqSet::from_text(&SeqSet::compact(values.clone())).unwrap();
+            for v in 1..500 {
+                proptest::prop_assert_eq!(set.contains(v, 499), values.contains(&v));
+            }
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! One IMAP connection: reading commands (with their literals), the state gate, the
+//! authentication commands, and the response plumbing every handler uses.
+
+use crate::ImapContext;
+use crate::proto::{self, Command, Tagged};
+use crate::view::View;
+use std::sync::Arc;
+use std::time::Duration;
+use tern_core::net::{Connection, ReadError};
+use tern_directory::{DirectoryError, sasl};
+use tern_mailbox::{Account, MailboxError};
+use tern_store::Rejection;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// Largest literal accepted outside APPEND.
+const MAX_COMMAND_LITERAL: u64 = 64 * 1024;
+/// Consecutive unparseable commands before the connection is closed.
+const MAX_BAD_COMMANDS: u32 = 20;
+
+const CAPS_COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE CONDSTORE";
+
+/// What the command loop does next.
+pub(crate) enum Flow {
+    Continue,
+    Close,
+}
+
+/// How a read of the next command ended.
+enum Input {
+    Command(Vec<u8>),
+    /// Already answered (literal too large, line too long).
+    Answered,
+    Eof,
+    Close,
+}
+
+/// A session's state.
+pub struct Session {
+    pub(crate) conn: Connection,
+    pub(crate) ctx: Arc<ImapContext>,
+    pub(crate) account: Option<Account>,
+    pub(crate) selected: Option<View>,
+    pub(crate) out: Vec<u8>,
+    auth_failures: u32,
+    pub(crate) shutdown: CancellationToken,
+}
+
+/// Serves one IMAP connection until LOGOUT, disconnect, timeout or shutdown.
+pub async fn run_session(conn: Connection, ctx: Arc<ImapContext>, shutdown: CancellationToken) {
+    let span = tracing::info_span!("imap", peer = %conn.peer, user = tracing::field::Empty);
+    let mut session = Session {
+        conn,
+        ctx,
+        account: None,
+        selected: None,
+        out: Vec::new(),
+        auth_failures: 0,
+        shutdown,
+    };
+    async move {
+        if let Err(e) = session.run().await {
+            tracing::debug!(error = %e, "session ended with an I/O error");
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// The `NO` response code for a mailbox error (RFC 5530).
+pub(crate) fn no_for(e: &MailboxError) -> String {
+    match e {
+        MailboxError::Rejected(r) => {
+            let code = match r {
+                Rejection::NoSuchMailbox => "NONEXISTENT",
+                Rejection::MailboxExists => "ALREADYEXISTS",
+                Rejection::OverQuota => "OVERQUOTA",
+                _ => "CANNOT",
+            };
+            format!("NO [{code}] {r}")
+        }
+        MailboxError::InUse => "NO [INUSE] mailbox in use".into(),
+        MailboxError::MissingBlob(_) => "NO [SERVERBUG] message body missing".into(),
+        other => {
+            tracing::warn!(error = %other, "mailbox temporarily unavailable");
+            "NO [UNAVAILABLE] temporarily unavailable, try again".into()
+        }
+    }
+}
+
+impl Session {
+    /// Queues an untagged or continuation line.
+    pub(crate) fn untagged(&mut self, line: &str) {
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Queues the tagged completion.
+    pub(crate) fn tagged(&mut self, tag: &str, status: &str) {
+        self.out
+            .extend_from_slice(format!("{tag} {status}\r\n").as_bytes());
+    }
+
+    /// Moves queued output to the connection.
+    pub(crate) fn emit(&mut self) {
+        if !self.out.is_empty() {
+            self.conn.write(&self.out);
+            self.out.clear();
+        }
+    }
+
+    fn capabilities(&self) -> String {
+        let mut caps = CAPS_COMMON.to_string();
+        if self.account.is_none() {
+            if self.ctx.tls.is_some() && !self.conn.is_tls() {
+                caps.push_str(" STARTTLS");
+            }
+            if self.login_allowed() {
+                caps.push_str(" AUTH=PLAIN");
+            } else {
+                caps.push_str(" LOGINDISABLED");
+            }
+        }
+        caps
+    }
+
+    fn login_allowed(&self) -> bool {
+        self.conn.is_tls()
+            || (self.ctx.allow_plaintext_auth_on_loopback && self.conn.peer.ip().is_loopback())
+    }
+
+    pub(crate) fn account(&self) -> Option<Account> {
+        self.account.clone()
+    }
+
+    async fn run(&mut self) -> std::io::Result<()> {
+        let greeting = format!(
+            "* OK [CAPABILITY {}] {} Tern IMAP ready",
+            self.capabilities(),
+            self.ctx.hostname
+        );
+        self.untagged(&greeting);
+        self.emit();
+        let idle = Duration::from_secs(self.ctx.limits.imap_idle_timeout_secs);
+        let mut bad_in_a_row = 0;
+        loop {
+            let shutdown = self.shutdown.clone();
+            let input = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    self.untagged("* BYE Server shutting down");
+                    break;
+                }
+                input = tokio::time::timeout(idle, self.read_command()) => input,
+            };
+            let buf = match input {
+                Err(_) => {
+                    self.untagged("* BYE Autologout; idle for too long");
+                    break;
+                }
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(Input::Eof)) => return Ok(()),
+                Ok(Ok(Input::Close)) => break,
+                Ok(Ok(Input::Answered)) => {
+                    self.emit();
+                    continue;
+                }
+                Ok(Ok(Input::Command(buf))) => buf,
+            };
+            let flow = match proto::parse(&buf) {
+                Ok(tagged) => {
+                    bad_in_a_row = 0;
+                    self.dispatch(tagged).await?
+                }
+                Err((tag, e)) => {
+                    bad_in_a_row += 1;
+                    let tag = tag.unwrap_or_else(|| "*".into());
+                    self.tagged(&tag, &format!("BAD {}", e.0));
+                    if bad_in_a_row >= MAX_BAD_COMMANDS {
+                        self.untagged("* BYE Too many invalid commands");
+                        Flow::Close
+                    } else {
+                        Flow::Continue
+                    }
+                }
+            };
+            self.emit();
+            if let Flow::Close = flow {
+                break;
+            }
+        }
+        self.emit();
+        self.conn.shutdown().await
+    }
+
+    /// Reads one command line and the literals it announces.
+    async fn read_command(&mut self) -> std::io::Result<Input> {
+        let max_line = self.ctx.limits.max_line_length;
+        let mut buf = Vec::new();
+        loop {
+            let line = match self.conn.read_line(max_line).await {
+                Ok(Some(line)) => line,
+                Ok(None) => return Ok(Input::Eof),
+                Err(ReadError::TooLong(_)) => {
+                    self.untagged("* BAD Line too long");
+                    return Ok(Input::Answered);
+                }
+                Err(ReadError::Io(e)) => return Err(e),
+            };
+            buf.extend_from_slice(&line);
+            let Some((size, non_sync)) = proto::trailing_literal(&line) else {
+                return Ok(Input::Command(buf));
+            };
+            let is_append = buf
+                .split(|&b| b == b' ')
+                .nth(1)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"));
+            let limit = if is_append {
+                self.ctx.limits.max_message_size
+            } else {
+                MAX_COMMAND_LITERAL
+            };
+            if size > limit || buf.len() as u64 + size > limit + MAX_COMMAND_LITERAL {
+                let tag = String::from_utf8_lossy(buf.split(|&b| b == b' ').next().unwrap_or(b"*"))
+                    .into_owned();
+                if non_sync {
+                    // The client is already sending the bytes; refusing means closing.
+                    self.untagged("* BYE [TOOBIG] Literal too large");
+                    return Ok(Input::Close);
+                }
+                self.tagged(&tag, "NO [TOOBIG] Literal too large");
+                return Ok(Input::Answered);
+            }
+            if !non_sync {
+                self.conn.write(b"+ Ready for literal data\r\n");
+            }
+            buf.extend_from_slice(b"\r\n");
+            let data = self.conn.read_exact(size as usize).await?;
+            buf.extend_from_slice(&data);
+        }
+    }
+
+    /// The state gate, then the handler.
+    async fn dispatch(&mut self, Tagged { tag, command }: Tagged) -> std::io::Result<Flow> {
+        use Command::*;
+        let authenticated = self.account.is_some();
+        let selected = self.selected.is_some();
+        let allowed = match &command {
+            Capability | Noop | Logout | Id => true,
+            StartTls | Login { .. } | Authenticate { .. } => !authenticated,
+            Fetch { .. }
+            | Store { .. }
+            | Copy { .. }
+            | Search { .. }
+            | Expunge { .. }
+            | Close
+            | Unselect
+            | Check => selected,
+            _ => authenticated,
+        };
+        if !allowed {
+            let why = if authenticated {
+                "No mailbox selected"
+            } else {
+                "Not valid in this state"
+            };
+            self.tagged(&tag, &format!("BAD {why}"));
+            return Ok(Flow::Continue);
+        }
+        match command {
+            Capability => {
+                let caps = format!("* CAPABILITY {}", self.capabilities());
+                self.untagged(&caps);
+                self.tagged(&tag, "OK CAPABILITY completed");
+            }
+            Noop | Check => {
+                self.refresh(true, false).await;
+                self.tagged(&tag, "OK NOOP completed");
+            }
+            Logout => {
+                self.untagged("* BYE Logging out");
+                self.tagged(&tag, "OK LOGOUT completed");
+                return Ok(Flow::Close);
+            }
+            Id => {
+                self.untagged("* ID (\"name\" \"Tern\")");
+                self.tagged(&tag, "OK ID completed");
+            }
+            StartTls => return self.starttls(&tag).await,
+            Login { user, password } => return self.login(&tag, &user, &password).await,
+            Authenticate { mechanism, initial } => {
+                return self.authenticate(&tag, &mechanism, initial).await;
+            }
+            Enable(caps) => {
+                let enabled: Vec<&str> = caps
+                    .iter()
+                    .filter(|c| *c == "CONDSTORE")
+                    .map(String::as_str)
+                    .collect();
+                self.untagged(
+                    &format!("* ENABLED {}", enabled.join(" "))
+                        .trim_end()
+                        .to_string(),
+                );
+                self.tagged(&tag, "OK ENABLE completed");
+            }
+            Namespace => {
+                self.untagged("* NAMESPACE ((\"\" \"/\")) NIL NIL");
+                self.tagged(&tag, "OK NAMESPACE completed");
+            }
+            Idle => return self.idle(&tag).await,
+            other => {
+                self.mailbox_command(&tag, other).await;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// Resynchronises the selected mailbox and queues what changed.
+    pub(crate) async fn refresh(&mut self, allow_expunge: bool, uid_in_fetch: bool) {
+        let (Some(account), Some(view)) = (self.account.clone(), self.selected.as_ref()) else {
+            return;
+        };
+        match account.snapshot_by_id(view.id).await {
+            Ok(snapshot) => {
+                let mut out = std::mem::take(&mut self.out);
+                if let Some(view) = self.selected.as_mut() {
+                    view.sync(snapshot, allow_expunge, uid_in_fetch, &mut out);
+                }
+                self.out = out;
+            }
+            Err(MailboxError::Rejected(Rejection::NoSuchMailbox)) => {
+                // Deleted under us (RFC 9051 §7.1): tell the client and deselect.
+                self.untagged("* BYE Selected mailbox was deleted");
+                self.selected = None;
+            }
+            Err(e) => tracing::debug!(error = %e, "refresh failed"),
+        }
+    }
+
+    async fn starttls(&mut self, tag: &str) -> std::io::Result<Flow> {
+        let acceptor = match (&self.ctx.tls, self.conn.is_tls()) {
+            (Some(a), false) => a.clone(),
+            _ => {
+                self.tagged(tag, "BAD TLS not available");
+                return Ok(Flow::Continue);
+            }
+        };
+        self.tagged(tag, "OK Begin TLS negotiation now");
+        self.emit();
+        match self.conn.start_tls(&acceptor).await {
+            Ok(()) => Ok(Flow::Continue),
+            Err(e) => {
+                tracing::debug!(error = %e, "STARTTLS failed");
+                Ok(Flow::Close)
+            }
+        }
+    }
+
+    async fn login(&mut self, tag: &str, user: &str, password: &str) -> std::io::Result<Flow> {
+        if !self.login_allowed() {
+            self.tagged(
+                tag,
+                "NO [PRIVACYREQUIRED] Use STARTTLS or the IMAPS port first",
+            );
+            return Ok(Flow::Continue);
+        }
+        let result = self.ctx.directory.authenticate(user, password).await;
+        self.finish_auth(tag, user, result).await
+    }
+
+    async fn authenticate(
+        &mut self,
+        tag: &str,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> std::io::Result<Flow> {
+        if mechanism != "PLAIN" {
+            self.tagged(tag, "NO [CANNOT] Only AUTH=PLAIN is supported");
+            return Ok(Flow::Continue);
+        }
+        if !self.login_allowed() {
+            self.tagged(
+                tag,
+                "NO [PRIVACYREQUIRED] Use STARTTLS or the IMAPS port first",
+            );
+            return Ok(Flow::Continue);
+        }
+        let response = match initial {
+            Some(r) if r == "=" => String::new(),
+            Some(r) => r,
+            None => {
+                self.untagged("+ ");
+                self.emit();
+                match self.conn.read_line(self.ctx.limits.max_line_length).await {
+                    Ok(Some(line)) => String::from_utf8_lossy(&line).trim().to_string(),
+                    Ok(None) => return Ok(Flow::Close),
+                    Err(ReadError::TooLong(_)) => String::new(),
+                    Err(ReadError::Io(e)) => return Err(e),
+                }
+            }
+        };
+        match sasl::decode_plain(&response) {
+            Ok((user, password)) => {
+                let result = self.ctx.directory.authenticate(&user, &password).await;
+                self.finish_auth(tag, &user, result).await
+            }
+            Err(sasl::SaslError::Cancelled) => {
+                self.tagged(tag, "BAD Authentication cancelled");
+                Ok(Flow::Continue)
+            }
+            Err(e) => {
+                self.tagged(tag, &format!("BAD {e}"));
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    async fn finish_auth(
+        &mut self,
+        tag: &str,
+        user: &str,
+        result: Result<tern_directory::AccountInfo, DirectoryError>,
+    ) -> std::io::Result<Flow> {
+        match result {
+            Ok(info) => match self.ctx.mailboxes.open(&info).await {
+                Ok(account) => {
+                    tracing::Span::current().record("user", info.address.as_str());
+                    tracing::info!("logged in");
+                    self.account = Some(account);
+                    let caps = self.capabilities();
+                    self.tagged(tag, &format!("OK [CAPABILITY {caps}] Logged in"));
+                }
+                Err(e) => {
+                    let no = no_for(&e);
+                    self.tagged(tag, &no);
+                }
+            },
+            Err(DirectoryError::AuthFailed) | Err(DirectoryError::InvalidAddress(_)) => {
+                self.auth_failures += 1;
+                tracing::warn!(user = %user, failures = self.auth_failures, "login failed");
+                self.tagged(tag, "NO [AUTHENTICATIONFAILED] Invalid credentials");
+                if self.auth_failures >= self.ctx.limits.max_auth_failures {
+                    self.untagged("* BYE Too many failed logins");
+                    return Ok(Flow::Close);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "authentication unavailable");
+                self.tagged(
+                    tag,
+                    "NO [UNAVAILABLE] Authentication temporarily unavailable",
+                );
+            }
+        }
+        Ok(Flow::Continue)
+    }
+}

@@ -1,0 +1,48 @@
+//! The mailbox error type, and the conversions from the layers below it.
+
+use tern_core::{BlobId, GroupId};
+use tern_raft::RaftError;
+use tern_store::{Rejection, Response, StoreError};
+
+/// Mailbox operation failures.
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    /// Refused by the state machine (no such mailbox, exists, over quota, ...).
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// Temporarily unavailable (IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]).
+    #[error(transparent)]
+    Raft(#[from] RaftError),
+    /// A blob referenced by a message is missing on this node.
+    #[error("message body {0:?} missing")]
+    MissingBlob(BlobId),
+    /// The POP3 maildrop is locked by another session (RFC 3206 IN-USE).
+    #[error("maildrop in use")]
+    InUse,
+    /// The account's mailbox actor stopped.
+    #[error("mailbox actor unavailable")]
+    ActorGone,
+}
+
+impl From<StoreError> for MailboxError {
+    fn from(e: StoreError) -> Self {
+        MailboxError::Raft(RaftError::Store(e))
+    }
+}
+
+impl MailboxError {
+    /// A temporary failure of `group` that is neither Raft's nor the store's own (a timeout
+    /// waiting for the actor, a blocking task that died): sessions answer "try again".
+    pub(crate) fn unavailable(group: GroupId, reason: impl Into<String>) -> MailboxError {
+        MailboxError::Raft(RaftError::Unavailable {
+            group,
+            reason: reason.into(),
+        })
+    }
+
+    /// The state machine answered with a response this command never produces (a version
+    /// mismatch between proposer and state machine): reported as temporary, never a panic.
+    pub(crate) fn unexpected(group: GroupId, response: &Response) -> MailboxError {
+        MailboxError::unavailable(group, format!("unexpected response {response:?}"))
+    }
+}

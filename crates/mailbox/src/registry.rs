@@ -1,0 +1,189 @@
+//! [`Mailboxes`]: the registry of mailbox actors on this node, and of each account's shared
+//! event channel and maildrop lock.
+
+use crate::actor::{AccountActor, AccountMsg, AccountState};
+use crate::events::{Touched, event_for, publish};
+use crate::{Account, MailboxError, MailboxEvent};
+use ractor::{Actor, ActorRef, ActorStatus};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tern_core::{AccountId, MailboxId};
+use tern_directory::AccountInfo;
+use tern_raft::RaftNode;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+/// How many events a slow watcher may fall behind before it is told it lagged (it then
+/// resyncs from the mailbox instead of replaying events).
+const EVENT_BACKLOG: usize = 256;
+
+/// Per-account state every handle shares, kept for the life of the process so that watchers
+/// and the maildrop lock outlive any one actor.
+pub(crate) struct Shared {
+    /// Change events for the account's watchers.
+    pub events: broadcast::Sender<MailboxEvent>,
+    /// The POP3 maildrop lock (RFC 1939: one session per maildrop).
+    pub maildrop: Arc<tokio::sync::Mutex<()>>,
+    /// Whether the default mailboxes were checked since this process started.
+    pub initialised: AtomicBool,
+}
+
+/// A running mailbox actor and the task that runs it.
+struct Running {
+    actor: ActorRef<AccountMsg>,
+    task: JoinHandle<()>,
+}
+
+struct Inner {
+    raft: RaftNode,
+    /// A std mutex: `notify` is synchronous and nothing awaits while holding it.
+    shared: Mutex<HashMap<AccountId, Arc<Shared>>>,
+    /// An async mutex: spawning an actor awaits, and two sessions opening the same account
+    /// at once must end up with one actor.
+    actors: tokio::sync::Mutex<HashMap<AccountId, Running>>,
+    /// Set by `shutdown`: no new actors after that.
+    closed: AtomicBool,
+}
+
+/// The registry of mailbox actors on this node. Cheap to clone.
+#[derive(Clone)]
+pub struct Mailboxes {
+    inner: Arc<Inner>,
+}
+
+impl Mailboxes {
+    /// A registry proposing through `raft`.
+    pub fn new(raft: RaftNode) -> Mailboxes {
+        Mailboxes {
+            inner: Arc::new(Inner {
+                raft,
+                shared: Mutex::new(HashMap::new()),
+                actors: tokio::sync::Mutex::new(HashMap::new()),
+                closed: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The handle of `account`'s mailbox actor, starting it if needed (and creating the
+    /// default mailboxes if the account has none yet).
+    pub async fn open(&self, account: &AccountInfo) -> Result<Account, MailboxError> {
+        let shared = self.shared(account.id);
+        let actor = self.actor(account.id, &shared).await?;
+        let partition = self.inner.raft.partition_of(account.id);
+        let handle = Account::new(
+            account.clone(),
+            partition,
+            self.inner.raft.clone(),
+            actor,
+            Arc::clone(&shared),
+        );
+        if !shared.initialised.load(Ordering::Acquire) {
+            handle.ensure_defaults().await?;
+            shared.initialised.store(true, Ordering::Release);
+        }
+        Ok(handle)
+    }
+
+    /// Tells watchers of `account` that `mailbox` changed (called after a delivery commits).
+    pub fn notify(&self, account: AccountId, event: MailboxEvent) {
+        let sender = self.lock_shared().get(&account).map(|s| s.events.clone());
+        // Nobody opened the account on this node: there is nobody to wake.
+        if let Some(sender) = sender {
+            publish(&sender, event);
+        }
+    }
+
+    /// Announces that `mailbox` of `account` changed, with its MODSEQ as this replica has it
+    /// (for the queue, after a delivery committed).
+    pub async fn notify_changed(&self, account: AccountId, mailbox: MailboxId) {
+        if !self.lock_shared().contains_key(&account) {
+            return;
+        }
+        let reader = self
+            .inner
+            .raft
+            .local_reader(self.inner.raft.partition_of(account));
+        let event = tokio::task::spawn_blocking(move || {
+            event_for(&reader, account, &Touched::Mailbox(mailbox))
+        })
+        .await;
+        if let Ok(Some(event)) = event {
+            self.notify(account, event);
+        }
+    }
+
+    /// Stops every mailbox actor.
+    pub async fn shutdown(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        let running: Vec<Running> = {
+            let mut actors = self.inner.actors.lock().await;
+            actors.drain().map(|(_, r)| r).collect()
+        };
+        for r in &running {
+            // Stopping lets the current write finish; queued ones get `ActorGone`.
+            r.actor.stop(Some("shutdown".into()));
+        }
+        for r in running {
+            if let Err(e) = r.task.await {
+                tracing::warn!("mailbox actor ended badly: {e}");
+            }
+        }
+    }
+
+    fn lock_shared(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, Arc<Shared>>> {
+        // A panic while holding this lock cannot leave the map inconsistent (single inserts),
+        // so a poisoned lock is still usable.
+        self.inner
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn shared(&self, account: AccountId) -> Arc<Shared> {
+        let mut map = self.lock_shared();
+        let entry = map.entry(account).or_insert_with(|| {
+            Arc::new(Shared {
+                events: broadcast::channel(EVENT_BACKLOG).0,
+                maildrop: Arc::new(tokio::sync::Mutex::new(())),
+                initialised: AtomicBool::new(false),
+            })
+        });
+        Arc::clone(entry)
+    }
+
+    /// The account's running actor, spawning one if there is none (or it died).
+    async fn actor(
+        &self,
+        account: AccountId,
+        shared: &Shared,
+    ) -> Result<ActorRef<AccountMsg>, MailboxError> {
+        let mut actors = self.inner.actors.lock().await;
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(MailboxError::ActorGone);
+        }
+        if let Some(r) = actors.get(&account)
+            && r.actor.get_status() == ActorStatus::Running
+        {
+            return Ok(r.actor.clone());
+        }
+        let state = AccountState {
+            raft: self.inner.raft.clone(),
+            account,
+            partition: self.inner.raft.partition_of(account),
+            events: shared.events.clone(),
+        };
+        let (actor, task) = Actor::spawn(None, AccountActor, state).await.map_err(|e| {
+            tracing::error!(%account, "cannot start mailbox actor: {e}");
+            MailboxError::ActorGone
+        })?;
+        actors.insert(
+            account,
+            Running {
+                actor: actor.clone(),
+                task,
+            },
+        );
+        Ok(actor)
+    }
+}

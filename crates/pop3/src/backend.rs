@@ -1,0 +1,131 @@
+//! The storage a POP3 session needs, as two small traits: check credentials and open an
+//! account ([`Backend`]), then lock, read and update its INBOX ([`MailAccount`]).
+//!
+//! [`crate::Pop3Context`] implements them over `tern_directory` and `tern_mailbox`; the session
+//! tests implement them in memory, so the whole protocol is tested without Raft or RocksDB.
+
+use std::future::Future;
+use std::sync::Arc;
+use tern_core::{BlobId, MailboxId, Uid};
+use tern_directory::{AccountInfo, DirectoryError};
+use tern_mailbox::{MailboxError, Snapshot};
+use tern_store::FlagOp;
+
+/// Authentication and account lookup.
+pub trait Backend: Send + Sync {
+    /// The handle of an opened account.
+    type Account: MailAccount;
+
+    /// Checks a login name and password.
+    fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> impl Future<Output = Result<AccountInfo, DirectoryError>> + Send;
+
+    /// Opens the account's mailboxes.
+    fn open(
+        &self,
+        account: &AccountInfo,
+    ) -> impl Future<Output = Result<Self::Account, MailboxError>> + Send;
+}
+
+/// One account's INBOX, as POP3 sees it.
+pub trait MailAccount: Send + Sync {
+    /// Held while the session owns the maildrop; dropping it releases the lock.
+    type Lock: Send;
+
+    /// The account.
+    fn info(&self) -> &AccountInfo;
+
+    /// Takes the exclusive maildrop lock (RFC 1939 §8); `MailboxError::InUse` if it is held.
+    fn lock_maildrop(&self) -> Result<Self::Lock, MailboxError>;
+
+    /// The INBOX and its messages in UID order.
+    fn inbox(&self) -> impl Future<Output = Result<Snapshot, MailboxError>> + Send;
+
+    /// A message body.
+    fn read_blob(
+        &self,
+        blob: BlobId,
+    ) -> impl Future<Output = Result<Arc<Vec<u8>>, MailboxError>> + Send;
+
+    /// Adds `flag` to the messages `uids` of `mailbox`.
+    fn add_flag(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        flag: &str,
+    ) -> impl Future<Output = Result<(), MailboxError>> + Send;
+
+    /// Removes the messages `uids` (which must carry `\Deleted`) from `mailbox`.
+    fn expunge(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+    ) -> impl Future<Output = Result<Vec<Uid>, MailboxError>> + Send;
+}
+
+impl Backend for crate::Pop3Context {
+    type Account = tern_mailbox::Account;
+
+    fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> impl Future<Output = Result<AccountInfo, DirectoryError>> + Send {
+        self.directory.authenticate(user, password)
+    }
+
+    fn open(
+        &self,
+        account: &AccountInfo,
+    ) -> impl Future<Output = Result<Self::Account, MailboxError>> + Send {
+        self.mailboxes.open(account)
+    }
+}
+
+impl MailAccount for tern_mailbox::Account {
+    type Lock = tern_mailbox::MaildropLock;
+
+    fn info(&self) -> &AccountInfo {
+        tern_mailbox::Account::info(self)
+    }
+
+    fn lock_maildrop(&self) -> Result<Self::Lock, MailboxError> {
+        tern_mailbox::Account::lock_maildrop(self)
+    }
+
+    fn inbox(&self) -> impl Future<Output = Result<Snapshot, MailboxError>> + Send {
+        self.snapshot("INBOX")
+    }
+
+    fn read_blob(
+        &self,
+        blob: BlobId,
+    ) -> impl Future<Output = Result<Arc<Vec<u8>>, MailboxError>> + Send {
+        tern_mailbox::Account::read_blob(self, blob)
+    }
+
+    fn add_flag(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+        flag: &str,
+    ) -> impl Future<Output = Result<(), MailboxError>> + Send {
+        let flags = vec![flag.to_string()];
+        async move {
+            self.store(mailbox, uids, FlagOp::Add, flags, None)
+                .await
+                .map(|_| ())
+        }
+    }
+
+    fn expunge(
+        &self,
+        mailbox: MailboxId,
+        uids: Vec<Uid>,
+    ) -> impl Future<Output = Result<Vec<Uid>, MailboxError>> + Send {
+        tern_mailbox::Account::expunge(self, mailbox, Some(uids))
+    }
+}

@@ -1,0 +1,38 @@
+//! The queue's error type.
+
+use tern_core::GroupId;
+use tern_raft::RaftError;
+use tern_store::{Response, StoreError};
+
+/// Queue failures.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The commit did not happen or its outcome is unknown: SMTP answers 451 4.3.0.
+    #[error(transparent)]
+    Raft(#[from] RaftError),
+    /// No recipient to deliver to.
+    #[error("no recipients")]
+    NoRecipients,
+}
+
+impl From<StoreError> for QueueError {
+    fn from(e: StoreError) -> Self {
+        QueueError::Raft(RaftError::Store(e))
+    }
+}
+
+impl QueueError {
+    /// A temporary failure of `group` outside Raft itself (an actor that would not start, a
+    /// blocking task that died, an unexpected response): SMTP still answers 451.
+    pub(crate) fn unavailable(group: GroupId, reason: impl Into<String>) -> QueueError {
+        QueueError::Raft(RaftError::Unavailable {
+            group,
+            reason: reason.into(),
+        })
+    }
+
+    /// The state machine answered with a response this command never produces.
+    pub(crate) fn unexpected(group: GroupId, response: &Response) -> QueueError {
+        QueueError::unavailable(group, format!("unexpected response {response:?}"))
+    }
+}
