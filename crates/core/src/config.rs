@@ -182,10 +182,14 @@ impl Config {
     /// The `--dev` configuration: loopback listeners on the dev ports, data in `./tern-data`,
     /// plaintext auth allowed for loopback clients.
     pub fn dev(bind: &str) -> Config {
-        let mut c = Config::default();
-        c.listeners = ListenerConfig::dev(bind);
-        c.server.allow_plaintext_auth_on_loopback = true;
-        c
+        Config {
+            listeners: ListenerConfig::dev(bind),
+            server: ServerConfig {
+                allow_plaintext_auth_on_loopback: true,
+                ..ServerConfig::default()
+            },
+            ..Config::default()
+        }
     }
 }
 

@@ -296,11 +296,8 @@ impl Session {
                     .filter(|c| *c == "CONDSTORE")
                     .map(String::as_str)
                     .collect();
-                self.untagged(
-                    &format!("* ENABLED {}", enabled.join(" "))
-                        .trim_end()
-                        .to_string(),
-                );
+                let line = format!("* ENABLED {}", enabled.join(" "));
+                self.untagged(line.trim_end());
                 self.tagged(&tag, "OK ENABLE completed");
             }
             Namespace => {

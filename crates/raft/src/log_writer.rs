@@ -18,6 +18,8 @@ pub(crate) enum Waiter {
     Flushed(LogFlushed<TypeConfig>),
     /// A plain waiter (vote, truncate).
     Notify(oneshot::Sender<io::Result<()>>),
+    /// Stop the syncer after this batch (shutdown).
+    Stop,
 }
 
 impl Waiter {
@@ -28,6 +30,7 @@ impl Waiter {
             Waiter::Notify(tx) => {
                 let _ = tx.send(r);
             }
+            Waiter::Stop => {}
         }
     }
 }
@@ -37,6 +40,7 @@ impl Waiter {
 pub struct LogWriter {
     tx: mpsc::UnboundedSender<Waiter>,
     syncs: Arc<AtomicU64>,
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl LogWriter {
@@ -45,10 +49,14 @@ impl LogWriter {
         let (tx, rx) = mpsc::unbounded_channel();
         let syncs = Arc::new(AtomicU64::new(0));
         let counter = syncs.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("tern-wal-sync".into())
             .spawn(move || run(db, rx, counter))?;
-        Ok(LogWriter { tx, syncs })
+        Ok(LogWriter {
+            tx,
+            syncs,
+            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+        })
     }
 
     /// Queues `waiter` for the next fsync.
@@ -64,6 +72,17 @@ impl LogWriter {
         self.after_sync(Waiter::Notify(tx));
         rx.await
             .unwrap_or_else(|_| Err(io::Error::other("WAL syncer stopped")))
+    }
+
+    /// Syncs what is pending, stops the thread and waits for it, so its handle on RocksDB is
+    /// gone when this returns (the database must not be closed by a thread that outlives the
+    /// runtime).
+    pub async fn stop(&self) {
+        let _ = self.tx.send(Waiter::Stop);
+        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
     }
 
     /// How many fsyncs the syncer has done (a metric; fewer than appends means batching works).
@@ -84,8 +103,12 @@ fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Waiter>, syncs: Arc<AtomicU64>) {
         if let Err(e) = &result {
             tracing::error!(error = %e, "WAL fsync failed");
         }
+        let stop = batch.iter().any(|w| matches!(w, Waiter::Stop));
         for waiter in batch.drain(..) {
             waiter.complete(&result);
+        }
+        if stop {
+            return;
         }
     }
 }

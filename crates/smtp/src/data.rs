@@ -86,7 +86,8 @@ mod tests {
     #[tokio::test]
     async fn table() {
         let complete = |b: &[u8]| Some(b.to_vec());
-        let cases: &[(&'static [u8], u64, Option<Vec<u8>>)] = &[
+        type Case = (&'static [u8], u64, Option<Vec<u8>>);
+        let cases: &[Case] = &[
             (
                 b"Subject: x\r\n\r\nhi\r\n.\r\n",
                 100,

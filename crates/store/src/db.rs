@@ -13,6 +13,9 @@ use std::sync::Arc;
 /// The RocksDB type Tern uses.
 pub type Rocks = DBWithThreadMode<MultiThreaded>;
 
+/// Key/value pairs read by a prefix scan, in key order.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// A handle on the node's database. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
@@ -64,11 +67,7 @@ impl Db {
     }
 
     /// Every (key, value) whose key starts with `prefix`, in key order.
-    pub fn scan(
-        &self,
-        cf: &'static str,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan(&self, cf: &'static str, prefix: &[u8]) -> Result<Rows, StoreError> {
         let handle = self.cf(cf)?;
         let mut out = Vec::new();
         let iter = self

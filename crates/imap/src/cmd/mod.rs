@@ -1,9 +1,9 @@
 //! Command handlers, one family per module; each is an `impl Session` block.
 //!
-//! - [`folders`]: LIST, LSUB, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, STATUS, SELECT/EXAMINE,
-//!   CLOSE, UNSELECT, APPEND.
+//! - [`folders`]: LIST, LSUB, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, STATUS, SELECT,
+//!   EXAMINE, CLOSE, UNSELECT, APPEND.
 //! - [`messages`]: FETCH, STORE, COPY/MOVE, SEARCH, EXPUNGE.
-//! - [`idle`]: IDLE.
+//! - [`idle`]: the IDLE command.
 
 pub mod folders;
 pub mod idle;
