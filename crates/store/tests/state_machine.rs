@@ -1,0 +1,313 @@
+//! Property tests of the replicated state machine on a real RocksDB: whatever sequence of
+//! mailbox operations is applied, UIDs only grow and are never reused, MODSEQs only grow,
+//! the counters match a recount, and two replicas applying the same log agree byte for byte.
+
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use tern_core::{AccountId, DeliveryId, GroupId, MailboxId, Uid};
+use tern_store::command::LocalRecipient;
+use tern_store::{Command, Db, FlagOp, Reader, Response};
+
+const G: GroupId = GroupId(1);
+const ACCOUNT: AccountId = AccountId(7);
+const MAILBOXES: [&str; 3] = ["INBOX", "Archive", "Trash"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append {
+        mailbox: usize,
+        seen: bool,
+    },
+    Deliver,
+    Flag {
+        mailbox: usize,
+        pick: usize,
+        add: bool,
+        flag: usize,
+    },
+    Copy {
+        from: usize,
+        to: usize,
+        pick: usize,
+        moving: bool,
+    },
+    Expunge {
+        mailbox: usize,
+    },
+    RenameAndBack {
+        mailbox: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..3usize, any::<bool>()).prop_map(|(mailbox, seen)| Op::Append { mailbox, seen }),
+        Just(Op::Deliver),
+        (0..3usize, any::<usize>(), any::<bool>(), 0..3usize).prop_map(
+            |(mailbox, pick, add, flag)| Op::Flag {
+                mailbox,
+                pick,
+                add,
+                flag
+            }
+        ),
+        (0..3usize, 0..3usize, any::<usize>(), any::<bool>()).prop_map(
+            |(from, to, pick, moving)| Op::Copy {
+                from,
+                to,
+                pick,
+                moving
+            }
+        ),
+        (0..3usize).prop_map(|mailbox| Op::Expunge { mailbox }),
+        (1..3usize).prop_map(|mailbox| Op::RenameAndBack { mailbox }),
+    ]
+}
+
+/// One replica: a database and the log applied to it.
+struct Replica {
+    _dir: tempfile::TempDir,
+    db: Db,
+    n: u64,
+}
+
+impl Replica {
+    fn new() -> Replica {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let mut r = Replica {
+            _dir: dir,
+            db,
+            n: 0,
+        };
+        r.apply(Command::InitAccount {
+            account: ACCOUNT,
+            now: 1_700_000_000,
+        });
+        r
+    }
+
+    fn apply(&mut self, command: Command) -> Response {
+        let (response, batch) = tern_store::apply::apply(&self.db, G, &command).unwrap();
+        self.db.write(batch, false).unwrap();
+        self.n += 1;
+        response
+    }
+
+    fn reader(&self) -> Reader {
+        Reader::new(self.db.clone(), G)
+    }
+
+    fn mailbox_id(&self, name: &str) -> MailboxId {
+        self.reader().mailbox(ACCOUNT, name).unwrap().unwrap().id
+    }
+
+    fn uids(&self, name: &str) -> Vec<Uid> {
+        let id = self.mailbox_id(name);
+        self.reader()
+            .messages(ACCOUNT, id)
+            .unwrap()
+            .iter()
+            .map(|m| m.uid)
+            .collect()
+    }
+
+    /// Turns a generated operation into the command a session would propose.
+    fn command(&self, op: &Op) -> Command {
+        let pick = |name: &str, pick: usize| -> Vec<Uid> {
+            let uids = self.uids(name);
+            if uids.is_empty() {
+                vec![Uid(1)]
+            } else {
+                vec![uids[pick % uids.len()]]
+            }
+        };
+        match op {
+            Op::Append { mailbox, seen } => Command::Append {
+                account: ACCOUNT,
+                mailbox: MAILBOXES[*mailbox].into(),
+                body: format!("Subject: {}\r\n\r\nbody\r\n", self.n).into_bytes(),
+                flags: if *seen { vec!["\\seen".into()] } else { vec![] },
+                internal_date: 1_700_000_000,
+                quota: 0,
+            },
+            Op::Deliver => Command::Accept {
+                id: DeliveryId(u128::from(self.n)),
+                sender: "a@b.example".into(),
+                body: b"Subject: delivered\r\n\r\nx\r\n".to_vec(),
+                received_at: 1_700_000_000,
+                local: vec![LocalRecipient {
+                    account: ACCOUNT,
+                    address: "u@example.org".into(),
+                    mailbox: "INBOX".into(),
+                    quota: 0,
+                }],
+                other_partitions: vec![],
+                remote: vec![],
+            },
+            Op::Flag {
+                mailbox,
+                pick: p,
+                add,
+                flag,
+            } => Command::StoreFlags {
+                account: ACCOUNT,
+                mailbox: self.mailbox_id(MAILBOXES[*mailbox]),
+                uids: pick(MAILBOXES[*mailbox], *p),
+                op: if *add { FlagOp::Add } else { FlagOp::Remove },
+                flags: vec![["\\Seen", "\\Deleted", "$Label"][*flag].into()],
+                unchanged_since: None,
+            },
+            Op::Copy {
+                from,
+                to,
+                pick: p,
+                moving,
+            } => Command::CopyMessages {
+                account: ACCOUNT,
+                from: self.mailbox_id(MAILBOXES[*from]),
+                uids: pick(MAILBOXES[*from], *p),
+                to: MAILBOXES[*to].into(),
+                remove_source: *moving,
+                quota: 0,
+            },
+            Op::Expunge { mailbox } => Command::Expunge {
+                account: ACCOUNT,
+                mailbox: self.mailbox_id(MAILBOXES[*mailbox]),
+                uids: None,
+            },
+            Op::RenameAndBack { mailbox } => Command::RenameMailbox {
+                account: ACCOUNT,
+                from: MAILBOXES[*mailbox].into(),
+                to: format!("{}-renamed", MAILBOXES[*mailbox]),
+                now: 1_700_000_000,
+            },
+        }
+    }
+
+    /// Undoes the rename part of `RenameAndBack`, so later operations find the names again.
+    fn after(&mut self, op: &Op) {
+        if let Op::RenameAndBack { mailbox } = op {
+            let back = Command::RenameMailbox {
+                account: ACCOUNT,
+                from: format!("{}-renamed", MAILBOXES[*mailbox]),
+                to: MAILBOXES[*mailbox].into(),
+                now: 1_700_000_000,
+            };
+            assert_eq!(self.apply(back), Response::Ok);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn uids_and_modseqs_only_grow_and_replicas_agree(ops in proptest::collection::vec(op(), 1..40)) {
+        let mut a = Replica::new();
+        let mut b = Replica::new();
+        // Per mailbox id: the UIDs present after the previous step, and the last
+        // (uidnext, highest_modseq).
+        let mut present: BTreeMap<MailboxId, BTreeSet<Uid>> = BTreeMap::new();
+        let mut last: BTreeMap<MailboxId, (u32, u64)> = BTreeMap::new();
+        for op in &ops {
+            let command = a.command(op);
+            let ra = a.apply(command.clone());
+            let rb = b.apply(command);
+            prop_assert_eq!(&ra, &rb);
+            a.after(op);
+            b.after(op);
+            let reader = a.reader();
+            for m in reader.mailboxes(ACCOUNT).unwrap() {
+                let messages = reader.messages(ACCOUNT, m.id).unwrap();
+                let uids: Vec<Uid> = messages.iter().map(|x| x.uid).collect();
+                prop_assert!(uids.windows(2).all(|w| w[0] < w[1]), "UIDs not ascending: {:?}", uids);
+                prop_assert!(uids.iter().all(|u| u.0 < m.uidnext), "UID at or past UIDNEXT");
+                let (prev_next, prev_modseq) = last.get(&m.id).copied().unwrap_or((0, 0));
+                prop_assert!(m.uidnext >= prev_next, "UIDNEXT went back");
+                prop_assert!(m.highest_modseq >= prev_modseq, "HIGHESTMODSEQ went back");
+                last.insert(m.id, (m.uidnext, m.highest_modseq));
+                let before = present.entry(m.id).or_default();
+                for u in &uids {
+                    // A UID either survived from the previous step or is newly assigned; one
+                    // that vanished can never come back.
+                    prop_assert!(u.0 >= prev_next || before.contains(u), "UID {:?} reused", u);
+                }
+                *before = uids.iter().copied().collect();
+                prop_assert!(messages.iter().all(|x| x.modseq.0 <= m.highest_modseq));
+                prop_assert_eq!(m.messages as usize, messages.len());
+                let unseen = messages.iter().filter(|x| !x.flags.iter().any(|f| f == "\\Seen")).count();
+                prop_assert_eq!(m.unseen as usize, unseen);
+                prop_assert_eq!(m.size, messages.iter().map(|x| x.size).sum::<u64>());
+            }
+            let usage: u64 = reader
+                .mailboxes(ACCOUNT)
+                .unwrap()
+                .iter()
+                .map(|m| m.size)
+                .sum();
+            prop_assert_eq!(reader.usage(ACCOUNT).unwrap(), usage);
+        }
+        prop_assert_eq!(a.reader().digest().unwrap(), b.reader().digest().unwrap());
+    }
+}
+
+#[test]
+fn accept_is_idempotent_by_delivery_id() {
+    let mut r = Replica::new();
+    let accept = r.command(&Op::Deliver);
+    let first = r.apply(accept.clone());
+    let digest = r.reader().digest().unwrap();
+    assert_eq!(r.apply(accept), first);
+    assert_eq!(
+        r.reader().digest().unwrap(),
+        digest,
+        "a replayed Accept changed state"
+    );
+    assert_eq!(r.uids("INBOX").len(), 1);
+}
+
+#[test]
+fn quota_is_enforced_in_apply() {
+    let mut r = Replica::new();
+    let append = |quota| Command::Append {
+        account: ACCOUNT,
+        mailbox: "INBOX".into(),
+        body: vec![b'x'; 600],
+        flags: vec![],
+        internal_date: 1,
+        quota,
+    };
+    assert!(matches!(r.apply(append(1000)), Response::Appended { .. }));
+    assert_eq!(
+        r.apply(append(1000)),
+        Response::Rejected(tern_store::Rejection::OverQuota)
+    );
+    assert!(matches!(r.apply(append(0)), Response::Appended { .. }));
+}
+
+#[test]
+fn blobs_are_stored_once_and_freed_with_the_last_reference() {
+    let mut r = Replica::new();
+    let body = b"Subject: same\r\n\r\nsame body\r\n".to_vec();
+    for _ in 0..3 {
+        r.apply(Command::Append {
+            account: ACCOUNT,
+            mailbox: "INBOX".into(),
+            body: body.clone(),
+            flags: vec!["\\Deleted".into()],
+            internal_date: 1,
+            quota: 0,
+        });
+    }
+    let blob = tern_core::BlobId::of(&body);
+    assert_eq!(r.reader().blob(&blob).unwrap(), Some(body));
+    let inbox = r.mailbox_id("INBOX");
+    let expunged = r.apply(Command::Expunge {
+        account: ACCOUNT,
+        mailbox: inbox,
+        uids: None,
+    });
+    assert_eq!(expunged, Response::Expunged(vec![Uid(1), Uid(2), Uid(3)]));
+    assert_eq!(r.reader().blob(&blob).unwrap(), None);
+}
