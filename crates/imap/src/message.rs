@@ -283,8 +283,8 @@ fn addresses(out: &mut Vec<u8>, addr: Option<&Address<'_>>) {
     out.push(b')');
 }
 
-fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
-    let attrs = part.content_type().and_then(|ct| ct.attributes());
+/// A body parameter list, `("NAME" "value" ...)` or `NIL`.
+fn attributes(out: &mut Vec<u8>, attrs: Option<&[mail_parser::Attribute<'_>]>) {
     match attrs {
         Some(attrs) if !attrs.is_empty() => {
             out.push(b'(');
@@ -300,6 +300,10 @@ fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
         }
         _ => out.extend_from_slice(b"NIL"),
     }
+}
+
+fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
+    attributes(out, part.content_type().and_then(|ct| ct.attributes()));
 }
 
 fn structure(out: &mut Vec<u8>, m: &Message<'_>, id: usize, extended: bool) {
@@ -372,7 +376,7 @@ fn structure(out: &mut Vec<u8>, m: &Message<'_>, id: usize, extended: bool) {
                 out.push(b'(');
                 string(out, d.ctype().to_uppercase().as_bytes());
                 out.push(b' ');
-                params_of_disposition(out, d);
+                attributes(out, d.attributes());
                 out.push(b')');
             }
             None => out.extend_from_slice(b"NIL"),
@@ -380,24 +384,6 @@ fn structure(out: &mut Vec<u8>, m: &Message<'_>, id: usize, extended: bool) {
         out.extend_from_slice(b" NIL NIL");
     }
     out.push(b')');
-}
-
-fn params_of_disposition(out: &mut Vec<u8>, d: &mail_parser::ContentType<'_>) {
-    match d.attributes() {
-        Some(attrs) if !attrs.is_empty() => {
-            out.push(b'(');
-            for (i, a) in attrs.iter().enumerate() {
-                if i > 0 {
-                    out.push(b' ');
-                }
-                string(out, a.name.to_uppercase().as_bytes());
-                out.push(b' ');
-                string(out, a.value.as_bytes());
-            }
-            out.push(b')');
-        }
-        _ => out.extend_from_slice(b"NIL"),
-    }
 }
 
 #[cfg(test)]

@@ -1,46 +1,15 @@
 //! Mailbox actors over a real single-node Raft (RocksDB in a temporary directory).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tern_core::records::SpecialUse;
 use tern_core::{GroupId, MailboxId, ModSeq, Uid};
 use tern_directory::{AccountInfo, Directory};
 use tern_mailbox::{Account, MailboxError, MailboxEvent, Mailboxes};
+use tern_raft::testing::run;
 use tern_raft::{RaftConfig, RaftNode};
 use tern_store::{Command, FlagOp, Rejection, Response};
 use tokio::sync::broadcast;
-
-/// Runs `body` on its own runtime over a fresh data directory, then waits until RocksDB has
-/// really closed.
-///
-/// The Raft layer closes RocksDB on its WAL-syncer thread once the last log handle is gone,
-/// which can be after the runtime has stopped; a test process that exits under an open RocksDB
-/// aborts ("pthread lock: Invalid argument"). Waiting until the database can be opened again
-/// (its lock is free) makes the close happen here, before the test returns.
-fn run<F, Fut>(body: F)
-where
-    F: FnOnce(PathBuf) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(body(dir.path().to_path_buf()));
-    drop(runtime);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match tern_store::Db::open(&dir.path().join("db")) {
-            Ok(_closed_again_here) => return,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "RocksDB never closed: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
 
 struct World {
     raft: RaftNode,

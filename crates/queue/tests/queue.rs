@@ -7,42 +7,11 @@ use tern_core::{DeliveryId, GroupId};
 use tern_directory::{AccountInfo, Directory, Recipient};
 use tern_mailbox::{MailboxEvent, Mailboxes};
 use tern_queue::{Envelope, Queue, QueueError};
+use tern_raft::testing::run;
 use tern_raft::{RaftConfig, RaftNode};
 use tern_store::{Command, LocalRecipient, Response};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// Runs `body` on its own runtime over a fresh data directory, then waits until RocksDB has
-/// really closed.
-///
-/// The Raft layer closes RocksDB on its WAL-syncer thread once the last log handle is gone,
-/// which can be after the runtime has stopped; a test process that exits under an open RocksDB
-/// aborts ("pthread lock: Invalid argument"). Waiting until the database can be opened again
-/// (its lock is free) makes the close happen here, before the test returns.
-fn run<F, Fut>(body: F)
-where
-    F: FnOnce(PathBuf) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(body(dir.path().to_path_buf()));
-    drop(runtime);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match tern_store::Db::open(&dir.path().join("db")) {
-            Ok(_closed_again_here) => return,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "RocksDB never closed: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    }
-}
 
 struct World {
     raft: RaftNode,

@@ -8,6 +8,7 @@
 //! - [`state_machine`]: applies entries through tern-store; snapshots.
 //! - [`network`]: Raft RPCs to peers (none yet on a single node).
 //! - [`node`]: [`RaftNode`], which starts, drives and stops every group.
+//! - `testing` (feature `testing`): a harness for tests of the crates above this one.
 #![warn(missing_docs)]
 // openraft's `StorageError` (the error type its storage traits require) is large; boxing it in
 // our helpers would only move the allocation.
@@ -19,6 +20,8 @@ pub mod log_writer;
 pub mod network;
 pub mod node;
 pub mod state_machine;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use node::{GroupStatus, RaftConfig, RaftNode};
 

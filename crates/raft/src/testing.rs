@@ -1,0 +1,38 @@
+//! Test support for crates built on the Raft layer (feature `testing`): run a test body on its
+//! own runtime over a fresh data directory, and return only once RocksDB has closed.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Runs `body` on its own runtime over a fresh data directory, then waits until RocksDB has
+/// really closed.
+///
+/// A test process that exits while RocksDB is still open on another thread aborts ("pthread
+/// lock: Invalid argument"). Waiting until the database can be opened again (its lock is free)
+/// makes the close happen here, before the test returns, whether or not the body shut its node
+/// down.
+pub fn run<F, Fut>(body: F)
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(body(dir.path().to_path_buf()));
+    drop(runtime);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match tern_store::Db::open(&dir.path().join("db")) {
+            Ok(_closed_again_here) => return,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "RocksDB never closed: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
