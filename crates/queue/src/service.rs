@@ -116,6 +116,20 @@ impl Queue {
         })
     }
 
+    /// Whether `account` is already at or over its quota, read from this node's replica of its
+    /// partition. A pre-check for SMTP RCPT (452 4.2.2): the commit itself enforces the quota
+    /// exactly, in the state machine.
+    pub fn is_full(&self, account: &tern_directory::AccountInfo) -> Result<bool, QueueError> {
+        if account.quota == 0 {
+            return Ok(false);
+        }
+        let reader = self
+            .inner
+            .raft
+            .local_reader(self.inner.raft.partition_of(account.id));
+        Ok(reader.usage(account.id)? >= account.quota)
+    }
+
     /// Everything queued, in every partition.
     pub async fn list(&self) -> Result<Vec<QueueRecord>, QueueError> {
         let raft = self.inner.raft.clone();

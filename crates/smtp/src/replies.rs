@@ -87,6 +87,8 @@ pub const TLS_UNAVAILABLE: Reply = r(454, "4.7.0", "TLS not available");
 pub const TOO_MANY_RECIPIENTS: Reply = r(452, "4.5.3", "Too many recipients");
 /// RFC 1870 §6: message too big.
 pub const TOO_BIG: Reply = r(552, "5.3.4", "Message size exceeds the limit");
+/// RFC 3463 §3.3: mailbox full, try later (at RCPT).
+pub const MAILBOX_FULL: Reply = r(452, "4.2.2", "Mailbox full, try again later");
 /// RFC 3463 §3.3: mailbox full.
 pub const OVER_QUOTA: Reply = r(552, "5.2.2", "Mailbox full");
 /// RFC 3463: relaying denied (no open relay).

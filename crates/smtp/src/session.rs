@@ -226,6 +226,9 @@ impl Session {
         let resolved = self.ctx.directory.resolve(&to).await;
         let authenticated = self.user.is_some();
         let reply = match resolved {
+            Ok(Resolution::Deliver(recipients)) if self.any_full(&recipients) => {
+                replies::MAILBOX_FULL
+            }
             Ok(Resolution::Deliver(recipients)) => {
                 self.add_recipients(&to, recipients);
                 replies::RECIPIENT_OK
@@ -245,6 +248,21 @@ impl Session {
             }
         };
         self.reply(&reply);
+    }
+
+    /// Whether a local recipient is already at its quota (a single account: aliases that fan
+    /// out deliver to whoever has room, and the commit enforces the quota exactly).
+    fn any_full(&self, recipients: &[Recipient]) -> bool {
+        let [Recipient::Local(account)] = recipients else {
+            return false;
+        };
+        match self.ctx.queue.is_full(account) {
+            Ok(full) => full,
+            Err(e) => {
+                tracing::debug!(error = %e, "quota pre-check unavailable");
+                false
+            }
+        }
     }
 
     fn add_recipients(&mut self, address: &str, recipients: Vec<Recipient>) {
