@@ -7,6 +7,8 @@ import socket
 import ssl
 import time
 
+import pytest
+
 from ternlib import PASSWORD, message, wait_until
 
 
@@ -103,6 +105,17 @@ def test_append_create_rename_delete_subscribe(tern):
     assert imap.delete("Projects/Done")[0] == "OK"
     assert imap.select("Projects/Done")[0] == "NO"
     assert imap.delete("INBOX")[0] == "NO"
+    imap.logout()
+
+
+def test_non_ascii_mailbox_names_travel_as_modified_utf7(tern):
+    imap = login(tern)
+    assert imap.create("Entw&APw-rfe/&ZeVnLIqe-")[0] == "OK"  # "Entwürfe/日本語"
+    listing = b"\n".join(imap.list()[1])
+    assert b'"Entw&APw-rfe/&ZeVnLIqe-"' in listing and b'"Entw&APw-rfe"' in listing
+    assert imap.select("Entw&APw-rfe/&ZeVnLIqe-")[0] == "OK"
+    with pytest.raises(imaplib.IMAP4.error, match="modified UTF-7"):
+        imap.create("bad&Jjo!")
     imap.logout()
 
 

@@ -213,9 +213,15 @@ pub fn parse(input: &[u8]) -> Result<Tagged, (Option<String>, ParseError)> {
     }
 }
 
+/// A mailbox name argument, converted from modified UTF-7.
 fn mailbox(l: &mut Lexer<'_>) -> Parsed<String> {
     l.space()?;
-    l.astring_text()
+    wire_name(l.astring_text()?)
+}
+
+/// Decodes a mailbox name or LIST pattern from modified UTF-7.
+fn wire_name(text: String) -> Parsed<String> {
+    super::mutf7::decode(&text).ok_or(ParseError("invalid modified UTF-7 in mailbox name"))
 }
 
 fn command(l: &mut Lexer<'_>) -> Parsed<Command> {
@@ -274,11 +280,11 @@ fn command(l: &mut Lexer<'_>) -> Parsed<Command> {
         "LIST" => list(l)?,
         "LSUB" => {
             l.space()?;
-            let reference = l.astring_text()?;
+            let reference = wire_name(l.astring_text()?)?;
             l.space()?;
             Command::Lsub {
                 reference,
-                pattern: l.list_pattern()?,
+                pattern: wire_name(l.list_pattern()?)?,
             }
         }
         "CREATE" => {
@@ -357,12 +363,12 @@ fn list(l: &mut Lexer<'_>) -> Parsed<Command> {
         }
         l.space()?;
     }
-    let reference = l.astring_text()?;
+    let reference = wire_name(l.astring_text()?)?;
     l.space()?;
     let patterns = if l.peek() == Some(b'(') {
-        l.list(|l| l.list_pattern())?
+        l.list(|l| l.list_pattern().and_then(wire_name))?
     } else {
-        vec![l.list_pattern()?]
+        vec![wire_name(l.list_pattern()?)?]
     };
     let (mut ret_subscribed, mut ret_status) = (subscribed_only, None);
     if l.eat(b' ') {

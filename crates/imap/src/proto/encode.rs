@@ -35,9 +35,9 @@ pub fn nstring(out: &mut Vec<u8>, value: Option<&[u8]>) {
     }
 }
 
-/// A mailbox name as an astring (always quoted or literal, so `INBOX`-like atoms stay simple).
+/// A mailbox name, in modified UTF-7, as a quoted string.
 pub fn mailbox(out: &mut Vec<u8>, name: &str) {
-    string(out, name.as_bytes());
+    string(out, super::mutf7::encode(name).as_bytes());
 }
 
 #[cfg(test)]

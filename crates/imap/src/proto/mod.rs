@@ -4,6 +4,7 @@
 pub mod command;
 pub mod encode;
 pub mod lexer;
+pub mod mutf7;
 pub mod search;
 pub mod seqset;
 
