@@ -14,6 +14,9 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// Numbers connections for the logs, so every line of one session can be found together.
+static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// How long a client may take to finish the TLS handshake on an implicit-TLS port.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -66,8 +69,10 @@ impl Actor for ConnectionActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(args) = state.take() {
+            let session = NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let span = tracing::info_span!(
                 "conn",
+                session,
                 proto = args.protocol.name(),
                 peer = %args.peer,
             );
