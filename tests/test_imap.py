@@ -33,6 +33,10 @@ def test_new_account_has_special_use_mailboxes(tern):
                        ("Junk", "\\Junk"), ("Archive", "\\Archive")]:
         assert re.search(rf'\(.*{re.escape(attr)}.*\) "/" "?{name}"?', listing), (name, listing)
     assert "INBOX" in listing
+    # RFC 6154 selection option: only the special-use mailboxes.
+    typ, data = imap._simple_command("LIST", "(SPECIAL-USE)", '""', "*")
+    special = imap._untagged_response(typ, data, "LIST")[1]
+    assert len(special) == 5 and not any(b'"INBOX"' in x for x in special), special
     imap.logout()
 
 

@@ -1,7 +1,7 @@
 //! Mailbox-level commands.
 
-use crate::proto::StatusItem;
 use crate::proto::encode;
+use crate::proto::{ListArgs, StatusItem};
 use crate::session::{Session, no_for};
 use crate::view::View;
 use tern_core::records::MailboxRecord;
@@ -49,17 +49,15 @@ fn quoted_name(name: &str) -> String {
 }
 
 impl Session {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn list(
-        &mut self,
-        tag: &str,
-        account: &Account,
-        reference: &str,
-        patterns: &[String],
-        subscribed_only: bool,
-        ret_subscribed: bool,
-        ret_status: Option<Vec<StatusItem>>,
-    ) {
+    pub(crate) async fn list(&mut self, tag: &str, account: &Account, args: ListArgs) {
+        let ListArgs {
+            reference,
+            patterns,
+            subscribed_only,
+            special_use_only,
+            ret_subscribed,
+            ret_status,
+        } = args;
         if patterns.len() == 1 && patterns[0].is_empty() {
             self.untagged("* LIST (\\Noselect) \"/\" \"\"");
             self.tagged(tag, "OK LIST completed");
@@ -73,7 +71,9 @@ impl Session {
             let wanted = patterns
                 .iter()
                 .any(|p| matches(&format!("{reference}{p}"), &m.name));
-            if !wanted || (subscribed_only && !m.subscribed) {
+            let unwanted_kind =
+                (subscribed_only && !m.subscribed) || (special_use_only && m.special_use.is_none());
+            if !wanted || unwanted_kind {
                 continue;
             }
             let child_prefix = format!("{}/", m.name);

@@ -21,24 +21,7 @@ impl Session {
             return;
         };
         match command {
-            List {
-                reference,
-                patterns,
-                subscribed_only,
-                ret_subscribed,
-                ret_status,
-            } => {
-                self.list(
-                    tag,
-                    &account,
-                    &reference,
-                    &patterns,
-                    subscribed_only,
-                    ret_subscribed,
-                    ret_status,
-                )
-                .await
-            }
+            List(args) => self.list(tag, &account, args).await,
             Lsub { reference, pattern } => self.lsub(tag, &account, &reference, &pattern).await,
             Create { name } => self.simple(tag, "CREATE", account.create(&name, None).await),
             Delete { name } => self.simple(tag, "DELETE", account.delete(&name).await),

@@ -91,6 +91,23 @@ pub enum FetchItem {
     },
 }
 
+/// LIST arguments (RFC 5258 LIST-EXTENDED, RFC 6154 SPECIAL-USE, RFC 5819 LIST-STATUS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListArgs {
+    /// Reference name, prefixed to each pattern.
+    pub reference: String,
+    /// Mailbox patterns (`*`, `%`).
+    pub patterns: Vec<String>,
+    /// Selection option SUBSCRIBED: only subscribed mailboxes.
+    pub subscribed_only: bool,
+    /// Selection option SPECIAL-USE: only mailboxes with a special use.
+    pub special_use_only: bool,
+    /// Return option SUBSCRIBED: mark subscribed mailboxes.
+    pub ret_subscribed: bool,
+    /// Return option STATUS: these items for each mailbox listed.
+    pub ret_status: Option<Vec<StatusItem>>,
+}
+
 /// How STORE changes flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOp {
@@ -121,13 +138,7 @@ pub enum Command {
     Id,
     Enable(Vec<String>),
     Namespace,
-    List {
-        reference: String,
-        patterns: Vec<String>,
-        subscribed_only: bool,
-        ret_subscribed: bool,
-        ret_status: Option<Vec<StatusItem>>,
-    },
+    List(ListArgs),
     Lsub {
         reference: String,
         pattern: String,
@@ -354,11 +365,13 @@ fn command(l: &mut Lexer<'_>) -> Parsed<Command> {
 
 fn list(l: &mut Lexer<'_>) -> Parsed<Command> {
     l.space()?;
-    let mut subscribed_only = false;
+    let (mut subscribed_only, mut special_use_only) = (false, false);
     if l.peek() == Some(b'(') {
         for opt in l.list(|l| l.atom())? {
-            if opt.eq_ignore_ascii_case("SUBSCRIBED") {
-                subscribed_only = true;
+            match opt.to_ascii_uppercase().as_str() {
+                "SUBSCRIBED" => subscribed_only = true,
+                "SPECIAL-USE" => special_use_only = true,
+                _ => {}
             }
         }
         l.space()?;
@@ -390,13 +403,14 @@ fn list(l: &mut Lexer<'_>) -> Parsed<Command> {
             }
         }
     }
-    Ok(Command::List {
+    Ok(Command::List(ListArgs {
         reference,
         patterns,
         subscribed_only,
+        special_use_only,
         ret_subscribed,
         ret_status,
-    })
+    }))
 }
 
 fn status_item(l: &mut Lexer<'_>) -> Parsed<StatusItem> {
@@ -723,14 +737,21 @@ mod tests {
             cmd("a APPEND INBOX (\\Seen) \"25-Nov-2026 10:00:00 +0000\" {3}\r\nabc"),
             Command::Append { .. }
         ));
-        assert!(matches!(cmd("a LIST \"\" *"), Command::List { .. }));
+        assert!(matches!(cmd("a LIST \"\" *"), Command::List(_)));
         assert!(matches!(
             cmd("a LIST (SUBSCRIBED) \"\" * RETURN (STATUS (MESSAGES UNSEEN))"),
-            Command::List {
+            Command::List(ListArgs {
                 subscribed_only: true,
                 ret_status: Some(_),
                 ..
-            }
+            })
+        ));
+        assert!(matches!(
+            cmd("a LIST (SPECIAL-USE) \"\" *"),
+            Command::List(ListArgs {
+                special_use_only: true,
+                ..
+            })
         ));
         assert!(matches!(
             cmd("a UID SEARCH CHARSET UTF-8 UID 2:*"),
