@@ -147,6 +147,13 @@ def test_submission_requires_auth_and_queues_remote_mail(tern):
         s.login("bob@test.example", "wrong password")
     assert bad.value.smtp_code == 535
     s.login("bob@test.example", PASSWORD)
+    # No sending as somebody else (RFC 6409 §6.1).
+    code, text = s.docmd("MAIL FROM:<carol@test.example>")
+    assert (code, text[:5]) == (553, b"5.7.1")
+    # ... but as an alias that delivers to you, yes.
+    tern.cli("alias", "add", "postmaster@test.example", "bob@test.example")
+    assert s.docmd("MAIL FROM:<postmaster@test.example>")[0] == 250
+    s.rset()
     s.sendmail("bob@test.example", ["someone@far.example", "carol@test.example"],
                message("outbound", sender="bob@test.example", to="someone@far.example"))
     s.quit()

@@ -91,6 +91,12 @@ pub const TOO_BIG: Reply = r(552, "5.3.4", "Message size exceeds the limit");
 pub const MAILBOX_FULL: Reply = r(452, "4.2.2", "Mailbox full, try again later");
 /// RFC 3463 §3.3: mailbox full.
 pub const OVER_QUOTA: Reply = r(552, "5.2.2", "Mailbox full");
+/// RFC 6409 §6.1 / RFC 3463: MAIL FROM not owned by the authenticated user.
+pub const SENDER_NOT_OWNED: Reply = r(
+    553,
+    "5.7.1",
+    "Sender address not owned by the authenticated user",
+);
 /// RFC 3463: relaying denied (no open relay).
 pub const RELAY_DENIED: Reply = r(550, "5.7.1", "Relaying denied");
 /// RFC 3463: no such user.

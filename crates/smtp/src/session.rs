@@ -133,7 +133,7 @@ impl Session {
         match request {
             Request::Ehlo(domain) => self.ehlo(domain, true),
             Request::Helo(domain) => self.ehlo(domain, false),
-            Request::Mail { from, params } => self.mail(from, params),
+            Request::Mail { from, params } => self.mail(from, params).await,
             Request::Rcpt { to } => self.rcpt(to).await,
             Request::Data => return self.data().await,
             Request::Rset => {
@@ -191,12 +191,18 @@ impl Session {
         self.helo = Some(domain);
     }
 
-    fn mail(&mut self, from: String, params: MailParams) {
+    async fn mail(&mut self, from: String, params: MailParams) {
         if self.tx.is_some() {
             return self.reply(&replies::NESTED_MAIL);
         }
-        if self.ctx.mode == SmtpMode::Submission && self.user.is_none() {
-            return self.reply(&replies::AUTH_REQUIRED);
+        if self.ctx.mode == SmtpMode::Submission {
+            let Some(user) = self.user.clone() else {
+                return self.reply(&replies::AUTH_REQUIRED);
+            };
+            if !self.owns(&user, &from).await {
+                tracing::warn!(from = %from, "sender address not owned by the authenticated user");
+                return self.reply(&replies::SENDER_NOT_OWNED);
+            }
         }
         if params
             .size
@@ -212,6 +218,20 @@ impl Session {
             first_rcpt: None,
         });
         self.reply(&replies::SENDER_OK);
+    }
+
+    /// Whether an authenticated user may send as `from` (RFC 6409 §6.1): their own address,
+    /// the null sender (bounces), or an alias that delivers to them.
+    async fn owns(&self, user: &AccountInfo, from: &str) -> bool {
+        if from.is_empty() || from.eq_ignore_ascii_case(&user.address) {
+            return true;
+        }
+        match self.ctx.directory.resolve(from).await {
+            Ok(Resolution::Deliver(targets)) => targets
+                .iter()
+                .any(|t| matches!(t, Recipient::Local(a) if a.id == user.id)),
+            _ => false,
+        }
     }
 
     async fn rcpt(&mut self, to: String) {
