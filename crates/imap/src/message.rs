@@ -94,7 +94,7 @@ impl<'a> Parsed<'a> {
     /// BODYSTRUCTURE (with extension data) or BODY (without).
     pub fn body_structure(&self, out: &mut Vec<u8>, extended: bool) {
         match &self.message {
-            Some(m) => structure(out, m, 0, extended),
+            Some(m) => structure(out, self.raw, m, 0, extended),
             None => {
                 let size = self.raw.len() - self.body_offset();
                 out.extend_from_slice(
@@ -106,51 +106,79 @@ impl<'a> Parsed<'a> {
 
     /// The bytes of a section (before any partial range).
     pub fn section(&self, section: &Section) -> Vec<u8> {
-        let (scope, header_end) = match self.part_range(&section.part) {
-            Some(r) => r,
-            None => return Vec::new(),
+        let Some(m) = &self.message else {
+            return self.unparsed_section(section);
         };
-        let bytes = &self.raw[scope.0..scope.1];
-        let split = header_end.saturating_sub(scope.0).min(bytes.len());
-        match &section.text {
-            SectionText::Full if section.part.is_empty() => bytes.to_vec(),
-            SectionText::Full => bytes[split..].to_vec(),
-            SectionText::Mime => bytes[..split].to_vec(),
-            SectionText::Header => bytes[..split].to_vec(),
-            SectionText::Text => bytes[split..].to_vec(),
-            SectionText::Fields(names) => filter_fields(&bytes[..split], names, true),
-            SectionText::FieldsNot(names) => filter_fields(&bytes[..split], names, false),
+        let len = self.raw.len();
+        let range = |a: u32, b: u32| {
+            let (a, b) = ((a as usize).min(len), (b as usize).min(len));
+            self.raw[a..b.max(a)].to_vec()
+        };
+        let Some(part) = part_at(m, &section.part) else {
+            return Vec::new();
+        };
+        // HEADER, TEXT and HEADER.FIELDS address a message: the top level, or the message
+        // attached as a message/rfc822 part (RFC 9051 §6.4.5).
+        let message_root = if section.part.is_empty() {
+            Some(m.root_part())
+        } else if let PartType::Message(inner) = &part.body {
+            Some(inner.root_part())
+        } else {
+            None
+        };
+        let header_of = |p: &MessagePart<'_>| range(p.offset_header, p.offset_body);
+        match (&section.text, message_root) {
+            (SectionText::Full, _) if section.part.is_empty() => self.raw.to_vec(),
+            (SectionText::Full, _) => range(part.offset_body, part.offset_end),
+            (SectionText::Mime, _) => header_of(part),
+            (SectionText::Header, Some(root)) => header_of(root),
+            (SectionText::Text, Some(root)) => range(root.offset_body, root.offset_end),
+            (SectionText::Fields(names), Some(root)) => {
+                filter_fields(&header_of(root), names, true)
+            }
+            (SectionText::FieldsNot(names), Some(root)) => {
+                filter_fields(&header_of(root), names, false)
+            }
+            _ => Vec::new(),
         }
     }
 
-    /// (start, end) of the addressed part including its header, and where its header ends.
-    fn part_range(&self, path: &[u32]) -> Option<((usize, usize), usize)> {
-        let len = self.raw.len();
-        let Some(m) = &self.message else {
-            return path.is_empty().then(|| ((0, len), header_end(self.raw)));
-        };
-        if path.is_empty() {
-            return Some(((0, len), self.body_offset()));
+    /// Sections of a message mail-parser could not parse: only the top level exists.
+    fn unparsed_section(&self, section: &Section) -> Vec<u8> {
+        let split = header_end(self.raw);
+        let (header, text) = self.raw.split_at(split);
+        match (&section.text, section.part.as_slice()) {
+            (SectionText::Full, []) => self.raw.to_vec(),
+            (SectionText::Full, [1]) | (SectionText::Text, []) => text.to_vec(),
+            (SectionText::Header, []) => header.to_vec(),
+            (SectionText::Fields(names), []) => filter_fields(header, names, true),
+            (SectionText::FieldsNot(names), []) => filter_fields(header, names, false),
+            _ => Vec::new(),
         }
-        // Descend through multiparts; part 1 of a single-part body is the body itself.
-        // (Parts inside an attached message/rfc822 are not addressable yet.)
-        let mut part = m.root_part();
-        for &n in path {
-            part = match &part.body {
-                PartType::Multipart(children) => {
-                    let id = *children.get((n as usize).checked_sub(1)?)?;
-                    m.parts.get(id as usize)?
-                }
-                _ if n == 1 => part,
-                _ => return None,
-            };
-        }
-        let clamp = |v: u32| (v as usize).min(len);
-        Some((
-            (clamp(part.offset_header), clamp(part.offset_end)),
-            clamp(part.offset_body),
-        ))
     }
+}
+
+/// The part a section path names: numbers descend through multiparts, and through an attached
+/// message/rfc822 into its parts; part 1 of a non-multipart body is that body itself. Offsets
+/// of nested parts are absolute in the outer message, so ranges need no translation.
+fn part_at<'m>(m: &'m Message<'_>, path: &[u32]) -> Option<&'m MessagePart<'m>> {
+    let mut parts = &m.parts;
+    let mut part = parts.first()?;
+    for &n in path {
+        if let PartType::Message(inner) = &part.body {
+            parts = &inner.parts;
+            part = parts.first()?;
+        }
+        part = match &part.body {
+            PartType::Multipart(children) => {
+                let id = *children.get((n as usize).checked_sub(1)?)?;
+                parts.get(id as usize)?
+            }
+            _ if n == 1 => part,
+            _ => return None,
+        };
+    }
+    Some(part)
 }
 
 /// Offset just past the first blank line (end of a header block).
@@ -306,7 +334,9 @@ fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
     attributes(out, part.content_type().and_then(|ct| ct.attributes()));
 }
 
-fn structure(out: &mut Vec<u8>, m: &Message<'_>, id: usize, extended: bool) {
+/// BODYSTRUCTURE of part `id` of `m`; `raw` is the outermost message, which every part's
+/// offsets (nested ones included) point into.
+fn structure(out: &mut Vec<u8>, raw: &[u8], m: &Message<'_>, id: usize, extended: bool) {
     let Some(part) = m.parts.get(id) else {
         out.extend_from_slice(b"NIL");
         return;
@@ -319,7 +349,7 @@ fn structure(out: &mut Vec<u8>, m: &Message<'_>, id: usize, extended: bool) {
     if let PartType::Multipart(children) = &part.body {
         out.push(b'(');
         for &child in children {
-            structure(out, m, child as usize, extended);
+            structure(out, raw, m, child as usize, extended);
         }
         out.push(b' ');
         string(out, subtype.as_bytes());
@@ -332,7 +362,6 @@ fn structure(out: &mut Vec<u8>, m: &Message<'_>, id: usize, extended: bool) {
         return;
     }
     let ctype = ct.map(|c| c.ctype()).unwrap_or("text").to_uppercase();
-    let raw = m.raw_message();
     let (body_start, body_end) = (
         (part.offset_body as usize).min(raw.len()),
         (part.offset_end as usize).min(raw.len()),
@@ -364,7 +393,7 @@ fn structure(out: &mut Vec<u8>, m: &Message<'_>, id: usize, extended: bool) {
         out.push(b' ');
         nested.envelope(out);
         out.push(b' ');
-        structure(out, inner, 0, extended);
+        structure(out, raw, inner, 0, extended);
         out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
     } else if ctype == "TEXT" {
         out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
@@ -424,6 +453,34 @@ mod tests {
         p.body_structure(&mut bs, true);
         let bs = String::from_utf8(bs).unwrap();
         assert!(bs.starts_with("(\"TEXT\" \"PLAIN\""), "{bs}");
+    }
+
+    #[test]
+    fn parts_of_an_attached_message() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--c--\r\n\r\n--b--\r\n";
+        let p = Parsed::new(raw);
+        let text =
+            |part: Vec<u32>, text| String::from_utf8(p.section(&Section { part, text })).unwrap();
+        assert!(text(vec![2], SectionText::Header).starts_with("Subject: inner\r\n"));
+        assert_eq!(
+            text(vec![2], SectionText::Fields(vec!["subject".into()])),
+            "Subject: inner\r\n\r\n"
+        );
+        assert!(text(vec![2], SectionText::Mime).starts_with("Content-Type: message/rfc822"));
+        assert_eq!(text(vec![2, 1], SectionText::Full), "inner text");
+        assert_eq!(text(vec![3], SectionText::Full), "");
+        let mut bs = Vec::new();
+        p.body_structure(&mut bs, false);
+        let bs = String::from_utf8(bs).unwrap();
+        assert!(bs.contains("\"MESSAGE\" \"RFC822\""), "{bs}");
+        assert!(
+            bs.contains("\"inner\""),
+            "the attached message's envelope: {bs}"
+        );
+        assert!(
+            bs.contains("\"ALTERNATIVE\")"),
+            "the attached message's structure: {bs}"
+        );
     }
 
     #[test]
