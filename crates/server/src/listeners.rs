@@ -117,7 +117,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let Bound {
-        protocol, listener, ..
+        protocol,
+        addr: bound_addr,
+        listener,
     } = bound;
     loop {
         let accepted = tokio::select! {
@@ -141,7 +143,9 @@ pub async fn serve(
                 continue;
             }
         };
-        let local = stream.local_addr().unwrap_or(bound_addr_fallback(peer));
+        // The socket knows the exact local address (relevant for a wildcard bind); the
+        // listener's address is the fallback.
+        let local = stream.local_addr().unwrap_or(bound_addr);
         let args = ConnectionArgs {
             stream,
             peer,
@@ -160,11 +164,6 @@ pub async fn serve(
             Err(e) => tracing::error!(error = %e, "could not start a connection actor"),
         }
     }
-}
-
-/// A placeholder local address for the rare socket that cannot report its own.
-fn bound_addr_fallback(peer: SocketAddr) -> SocketAddr {
-    SocketAddr::new(peer.ip(), 0)
 }
 
 /// Says goodbye to a connection refused by the limiter.

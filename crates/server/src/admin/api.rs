@@ -177,11 +177,27 @@ async fn add_domain(
     State(s): State<AdminState>,
     Json(d): Json<NewDomain>,
 ) -> ApiResult<DomainView> {
-    s.services.directory.add_domain(&d.name).await?;
+    let directory = &s.services.directory;
+    directory.add_domain(&d.name).await?;
     let name = tern_core::address::normalize_domain(&d.name)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-    tracing::info!(domain = %name, "domain added");
-    Ok(Json(DomainView { name, created: 0 }))
+    // Answer with the record as stored (normalised name, creation time).
+    let stored = directory
+        .list_domains()
+        .await?
+        .into_iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "domain not visible yet".into(),
+            )
+        })?;
+    tracing::info!(domain = %stored.name, "domain added");
+    Ok(Json(DomainView {
+        name: stored.name,
+        created: stored.created,
+    }))
 }
 
 async fn delete_domain(State(s): State<AdminState>, Path(name): Path<String>) -> ApiResult<()> {
