@@ -31,7 +31,7 @@ lint:
 	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
 
 bench: build
-	@echo "see benches/README.md"
+	./scripts/bench
 
 # --- installation of missing tools -------------------------------------------------------
 deps:

@@ -58,6 +58,9 @@ def test_dev_mode_serves_every_port(tmp_path):
         imap.login("bob@example.test", PASSWORD)
         assert imap.select("INBOX")[1][0] == b"1"
         imap.logout()
+        with urllib.request.urlopen(admin + "/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        assert "tern_wal_syncs_total" in metrics and "tern_connections_open" in metrics
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -133,6 +133,14 @@ async fn metrics(State(state): State<AdminState>) -> String {
     out.push_str("# HELP tern_connections_open Client connections open now.\n");
     out.push_str("# TYPE tern_connections_open gauge\n");
     out.push_str(&format!("tern_connections_open {open}\n"));
+    out.push_str(
+        "# HELP tern_wal_syncs_total WAL fsyncs; each acknowledges every Raft append waiting.\n",
+    );
+    out.push_str("# TYPE tern_wal_syncs_total counter\n");
+    out.push_str(&format!(
+        "tern_wal_syncs_total {}\n",
+        state.services.raft.wal_syncs()
+    ));
     out.push_str("# HELP tern_raft_applied_index Last applied log index per group.\n");
     out.push_str("# TYPE tern_raft_applied_index gauge\n");
     for g in groups {
