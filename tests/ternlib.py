@@ -6,6 +6,7 @@ killed when the test ends. Waiting is always on a condition with a deadline, nev
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,10 +27,21 @@ def tern_bin() -> str:
     return path
 
 
+# Server ports come from below the kernel's ephemeral range (32768+ on Linux), so the client
+# side of some other connection cannot take one between our pick and the server's bind.
+_PORT_RANGE = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(1000):
+        port = random.randint(*_PORT_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found")
 
 
 def wait_until(condition, timeout=30.0, interval=0.05, what="condition"):
@@ -83,7 +95,23 @@ class Tern:
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['admin']}"
 
-    def start(self, timeout=60.0):
+    def start(self, timeout=60.0, attempts=5):
+        """Starts the server and waits until it is ready. If a port was taken meanwhile, picks
+        new ports and tries again; any other failure is reported at once with the log."""
+        for attempt in range(attempts):
+            self._spawn()
+            outcome = self._wait_ready(timeout)
+            if outcome == "ready":
+                return self
+            if outcome == "port in use" and attempt + 1 < attempts:
+                self.ports = {p: free_port() for p in PROTOCOLS}
+                self.write_config()
+                continue
+            self.kill()
+            raise RuntimeError(f"tern did not start ({outcome}):\n{self.log_tail()}")
+        raise RuntimeError("unreachable")
+
+    def _spawn(self):
         log = open(self.log_path, "ab")
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info,openraft=warn"))
         self.proc = subprocess.Popen(
@@ -94,18 +122,20 @@ class Tern:
         )
         log.close()
 
-        def ready():
+    def _wait_ready(self, timeout) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"tern exited with {self.proc.returncode}:\n{self.log_tail()}")
-            with urllib.request.urlopen(self.admin_url + "/health/ready", timeout=2) as r:
-                return r.status == 200
-
-        try:
-            wait_until(ready, timeout=timeout, what="tern to become ready")
-        except Exception:
-            self.kill()
-            raise
-        return self
+                in_use = "Address already in use" in self.log_tail(20)
+                return "port in use" if in_use else f"exited with {self.proc.returncode}"
+            try:
+                with urllib.request.urlopen(self.admin_url + "/health/ready", timeout=2) as r:
+                    if r.status == 200:
+                        return "ready"
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return f"not ready after {timeout}s"
 
     def log_tail(self, n=60) -> str:
         try:

@@ -19,6 +19,8 @@ DEV_PORTS = {"smtp": 2525, "submission": 2587, "submissions": 2465, "imap": 1143
 
 def port_free(port):
     with socket.socket() as s:
+        # Like the server's listener: a port in TIME_WAIT from an earlier run is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((HOST, port))
             return True
