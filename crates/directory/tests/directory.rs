@@ -3,18 +3,12 @@
 use std::path::PathBuf;
 use tern_core::GroupId;
 use tern_directory::{Directory, DirectoryError, Recipient, Resolution};
-use tern_raft::testing::run;
-use tern_raft::{RaftConfig, RaftNode};
+use tern_raft::RaftNode;
+use tern_raft::testing::{run, start_node};
 use tern_store::Rejection;
 
 async fn start(dir: PathBuf) -> (RaftNode, Directory) {
-    let raft = RaftNode::start(RaftConfig {
-        node_id: 1,
-        data_dir: dir,
-        partitions: 4,
-    })
-    .await
-    .unwrap();
+    let raft = start_node(dir).await;
     let directory = Directory::new(raft.clone());
     (raft, directory)
 }

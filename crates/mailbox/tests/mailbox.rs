@@ -6,8 +6,8 @@ use tern_core::records::SpecialUse;
 use tern_core::{GroupId, MailboxId, ModSeq, Uid};
 use tern_directory::{AccountInfo, Directory};
 use tern_mailbox::{Account, MailboxError, MailboxEvent, Mailboxes};
-use tern_raft::testing::run;
-use tern_raft::{RaftConfig, RaftNode};
+use tern_raft::RaftNode;
+use tern_raft::testing::{run, start_node};
 use tern_store::{Command, FlagOp, Rejection, Response};
 use tokio::sync::broadcast;
 
@@ -19,13 +19,7 @@ struct World {
 
 impl World {
     async fn start(dir: PathBuf) -> World {
-        let raft = RaftNode::start(RaftConfig {
-            node_id: 1,
-            data_dir: dir,
-            partitions: 4,
-        })
-        .await
-        .unwrap();
+        let raft = start_node(dir).await;
         let directory = Directory::new(raft.clone());
         directory.add_domain("example.com").await.unwrap();
         let mailboxes = Mailboxes::new(raft.clone());

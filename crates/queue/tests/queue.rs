@@ -7,8 +7,8 @@ use tern_core::{DeliveryId, GroupId};
 use tern_directory::{AccountInfo, Directory, Recipient};
 use tern_mailbox::{MailboxEvent, Mailboxes};
 use tern_queue::{Envelope, Queue, QueueError};
-use tern_raft::testing::run;
-use tern_raft::{RaftConfig, RaftNode};
+use tern_raft::RaftNode;
+use tern_raft::testing::{run, start_node};
 use tern_store::{Command, LocalRecipient, Response};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -22,13 +22,7 @@ struct World {
 
 impl World {
     async fn start(dir: PathBuf) -> World {
-        let raft = RaftNode::start(RaftConfig {
-            node_id: 1,
-            data_dir: dir,
-            partitions: 4,
-        })
-        .await
-        .unwrap();
+        let raft = start_node(dir).await;
         let directory = Directory::new(raft.clone());
         directory.add_domain("example.com").await.unwrap();
         let mailboxes = Mailboxes::new(raft.clone());

@@ -5,6 +5,24 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::{RaftConfig, RaftNode};
+
+/// Partitions of a test node: several, so cross-partition paths are exercised, yet quick.
+pub const TEST_PARTITIONS: u32 = 4;
+
+/// Starts node 1 with [`TEST_PARTITIONS`] partitions over `dir`.
+pub async fn start_node(dir: PathBuf) -> RaftNode {
+    let config = RaftConfig {
+        node_id: 1,
+        data_dir: dir,
+        partitions: TEST_PARTITIONS,
+    };
+    match RaftNode::start(config).await {
+        Ok(node) => node,
+        Err(e) => panic!("test node did not start: {e}"),
+    }
+}
+
 /// Runs `body` on its own runtime over a fresh data directory, then waits until RocksDB has
 /// really closed.
 ///
