@@ -52,6 +52,14 @@ impl View {
             .collect()
     }
 
+    /// The UIDs a sequence set or UID set names, ascending.
+    pub fn uids(&self, set: &SeqSet, uid: bool) -> Vec<Uid> {
+        self.resolve(set, uid)
+            .into_iter()
+            .map(|(_, m)| m.uid)
+            .collect()
+    }
+
     /// The sequence number of a UID.
     pub fn seq_of(&self, uid: Uid) -> Option<u32> {
         self.messages

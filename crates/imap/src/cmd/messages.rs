@@ -221,11 +221,7 @@ impl Session {
             return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only");
         }
         let id = view.id;
-        let uids: Vec<Uid> = view
-            .resolve(set, uid)
-            .into_iter()
-            .map(|(_, m)| m.uid)
-            .collect();
+        let uids = view.uids(set, uid);
         let op = match op {
             StoreOp::Replace => FlagOp::Replace,
             StoreOp::Add => FlagOp::Add,
@@ -273,11 +269,7 @@ impl Session {
             return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only");
         }
         let id = view.id;
-        let uids: Vec<Uid> = view
-            .resolve(set, uid)
-            .into_iter()
-            .map(|(_, m)| m.uid)
-            .collect();
+        let uids = view.uids(set, uid);
         if uids.is_empty() {
             return self.tagged(tag, "OK Nothing to do");
         }
@@ -369,12 +361,7 @@ impl Session {
             return self.tagged(tag, "NO [READ-ONLY] Mailbox is read-only");
         }
         let id = view.id;
-        let only = uids.map(|set| {
-            view.resolve(set, true)
-                .into_iter()
-                .map(|(_, m)| m.uid)
-                .collect()
-        });
+        let only = uids.map(|set| view.uids(set, true));
         if let Err(e) = account.expunge(id, only).await {
             return self.tagged(tag, &no_for(&e));
         }
