@@ -2,6 +2,7 @@
 //! directory with four partitions, the directory and the mailbox actors, driven over loopback
 //! TCP the way a mail client would.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tern_core::config::Limits;
@@ -10,7 +11,8 @@ use tern_core::net::{Connection, Stream};
 use tern_directory::Directory;
 use tern_mailbox::{Account, Mailboxes};
 use tern_pop3::Pop3Context;
-use tern_raft::{RaftConfig, RaftNode};
+use tern_raft::RaftNode;
+use tern_raft::testing::{run, start_node};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -29,7 +31,6 @@ const MESSAGES: [&str; 3] = [
 
 /// A node with one account holding [`MESSAGES`], and a POP3 listener in front of it.
 struct Node {
-    _dir: tempfile::TempDir,
     raft: RaftNode,
     mailboxes: Mailboxes,
     account: Account,
@@ -39,15 +40,8 @@ struct Node {
 }
 
 impl Node {
-    async fn start() -> Node {
-        let dir = tempfile::tempdir().unwrap();
-        let raft = RaftNode::start(RaftConfig {
-            node_id: 1,
-            data_dir: dir.path().to_path_buf(),
-            partitions: 4,
-        })
-        .await
-        .unwrap();
+    async fn start(dir: PathBuf) -> Node {
+        let raft = start_node(dir).await;
         let directory = Directory::new(raft.clone());
         let mailboxes = Mailboxes::new(raft.clone());
         directory.add_domain("example.com").await.unwrap();
@@ -82,7 +76,6 @@ impl Node {
             }
         });
         Node {
-            _dir: dir,
             raft,
             mailboxes,
             account,
@@ -164,93 +157,97 @@ fn lines(body: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn download_delete_and_quit() {
-    let mut node = Node::start().await;
-    let uidvalidity = node.account.status("INBOX").await.unwrap().uidvalidity;
-    let uids: Vec<u32> = node
-        .account
-        .snapshot("INBOX")
-        .await
-        .unwrap()
-        .messages
-        .iter()
-        .map(|m| m.uid.0)
-        .collect();
-    let total: usize = MESSAGES.iter().map(|m| m.len()).sum();
+#[test]
+fn download_delete_and_quit() {
+    run(|dir| async move {
+        let mut node = Node::start(dir).await;
+        let uidvalidity = node.account.status("INBOX").await.unwrap().uidvalidity;
+        let uids: Vec<u32> = node
+            .account
+            .snapshot("INBOX")
+            .await
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.uid.0)
+            .collect();
+        let total: usize = MESSAGES.iter().map(|m| m.len()).sum();
 
-    let mut c = node.connect().await;
-    assert_eq!(
-        c.login().await,
-        format!("+OK maildrop has 3 messages ({total} octets)")
-    );
-    assert_eq!(c.cmd("STAT").await, format!("+OK 3 {total}"));
-    c.cmd("LIST").await;
-    let sizes: Vec<String> = (1..)
-        .zip(MESSAGES)
-        .map(|(n, m)| format!("{n} {}", m.len()))
-        .collect();
-    assert_eq!(c.multiline().await, sizes);
-    c.cmd("UIDL").await;
-    let ids: Vec<String> = (1..)
-        .zip(&uids)
-        .map(|(n, uid)| format!("{n} {uidvalidity}.{uid}"))
-        .collect();
-    assert_eq!(c.multiline().await, ids);
+        let mut c = node.connect().await;
+        assert_eq!(
+            c.login().await,
+            format!("+OK maildrop has 3 messages ({total} octets)")
+        );
+        assert_eq!(c.cmd("STAT").await, format!("+OK 3 {total}"));
+        c.cmd("LIST").await;
+        let sizes: Vec<String> = (1..)
+            .zip(MESSAGES)
+            .map(|(n, m)| format!("{n} {}", m.len()))
+            .collect();
+        assert_eq!(c.multiline().await, sizes);
+        c.cmd("UIDL").await;
+        let ids: Vec<String> = (1..)
+            .zip(&uids)
+            .map(|(n, uid)| format!("{n} {uidvalidity}.{uid}"))
+            .collect();
+        assert_eq!(c.multiline().await, ids);
 
-    assert_eq!(
-        c.cmd("RETR 1").await,
-        format!("+OK {} octets", MESSAGES[0].len())
-    );
-    assert_eq!(c.multiline().await, lines(MESSAGES[0]));
-    assert_eq!(c.cmd("TOP 2 1").await, "+OK top of message follows");
-    assert_eq!(
-        c.multiline().await,
-        ["From: b@example.net", "Subject: second", "", "line 1"]
-    );
+        assert_eq!(
+            c.cmd("RETR 1").await,
+            format!("+OK {} octets", MESSAGES[0].len())
+        );
+        assert_eq!(c.multiline().await, lines(MESSAGES[0]));
+        assert_eq!(c.cmd("TOP 2 1").await, "+OK top of message follows");
+        assert_eq!(
+            c.multiline().await,
+            ["From: b@example.net", "Subject: second", "", "line 1"]
+        );
 
-    assert_eq!(c.cmd("DELE 3").await, "+OK message deleted");
-    assert_eq!(
-        c.cmd("RSET").await,
-        format!("+OK maildrop has 3 messages ({total} octets)")
-    );
-    assert_eq!(c.cmd("DELE 2").await, "+OK message deleted");
-    assert_eq!(c.cmd("LIST 2").await, "-ERR no such message");
-    assert_eq!(
-        c.cmd("QUIT").await,
-        "+OK pop.test POP3 server signing off (2 messages left)"
-    );
-    node.session_ended().await;
+        assert_eq!(c.cmd("DELE 3").await, "+OK message deleted");
+        assert_eq!(
+            c.cmd("RSET").await,
+            format!("+OK maildrop has 3 messages ({total} octets)")
+        );
+        assert_eq!(c.cmd("DELE 2").await, "+OK message deleted");
+        assert_eq!(c.cmd("LIST 2").await, "-ERR no such message");
+        assert_eq!(
+            c.cmd("QUIT").await,
+            "+OK pop.test POP3 server signing off (2 messages left)"
+        );
+        node.session_ended().await;
 
-    let inbox = node.account.snapshot("INBOX").await.unwrap();
-    let left: Vec<u32> = inbox.messages.iter().map(|m| m.uid.0).collect();
-    assert_eq!(left, [uids[0], uids[2]]);
-    assert!(inbox.messages[0].flags.iter().any(|f| f == flags::SEEN));
-    assert!(!inbox.messages[1].flags.iter().any(|f| f == flags::SEEN));
-    node.stop().await;
+        let inbox = node.account.snapshot("INBOX").await.unwrap();
+        let left: Vec<u32> = inbox.messages.iter().map(|m| m.uid.0).collect();
+        assert_eq!(left, [uids[0], uids[2]]);
+        assert!(inbox.messages[0].flags.iter().any(|f| f == flags::SEEN));
+        assert!(!inbox.messages[1].flags.iter().any(|f| f == flags::SEEN));
+        node.stop().await;
+    });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn second_session_is_refused_while_the_first_holds_the_lock() {
-    let mut node = Node::start().await;
-    let mut first = node.connect().await;
-    assert!(first.login().await.starts_with("+OK maildrop has 3"));
-    assert_eq!(first.cmd("DELE 1").await, "+OK message deleted");
+#[test]
+fn second_session_is_refused_while_the_first_holds_the_lock() {
+    run(|dir| async move {
+        let mut node = Node::start(dir).await;
+        let mut first = node.connect().await;
+        assert!(first.login().await.starts_with("+OK maildrop has 3"));
+        assert_eq!(first.cmd("DELE 1").await, "+OK message deleted");
 
-    let mut second = node.connect().await;
-    assert_eq!(
-        second.login().await,
-        "-ERR [IN-USE] maildrop already locked"
-    );
+        let mut second = node.connect().await;
+        assert_eq!(
+            second.login().await,
+            "-ERR [IN-USE] maildrop already locked"
+        );
 
-    // The first connection drops without QUIT: nothing is deleted and the lock is released.
-    drop(first);
-    node.session_ended().await;
-    assert_eq!(
-        node.account.snapshot("INBOX").await.unwrap().messages.len(),
-        3
-    );
-    assert!(second.login().await.starts_with("+OK maildrop has 3"));
-    assert!(second.cmd("QUIT").await.starts_with("+OK"));
-    node.stop().await;
+        // The first connection drops without QUIT: nothing is deleted and the lock is released.
+        drop(first);
+        node.session_ended().await;
+        assert_eq!(
+            node.account.snapshot("INBOX").await.unwrap().messages.len(),
+            3
+        );
+        assert!(second.login().await.starts_with("+OK maildrop has 3"));
+        assert!(second.cmd("QUIT").await.starts_with("+OK"));
+        node.stop().await;
+    });
 }

@@ -272,7 +272,7 @@ impl RaftNode {
             .collect()
     }
 
-    /// Stops every group; RocksDB closes when the last handle is dropped.
+    /// Stops every group and the WAL syncer; RocksDB closes when the last handle is dropped.
     pub async fn shutdown(&self) {
         let stops = self.inner.groups.iter().map(|raft| raft.shutdown());
         for (g, result) in futures::future::join_all(stops)
@@ -284,5 +284,6 @@ impl RaftNode {
                 tracing::warn!(group = g, error = %e, "raft group did not stop cleanly");
             }
         }
+        self.inner.writer.stop().await;
     }
 }

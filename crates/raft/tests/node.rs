@@ -2,6 +2,7 @@
 //! batches fsyncs, and everything survives a restart without a clean shutdown.
 
 use tern_core::{AccountId, GroupId};
+use tern_raft::testing::{run, start_node};
 use tern_raft::{RaftConfig, RaftNode};
 use tern_store::{Command, Response};
 
@@ -9,7 +10,7 @@ fn config(dir: &std::path::Path) -> RaftConfig {
     RaftConfig {
         node_id: 1,
         data_dir: dir.to_path_buf(),
-        partitions: 4,
+        partitions: tern_raft::testing::TEST_PARTITIONS,
     }
 }
 
@@ -65,76 +66,78 @@ async fn reopen(dir: &std::path::Path) -> RaftNode {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commits_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let accounts;
-    {
-        let node = RaftNode::start(config(dir.path())).await.unwrap();
-        assert_eq!(node.partitions(), 4);
-        let domain = Command::AddDomain {
-            name: "example.org".into(),
+#[test]
+fn commits_survive_a_restart() {
+    run(|dir| async move {
+        let accounts;
+        {
+            let node = RaftNode::start(config(&dir)).await.unwrap();
+            assert_eq!(node.partitions(), tern_raft::testing::TEST_PARTITIONS);
+            let domain = Command::AddDomain {
+                name: "example.org".into(),
+                now: 1,
+            };
+            assert_eq!(
+                node.propose(GroupId::META, domain).await.unwrap(),
+                Response::Ok
+            );
+            let mut ids = Vec::new();
+            for i in 0..6 {
+                ids.push(add_account(&node, &format!("u{i}@example.org")).await);
+            }
+            // Concurrent appends to several partitions share fsyncs.
+            let syncs_before = node.wal_syncs();
+            let proposals = ids.iter().flat_map(|&id| {
+                let node = node.clone();
+                (0..10).map(move |n| {
+                    let node = node.clone();
+                    async move { node.propose(node.partition_of(id), append(id, n)).await }
+                })
+            });
+            let results = futures::future::join_all(proposals).await;
+            assert!(
+                results
+                    .iter()
+                    .all(|r| matches!(r, Ok(Response::Appended { .. })))
+            );
+            let syncs = node.wal_syncs() - syncs_before;
+            assert!(syncs < 60, "60 concurrent commits took {syncs} fsyncs");
+            accounts = ids;
+            // RocksDB allows one opener per process, so the node must stop before it can reopen;
+            // the end-to-end suite covers the real crash (kill -9 right after the last 250).
+            node.shutdown().await;
+            drop(node);
+        }
+        let node = reopen(&dir).await;
+        let meta = node.read(GroupId::META).await.unwrap();
+        assert_eq!(meta.accounts().unwrap().len(), 6);
+        for id in accounts {
+            let reader = node.read(node.partition_of(id)).await.unwrap();
+            let inbox = reader.mailbox(id, "inbox").unwrap().unwrap();
+            let messages = reader.messages(id, inbox.id).unwrap();
+            let uids: Vec<u32> = messages.iter().map(|m| m.uid.0).collect();
+            assert_eq!(uids, (1..=10).collect::<Vec<_>>());
+            assert_eq!(inbox.messages, 10);
+            assert!(reader.blob(&messages[0].blob).unwrap().is_some());
+        }
+        node.shutdown().await;
+    });
+}
+
+#[test]
+fn rejections_are_responses_not_errors() {
+    run(|dir| async move {
+        let node = start_node(dir).await;
+        let account = Command::AddAccount {
+            address: "a@nowhere.example".into(),
+            password_hash: "x".into(),
+            quota: 0,
             now: 1,
         };
         assert_eq!(
-            node.propose(GroupId::META, domain).await.unwrap(),
-            Response::Ok
+            node.propose(GroupId::META, account).await.unwrap(),
+            Response::Rejected(tern_store::Rejection::NoSuchDomain)
         );
-        let mut ids = Vec::new();
-        for i in 0..6 {
-            ids.push(add_account(&node, &format!("u{i}@example.org")).await);
-        }
-        // Concurrent appends to several partitions share fsyncs.
-        let syncs_before = node.wal_syncs();
-        let proposals = ids.iter().flat_map(|&id| {
-            let node = node.clone();
-            (0..10).map(move |n| {
-                let node = node.clone();
-                async move { node.propose(node.partition_of(id), append(id, n)).await }
-            })
-        });
-        let results = futures::future::join_all(proposals).await;
-        assert!(
-            results
-                .iter()
-                .all(|r| matches!(r, Ok(Response::Appended { .. })))
-        );
-        let syncs = node.wal_syncs() - syncs_before;
-        assert!(syncs < 60, "60 concurrent commits took {syncs} fsyncs");
-        accounts = ids;
-        // RocksDB allows one opener per process, so the node must stop before it can reopen;
-        // the end-to-end suite covers the real crash (kill -9 right after the last 250).
         node.shutdown().await;
-        drop(node);
-    }
-    let node = reopen(dir.path()).await;
-    let meta = node.read(GroupId::META).await.unwrap();
-    assert_eq!(meta.accounts().unwrap().len(), 6);
-    for id in accounts {
-        let reader = node.read(node.partition_of(id)).await.unwrap();
-        let inbox = reader.mailbox(id, "inbox").unwrap().unwrap();
-        let messages = reader.messages(id, inbox.id).unwrap();
-        let uids: Vec<u32> = messages.iter().map(|m| m.uid.0).collect();
-        assert_eq!(uids, (1..=10).collect::<Vec<_>>());
-        assert_eq!(inbox.messages, 10);
-        assert!(reader.blob(&messages[0].blob).unwrap().is_some());
-    }
-    node.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rejections_are_responses_not_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = RaftNode::start(config(dir.path())).await.unwrap();
-    let account = Command::AddAccount {
-        address: "a@nowhere.example".into(),
-        password_hash: "x".into(),
-        quota: 0,
-        now: 1,
-    };
-    assert_eq!(
-        node.propose(GroupId::META, account).await.unwrap(),
-        Response::Rejected(tern_store::Rejection::NoSuchDomain)
-    );
-    node.shutdown().await;
+    });
 }
