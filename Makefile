@@ -7,7 +7,7 @@ PYTHON ?= python3
 # Tests and the server share one build profile: RocksDB's C++ takes minutes per profile.
 PROFILE := --release
 APT_BUILD := libclang-dev
-APT_TEST := swaks isync
+APT_TEST := swaks isync haproxy
 
 .PHONY: run build test unit e2e lint deps test-deps bench clean-data
 
@@ -24,7 +24,7 @@ unit:
 
 e2e:
 	TERN_BIN="$$($(CARGO) metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/tern" \
-		$(PYTHON) -m pytest -q tests
+		$(PYTHON) -m pytest -q tests cluster
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -43,3 +43,13 @@ test-deps:
 
 clean-data:
 	rm -rf ./tern-data
+
+# --- a local cluster: 3 nodes on 127.0.0.2-4, HAProxy on 127.0.0.1 (see cluster/tern-local) ----
+.PHONY: cluster-up cluster-down
+
+cluster-up: build
+	TERN_BIN="$$($(CARGO) metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/tern" \
+		cluster/tern-local up 3
+
+cluster-down:
+	cluster/tern-local down

@@ -182,6 +182,22 @@ class Tern:
             return json.loads(r.read())
 
 
+class ProxiedTern(Tern):
+    """A `Tern` whose client listeners expect a PROXY protocol header from the peers in
+    `proxy_from` (`[listeners] proxy_protocol_from`); everyone else connects directly."""
+
+    def __init__(self, data_dir: Path, proxy_from: list[str], **kwargs):
+        self.proxy_from = list(proxy_from)
+        super().__init__(data_dir, **kwargs)
+
+    def write_config(self):
+        super().write_config()
+        entries = ", ".join(f'"{e}"' for e in self.proxy_from)
+        text = self.config_path.read_text().replace(
+            "[listeners]\n", f"[listeners]\nproxy_protocol_from = [{entries}]\n", 1)
+        self.config_path.write_text(text)
+
+
 def message(subject: str, body: str = "Hello from the Tern test suite.\r\n", sender="alice@remote.example",
             to="bob@test.example", message_id: str | None = None) -> bytes:
     mid = message_id or f"<{subject.replace(' ', '-')}.{time.monotonic_ns()}@tests.tern>"

@@ -42,7 +42,8 @@ impl Default for ServerConfig {
     }
 }
 
-/// Socket addresses of each listener; an empty string disables one.
+/// Socket addresses of each listener (an empty string disables one), and which peers are load
+/// balancers that speak the PROXY protocol.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListenerConfig {
@@ -62,6 +63,10 @@ pub struct ListenerConfig {
     pub pop3s: String,
     /// Admin HTTP API, health and metrics. Keep it on loopback or a private network.
     pub admin: String,
+    /// Load balancers (IP addresses or CIDR networks) whose connections to the client
+    /// listeners must start with a PROXY protocol header (v2 or v1) naming the real client.
+    /// Other peers are served directly, without a header. Empty = PROXY protocol disabled.
+    pub proxy_protocol_from: Vec<String>,
 }
 
 impl Default for ListenerConfig {
@@ -94,7 +99,16 @@ impl ListenerConfig {
             pop3: at(ports[5]),
             pop3s: at(ports[6]),
             admin: admin.to_string(),
+            proxy_protocol_from: Vec::new(),
         }
+    }
+
+    /// The parsed [`proxy_protocol_from`](Self::proxy_protocol_from) networks; an entry that
+    /// is not an IP address or CIDR network is an error.
+    pub fn trusted_proxies(
+        &self,
+    ) -> Result<crate::proxy::TrustedProxies, crate::proxy::InvalidNetwork> {
+        crate::proxy::TrustedProxies::parse(&self.proxy_protocol_from)
     }
 
     /// The dev listeners: SMTP 2525, submission 2587, submissions 2465, IMAP 1143, IMAPS 1993,
@@ -159,14 +173,28 @@ impl Default for Limits {
     }
 }
 
-/// Replication layout.
+/// Replication layout and the node link. With `listen` empty the node runs alone: every group
+/// has this node as its one voter. With `listen` set, the node joins a cluster over mTLS.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// This node's id (1 on a single node).
+    /// This node's id (1 on a single node); unique and never reused in a cluster.
     pub node_id: u64,
-    /// Number of data partitions, fixed when the data dir is first initialised.
+    /// Number of data partitions, fixed when the data dir is first initialised (a single node)
+    /// or by `tern cluster init --partitions` (a cluster).
     pub partitions: u32,
+    /// Where the node link listens (`host:port`); empty = single node, no node link.
+    pub listen: String,
+    /// The address peers dial to reach this node (default: `listen`).
+    pub advertise: String,
+    /// Node-link addresses of existing members, tried in order by `tern cluster join`.
+    pub seeds: Vec<String>,
+    /// The cluster CA certificate (PEM); peers must present a certificate it signed.
+    pub ca: Option<PathBuf>,
+    /// This node's certificate (PEM), signed by the cluster CA.
+    pub cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    pub key: Option<PathBuf>,
 }
 
 impl Default for ClusterConfig {
@@ -174,6 +202,28 @@ impl Default for ClusterConfig {
         ClusterConfig {
             node_id: 1,
             partitions: 64,
+            listen: String::new(),
+            advertise: String::new(),
+            seeds: Vec::new(),
+            ca: None,
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether this node is (or will be) part of a multi-node cluster.
+    pub fn is_clustered(&self) -> bool {
+        !self.listen.is_empty()
+    }
+
+    /// The address peers dial.
+    pub fn advertised(&self) -> &str {
+        if self.advertise.is_empty() {
+            &self.listen
+        } else {
+            &self.advertise
         }
     }
 }

@@ -6,14 +6,11 @@
 //! directly, which already observes every write the actor has completed.
 
 use crate::MailboxError;
-use crate::events::{Shape, event_for, publish, touched};
-use crate::types::MailboxEvent;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, rpc::CallResult};
 use std::time::Duration;
-use tern_core::{AccountId, GroupId};
+use tern_core::GroupId;
 use tern_raft::RaftNode;
 use tern_store::{Command, Response};
-use tokio::sync::broadcast;
 
 /// How long a session waits for its write before answering "try again". The write may still
 /// commit later, which a Raft error already allows for.
@@ -32,14 +29,10 @@ pub(crate) enum AccountMsg {
 
 /// The actor's state, fixed at spawn.
 pub(crate) struct AccountState {
-    /// Proposes the writes and reads MODSEQs for events.
+    /// Proposes the writes.
     pub raft: RaftNode,
-    /// The account this actor serves.
-    pub account: AccountId,
     /// The account's partition.
     pub partition: GroupId,
-    /// Where change events go (shared with `Mailboxes::notify`).
-    pub events: broadcast::Sender<MailboxEvent>,
 }
 
 /// The actor behaviour (stateless; everything lives in [`AccountState`]).
@@ -78,23 +71,12 @@ impl Actor for AccountActor {
     }
 }
 
-/// Proposes one write and announces what it changed.
+/// Proposes one write. What it changed is announced by the registry when this replica applies
+/// it (on every node, whichever proposed it).
 async fn write(state: &AccountState, command: Command) -> Result<Response, MailboxError> {
-    let shape = Shape::of(&command);
     let response = state.raft.propose(state.partition, command).await?;
     if let Response::Rejected(rejection) = response {
         return Err(MailboxError::Rejected(rejection));
-    }
-    let changes = touched(shape, &response);
-    if !changes.is_empty() {
-        // `propose` returns after the entry is applied here, so the local replica already
-        // holds the new MODSEQs; these are point reads.
-        let reader = state.raft.local_reader(state.partition);
-        for change in &changes {
-            if let Some(event) = event_for(&reader, state.account, change) {
-                publish(&state.events, event);
-            }
-        }
     }
     Ok(response)
 }

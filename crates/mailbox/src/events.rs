@@ -104,6 +104,41 @@ pub(crate) fn touched(shape: Shape, response: &Response) -> Vec<Touched> {
     }
 }
 
+/// Which accounts' mailboxes an applied command changed, and how. This is what every replica
+/// computes for its own watchers, whichever node proposed the command.
+pub(crate) fn changes(command: &Command, response: &Response) -> Vec<(AccountId, Touched)> {
+    let account = match command {
+        Command::Append { account, .. }
+        | Command::StoreFlags { account, .. }
+        | Command::CopyMessages { account, .. }
+        | Command::Expunge { account, .. }
+        | Command::CreateMailbox { account, .. }
+        | Command::DeleteMailbox { account, .. }
+        | Command::RenameMailbox { account, .. }
+        | Command::SetSubscribed { account, .. }
+        | Command::InitAccount { account, .. } => Some(*account),
+        _ => None,
+    };
+    if let Some(account) = account {
+        return touched(Shape::of(command), response)
+            .into_iter()
+            .map(|t| (account, t))
+            .collect();
+    }
+    match response {
+        Response::Accepted(outcomes) => outcomes
+            .iter()
+            .filter_map(|o| match o {
+                tern_store::DeliveryOutcome::Delivered {
+                    account, mailbox, ..
+                } => Some((*account, Touched::Mailbox(*mailbox))),
+                tern_store::DeliveryOutcome::OverQuota { .. } => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// The event announcing `touched`, with the mailbox's MODSEQ as the replica now has it; `None`
 /// when the mailbox no longer exists (a later command deleted it).
 pub(crate) fn event_for(

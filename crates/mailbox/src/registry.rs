@@ -2,7 +2,7 @@
 //! event channel and maildrop lock.
 
 use crate::actor::{AccountActor, AccountMsg, AccountState};
-use crate::events::{Touched, event_for, publish};
+use crate::events::{Touched, changes, event_for, publish};
 use crate::{Account, MailboxError, MailboxEvent};
 use ractor::{Actor, ActorRef, ActorStatus};
 use std::collections::HashMap;
@@ -53,23 +53,45 @@ pub struct Mailboxes {
 }
 
 impl Mailboxes {
-    /// A registry proposing through `raft`.
+    /// A registry proposing through `raft`. Watchers on this node hear of every change this
+    /// replica applies, whichever node made it.
     pub fn new(raft: RaftNode) -> Mailboxes {
-        Mailboxes {
+        let mailboxes = Mailboxes {
             inner: Arc::new(Inner {
-                raft,
+                raft: raft.clone(),
                 shared: Mutex::new(HashMap::new()),
                 actors: tokio::sync::Mutex::new(HashMap::new()),
                 closed: AtomicBool::new(false),
             }),
-        }
+        };
+        // Events are published from the apply loop itself, in apply order and before the
+        // proposer hears back, so a watcher sees a mailbox's MODSEQ only grow. Only accounts
+        // watched on this node cost anything: a point read for the new MODSEQ.
+        let weak = Arc::downgrade(&mailboxes.inner);
+        raft.observe(Arc::new(move |_group, command, response| {
+            let Some(inner) = weak.upgrade() else { return };
+            let registry = Mailboxes { inner };
+            for (account, touched) in changes(command, response) {
+                if !registry.lock_shared().contains_key(&account) {
+                    continue;
+                }
+                let reader = registry
+                    .inner
+                    .raft
+                    .local_reader(registry.inner.raft.partition_of(account));
+                if let Some(event) = event_for(&reader, account, &touched) {
+                    registry.notify(account, event);
+                }
+            }
+        }));
+        mailboxes
     }
 
     /// The handle of `account`'s mailbox actor, starting it if needed (and creating the
     /// default mailboxes if the account has none yet).
     pub async fn open(&self, account: &AccountInfo) -> Result<Account, MailboxError> {
         let shared = self.shared(account.id);
-        let actor = self.actor(account.id, &shared).await?;
+        let actor = self.actor(account.id).await?;
         let partition = self.inner.raft.partition_of(account.id);
         let handle = Account::new(
             account.clone(),
@@ -153,11 +175,7 @@ impl Mailboxes {
     }
 
     /// The account's running actor, spawning one if there is none (or it died).
-    async fn actor(
-        &self,
-        account: AccountId,
-        shared: &Shared,
-    ) -> Result<ActorRef<AccountMsg>, MailboxError> {
+    async fn actor(&self, account: AccountId) -> Result<ActorRef<AccountMsg>, MailboxError> {
         let mut actors = self.inner.actors.lock().await;
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(MailboxError::ActorGone);
@@ -169,9 +187,7 @@ impl Mailboxes {
         }
         let state = AccountState {
             raft: self.inner.raft.clone(),
-            account,
             partition: self.inner.raft.partition_of(account),
-            events: shared.events.clone(),
         };
         let (actor, task) = Actor::spawn(None, AccountActor, state).await.map_err(|e| {
             tracing::error!(%account, "cannot start mailbox actor: {e}");

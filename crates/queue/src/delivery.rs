@@ -9,7 +9,6 @@ use crate::QueueError;
 use crate::plan::INBOX;
 use tern_core::records::{QueueRecord, QueuedRecipient};
 use tern_core::{AccountId, GroupId};
-use tern_mailbox::Mailboxes;
 use tern_raft::RaftNode;
 use tern_store::{Command, DeliveryOutcome, LocalRecipient, Rejection, Response};
 
@@ -21,8 +20,6 @@ const ACTIVE_LIMIT: usize = 256;
 pub(crate) struct Courier {
     /// Proposals and reads.
     pub raft: RaftNode,
-    /// To wake IDLE sessions after a delivery.
-    pub mailboxes: Mailboxes,
     /// The partition whose queue this is.
     pub group: GroupId,
 }
@@ -30,8 +27,11 @@ pub(crate) struct Courier {
 impl Courier {
     /// Works through the queue once; returns how many recipients were delivered.
     pub(crate) async fn pass(&self) -> Result<usize, QueueError> {
-        // A linearizable read also confirms that this node leads the partition: only the
-        // leader's actor delivers.
+        // Only the leader's actor delivers (a racing pass after a leadership change is
+        // harmless: every step is idempotent).
+        if !self.raft.leads(self.group) {
+            return Ok(0);
+        }
         let reader = self.raft.read(self.group).await?;
         let entries = self.blocking(move || Ok(reader.queue()?)).await?;
         let mut delivered = 0;
@@ -111,12 +111,8 @@ impl Courier {
                 };
                 for outcome in outcomes {
                     match outcome {
-                        DeliveryOutcome::Delivered {
-                            account, mailbox, ..
-                        } => {
-                            self.mailboxes.notify_changed(account, mailbox).await;
-                            landed = true;
-                        }
+                        // Watchers hear of it from the apply, on every node.
+                        DeliveryOutcome::Delivered { .. } => landed = true,
                         // Deliver remembers this outcome, so retrying cannot succeed; the
                         // bounce (DSN) belongs to the outbound issue.
                         DeliveryOutcome::OverQuota { .. } => {

@@ -8,18 +8,19 @@ use ractor::{Actor, ActorRef};
 use std::sync::{Arc, Mutex};
 use tern_core::records::QueueRecord;
 use tern_core::{DeliveryId, GroupId};
-use tern_mailbox::Mailboxes;
 use tern_raft::RaftNode;
 use tern_store::{Command, DeliveryOutcome, Response};
 use tokio::task::JoinHandle;
 
 struct Inner {
     raft: RaftNode,
-    mailboxes: Mailboxes,
-    /// One actor per data partition; index `g - 1` serves partition `g`.
-    actors: Vec<ActorRef<QueueMsg>>,
+    /// One actor per data partition; index `g - 1` serves partition `g`. Empty until the node
+    /// has its partitions (a cluster member that has not joined yet).
+    actors: Mutex<Vec<ActorRef<QueueMsg>>>,
     /// The actors' tasks, taken and awaited by `shutdown`.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Starts the actors once the partitions run.
+    starter: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The queue service and its partition actors. Cheap to clone.
@@ -28,9 +29,54 @@ pub struct Queue {
     inner: Arc<Inner>,
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Queue {
-    /// Starts one queue actor per partition.
-    pub async fn start(raft: RaftNode, mailboxes: Mailboxes) -> Result<Queue, QueueError> {
+    /// Starts one queue actor per partition (once the node has its partitions), and wakes a
+    /// partition's actor whenever this replica applies a transaction that queued something
+    /// there — wherever it was accepted.
+    pub async fn start(raft: RaftNode) -> Result<Queue, QueueError> {
+        let queue = Queue {
+            inner: Arc::new(Inner {
+                raft: raft.clone(),
+                actors: Mutex::new(Vec::new()),
+                tasks: Mutex::new(Vec::new()),
+                starter: Mutex::new(None),
+            }),
+        };
+        let weak = Arc::downgrade(&queue.inner);
+        raft.observe(Arc::new(move |group, command, _response| {
+            let queued = match command {
+                Command::Accept {
+                    other_partitions,
+                    remote,
+                    ..
+                } => !other_partitions.is_empty() || !remote.is_empty(),
+                _ => false,
+            };
+            if queued && let Some(inner) = weak.upgrade() {
+                Queue { inner }.wake(group);
+            }
+        }));
+        if raft.has_groups() {
+            queue.spawn_actors().await?;
+        } else {
+            let later = queue.clone();
+            let starter = tokio::spawn(async move {
+                later.inner.raft.wait_started().await;
+                if let Err(e) = later.spawn_actors().await {
+                    tracing::error!("queue actors did not start: {e}");
+                }
+            });
+            *lock(&queue.inner.starter) = Some(starter);
+        }
+        Ok(queue)
+    }
+
+    async fn spawn_actors(&self) -> Result<(), QueueError> {
+        let raft = &self.inner.raft;
         let partitions = raft.partitions();
         let mut actors = Vec::with_capacity(partitions as usize);
         let mut tasks = Vec::with_capacity(partitions as usize);
@@ -38,7 +84,6 @@ impl Queue {
             let group = GroupId(g);
             let courier = Courier {
                 raft: raft.clone(),
-                mailboxes: mailboxes.clone(),
                 group,
             };
             match Actor::spawn(None, QueueActor, courier).await {
@@ -56,14 +101,9 @@ impl Queue {
                 }
             }
         }
-        Ok(Queue {
-            inner: Arc::new(Inner {
-                raft,
-                mailboxes,
-                actors,
-                tasks: Mutex::new(tasks),
-            }),
-        })
+        *lock(&self.inner.actors) = actors;
+        *lock(&self.inner.tasks) = tasks;
+        Ok(())
     }
 
     /// Commits `envelope` (one Raft commit in the common case) and returns after the commit.
@@ -94,12 +134,8 @@ impl Queue {
         let mut delivered = 0;
         for outcome in outcomes {
             match outcome {
-                DeliveryOutcome::Delivered {
-                    account, mailbox, ..
-                } => {
-                    delivered += 1;
-                    self.inner.mailboxes.notify_changed(account, mailbox).await;
-                }
+                // Watchers hear of it from the apply, on every node.
+                DeliveryOutcome::Delivered { .. } => delivered += 1,
                 DeliveryOutcome::OverQuota { account } => {
                     let address = addresses.iter().find(|(a, _)| *a == account);
                     over_quota.extend(address.map(|(_, addr)| addr.clone()));
@@ -152,16 +188,13 @@ impl Queue {
 
     /// Stops the queue actors.
     pub async fn shutdown(&self) {
-        for actor in &self.inner.actors {
+        if let Some(starter) = lock(&self.inner.starter).take() {
+            starter.abort();
+        }
+        for actor in lock(&self.inner.actors).iter() {
             actor.stop(Some("shutdown".into()));
         }
-        let tasks = std::mem::take(
-            &mut *self
-                .inner
-                .tasks
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
         for task in tasks {
             if let Err(e) = task.await {
                 tracing::warn!("queue actor ended badly: {e}");
@@ -171,9 +204,10 @@ impl Queue {
 
     /// Asks `group`'s actor for a pass now instead of at its next tick.
     fn wake(&self, group: GroupId) {
+        let actors = lock(&self.inner.actors);
         let actor = (group.0 as usize)
             .checked_sub(1)
-            .and_then(|i| self.inner.actors.get(i));
+            .and_then(|i| actors.get(i));
         if let Some(actor) = actor
             && actor.cast(QueueMsg::Wake).is_err()
         {

@@ -26,7 +26,7 @@ impl World {
         let directory = Directory::new(raft.clone());
         directory.add_domain("example.com").await.unwrap();
         let mailboxes = Mailboxes::new(raft.clone());
-        let queue = Queue::start(raft.clone(), mailboxes.clone()).await.unwrap();
+        let queue = Queue::start(raft.clone()).await.unwrap();
         World {
             raft,
             directory,

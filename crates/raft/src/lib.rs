@@ -6,24 +6,33 @@
 //! - [`log_store`]: one group's log and vote (`raft_log`, `raft_meta` column families).
 //! - [`log_writer`]: group commit — one WAL fsync acknowledges the appends of many groups.
 //! - [`state_machine`]: applies entries through tern-store; snapshots.
-//! - [`network`]: Raft RPCs to peers (none yet on a single node).
-//! - [`node`]: [`RaftNode`], which starts, drives and stops every group.
+//! - [`link`]: the node link (mTLS, bincode frames) between cluster members.
+//! - [`network`]: Raft RPCs to peers over the node link.
+//! - [`cluster`]: init, join, remove, and the placement of every group's replicas.
+//! - [`observers`]: code above learns of every applied command on every replica.
+//! - [`node`]: [`RaftNode`], which starts, drives and stops every group, and forwards
+//!   proposals and reads to the group leader.
 //! - `testing` (feature `testing`): a harness for tests of the crates above this one.
 #![warn(missing_docs)]
 // openraft's `StorageError` (the error type its storage traits require) is large; boxing it in
 // our helpers would only move the allocation.
 #![allow(clippy::result_large_err)]
 
+pub mod cluster;
 mod codec;
+mod handler;
+pub mod link;
 pub mod log_store;
 pub mod log_writer;
 pub mod network;
 pub mod node;
+pub mod observers;
 pub mod state_machine;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use node::{GroupStatus, RaftConfig, RaftNode};
+pub use cluster::MemberReport;
+pub use node::{GroupStatus, LinkConfig, RaftConfig, RaftNode};
 
 use std::io::Cursor;
 use tern_core::{GroupId, NodeId};

@@ -1,47 +1,76 @@
-//! [`RaftNode`]: the node's Raft groups — start (initialising a fresh data dir as one-voter
-//! groups), propose, linearizable and local reads, status, shutdown.
+//! [`RaftNode`]: the node's Raft groups — start, propose and read (forwarded to the group
+//! leader over the node link when it is elsewhere), status, shutdown.
+//!
+//! A single node (no node link) initialises every group with itself as the one voter on first
+//! start. A cluster member starts its groups once it knows the partition count: from its data
+//! dir, from `tern cluster init`, or from the seed it joins through (see [`crate::cluster`]).
 
+use crate::link::{
+    ClusterInfo, GroupDigest, GroupView, LinkError, LinkTls, Peers, Refusal, Reply, Request,
+};
 use crate::log_store::LogStore;
 use crate::log_writer::LogWriter;
 use crate::network::Network;
+use crate::observers::Observers;
 use crate::state_machine::StateMachine;
 use crate::{RaftError, TypeConfig};
 use futures::future::try_join_all;
 use openraft::error::{CheckIsLeaderError, ClientWriteError};
-use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use openraft::{BasicNode, Config, Raft, RaftMetrics, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 use tern_core::{AccountId, GroupId, NodeId};
 use tern_store::schema::CF_RAFT_META;
 use tern_store::{Command, Db, Reader, Response};
+use tokio_util::sync::CancellationToken;
 
 /// Heartbeats keep followers from starting elections.
 const HEARTBEAT_MS: u64 = 100;
-/// Election timeouts: short, so a single node (and a failover) elects within a second.
-const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
-const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
+/// Election timeouts: short, so a single node elects at once and a failover takes well under
+/// two seconds.
+const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
+const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
 /// A snapshot after this many applied entries, then older log entries are purged.
 const SNAPSHOT_EVERY: u64 = 20_000;
 /// Log entries kept behind a snapshot, so a lagging follower can catch up from the log.
 const LOG_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
-/// How long a proposal or read may wait before it is reported unavailable.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long start-up waits for every group to elect a leader.
+/// How long a proposal or read may wait (for a leader, a quorum, the apply) before it is
+/// reported unavailable.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long start-up of a single node waits for every group to elect itself.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause before retrying a request whose leader just changed or could not be reached.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// `raft_meta` key (under the meta group) holding the partition count fixed at creation.
 const META_PARTITIONS: u8 = 0xFF;
 
+/// The node link of a cluster member.
+#[derive(Clone)]
+pub struct LinkConfig {
+    /// Where the link listens.
+    pub listen: String,
+    /// The address peers dial.
+    pub advertise: String,
+    /// Links of existing members, for joining.
+    pub seeds: Vec<String>,
+    /// The mTLS material.
+    pub tls: LinkTls,
+}
+
 /// How to start the Raft layer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RaftConfig {
     /// This node's id.
     pub node_id: NodeId,
     /// RocksDB lives in `data_dir/db`.
     pub data_dir: PathBuf,
-    /// Number of data partitions (used when the data dir is new; a stored value wins).
+    /// Number of data partitions of a single node (used when the data dir is new; a stored
+    /// value wins). A cluster's count comes from `cluster init`.
     pub partitions: u32,
+    /// The node link; `None` for a single node.
+    pub link: Option<LinkConfig>,
 }
 
 /// Status of one group on this node.
@@ -59,18 +88,35 @@ pub struct GroupStatus {
     pub applied_index: u64,
 }
 
-struct Inner {
-    node_id: NodeId,
-    db: Db,
-    writer: LogWriter,
-    /// Index = group id: 0 is meta, 1..=P the partitions.
-    groups: Vec<Raft<TypeConfig>>,
+/// The node link as the Raft layer uses it.
+pub(crate) struct Link {
+    pub peers: Peers,
+    pub advertise: String,
+    pub seeds: Vec<String>,
+}
+
+pub(crate) struct Inner {
+    pub node_id: NodeId,
+    pub db: Db,
+    pub writer: LogWriter,
+    pub raft_config: Arc<Config>,
+    /// Index = group id: 0 is meta, 1..=P the partitions. Empty until the partition count is
+    /// known.
+    pub groups: OnceLock<Vec<Raft<TypeConfig>>>,
+    /// Serialises starting the groups (init and join may race).
+    pub starting: tokio::sync::Mutex<()>,
+    pub observers: Observers,
+    pub link: Option<Link>,
+    /// Stops the link server and the cluster maintenance loop.
+    pub stop: CancellationToken,
+    /// Becomes true once the groups run.
+    pub started: tokio::sync::watch::Sender<bool>,
 }
 
 /// The node's Raft groups. Cheap to clone.
 #[derive(Clone)]
 pub struct RaftNode {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 fn raft_config() -> Result<Arc<Config>, RaftError> {
@@ -86,90 +132,167 @@ fn raft_config() -> Result<Arc<Config>, RaftError> {
     config
         .validate()
         .map(Arc::new)
-        .map_err(|e| RaftError::Unavailable {
-            group: GroupId::META,
-            reason: format!("invalid raft config: {e}"),
-        })
+        .map_err(|e| unavailable(GroupId::META, format!("invalid raft config: {e}")))
 }
 
-/// The partition count: stored on first start, read back ever after.
-fn partition_count(db: &Db, wanted: u32) -> Result<u32, RaftError> {
-    let key = tern_store::schema::raft_meta(GroupId::META, META_PARTITIONS);
-    if let Some(bytes) = db.get(CF_RAFT_META, &key)? {
-        let stored: [u8; 4] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| RaftError::Unavailable {
-                group: GroupId::META,
-                reason: "corrupt partition count".into(),
-            })?;
-        return Ok(u32::from_be_bytes(stored));
-    }
-    let count = wanted.max(1);
-    let mut batch = rocksdb::WriteBatch::default();
-    batch.put_cf(&db.cf(CF_RAFT_META)?, key, count.to_be_bytes());
-    db.write(batch, true)?;
-    Ok(count)
-}
-
-fn unavailable(group: GroupId, reason: impl ToString) -> RaftError {
+pub(crate) fn unavailable(group: GroupId, reason: impl ToString) -> RaftError {
     RaftError::Unavailable {
         group,
         reason: reason.to_string(),
     }
 }
 
+/// The partition count stored in the data dir, if any.
+fn stored_partitions(db: &Db) -> Result<Option<u32>, RaftError> {
+    let key = tern_store::schema::raft_meta(GroupId::META, META_PARTITIONS);
+    let Some(bytes) = db.get(CF_RAFT_META, &key)? else {
+        return Ok(None);
+    };
+    let stored: [u8; 4] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| unavailable(GroupId::META, "corrupt partition count"))?;
+    Ok(Some(u32::from_be_bytes(stored)))
+}
+
+fn store_partitions(db: &Db, count: u32) -> Result<(), RaftError> {
+    let key = tern_store::schema::raft_meta(GroupId::META, META_PARTITIONS);
+    let mut batch = rocksdb::WriteBatch::default();
+    batch.put_cf(&db.cf(CF_RAFT_META)?, key, count.to_be_bytes());
+    db.write(batch, true)?;
+    Ok(())
+}
+
+/// The IP outbound links leave from: the node's own link address, when it names one.
+fn source_ip(listen: &str) -> Option<std::net::IpAddr> {
+    listen
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+}
+
 impl RaftNode {
-    /// Opens RocksDB, starts the meta group and every partition, initialises them as one-voter
-    /// groups when the data dir is new, and returns once every group has a leader.
+    /// Opens RocksDB and starts the groups. A single node initialises them as one-voter groups
+    /// when the data dir is new and returns once each has a leader; a cluster member starts its
+    /// node link and returns at once (its groups elect as peers answer).
     pub async fn start(config: RaftConfig) -> Result<RaftNode, RaftError> {
         let db_path = config.data_dir.join("db");
         std::fs::create_dir_all(&db_path).map_err(|e| unavailable(GroupId::META, e))?;
         let db = Db::open(&db_path)?;
-        let partitions = partition_count(&db, config.partitions)?;
         let writer = LogWriter::start(db.clone()).map_err(|e| unavailable(GroupId::META, e))?;
-        let raft_config = raft_config()?;
-        let node_id = config.node_id;
-        let starts = (0..=partitions).map(|g| {
-            let group = GroupId(g);
-            let (db, writer, raft_config) = (db.clone(), writer.clone(), raft_config.clone());
-            async move {
-                let log = LogStore::new(group, db.clone(), writer);
-                let sm = StateMachine::open(group, db).map_err(|e| unavailable(group, e))?;
-                let raft = Raft::new(node_id, raft_config, Network, log, sm)
-                    .await
-                    .map_err(|e| unavailable(group, e))?;
-                let initialized = raft
-                    .is_initialized()
-                    .await
-                    .map_err(|e| unavailable(group, e))?;
-                if !initialized {
-                    let members = BTreeMap::from([(node_id, BasicNode::default())]);
-                    raft.initialize(members)
-                        .await
-                        .map_err(|e| unavailable(group, e))?;
-                }
-                Ok::<_, RaftError>(raft)
-            }
+        let link = config.link.as_ref().map(|l| Link {
+            peers: Peers::new(config.node_id, l.tls.clone(), source_ip(&l.listen)),
+            advertise: l.advertise.clone(),
+            seeds: l.seeds.clone(),
         });
-        let groups = try_join_all(starts).await?;
         let node = RaftNode {
             inner: Arc::new(Inner {
-                node_id,
+                node_id: config.node_id,
                 db,
                 writer,
-                groups,
+                raft_config: raft_config()?,
+                groups: OnceLock::new(),
+                starting: tokio::sync::Mutex::new(()),
+                observers: Observers::default(),
+                link,
+                stop: CancellationToken::new(),
+                started: tokio::sync::watch::channel(false).0,
             }),
         };
-        node.wait_for_leaders().await?;
-        tracing::info!(partitions, node_id, "raft groups started");
+        match &config.link {
+            None => {
+                let partitions = match stored_partitions(&node.inner.db)? {
+                    Some(p) => p,
+                    None => {
+                        let p = config.partitions.max(1);
+                        store_partitions(&node.inner.db, p)?;
+                        p
+                    }
+                };
+                node.start_groups(partitions).await?;
+                let me = BTreeMap::from([(config.node_id, BasicNode::default())]);
+                node.initialize_groups(me).await?;
+                node.wait_for_leaders().await?;
+                tracing::info!(partitions, node_id = config.node_id, "raft groups started");
+            }
+            Some(link) => {
+                let listener = tokio::net::TcpListener::bind(&link.listen)
+                    .await
+                    .map_err(|e| {
+                        unavailable(GroupId::META, format!("node link {}: {e}", link.listen))
+                    })?;
+                tokio::spawn(crate::link::serve(
+                    listener,
+                    link.tls.clone(),
+                    Arc::new(node.clone()),
+                    node.inner.stop.clone(),
+                ));
+                if let Some(partitions) = stored_partitions(&node.inner.db)? {
+                    node.start_groups(partitions).await?;
+                    tracing::info!(partitions, node_id = config.node_id, "raft groups started");
+                } else {
+                    tracing::info!(
+                        node_id = config.node_id,
+                        "not in a cluster yet: waiting for `tern cluster init` or `tern cluster join`"
+                    );
+                }
+                tokio::spawn(crate::cluster::maintain(node.clone()));
+                tracing::info!(listen = %link.listen, advertise = %link.advertise, "node link listening");
+            }
+        }
         Ok(node)
     }
 
-    async fn wait_for_leaders(&self) -> Result<(), RaftError> {
+    /// Starts the meta group and `partitions` data partitions (not yet initialised).
+    pub(crate) async fn start_groups(&self, partitions: u32) -> Result<(), RaftError> {
+        let _starting = self.inner.starting.lock().await;
+        if self.inner.groups.get().is_some() {
+            return Ok(());
+        }
+        let inner = &self.inner;
+        let peers = inner.link.as_ref().map(|l| l.peers.clone());
+        let starts = (0..=partitions).map(|g| {
+            let group = GroupId(g);
+            let network = Network::new(group, peers.clone());
+            async move {
+                let log = LogStore::new(group, inner.db.clone(), inner.writer.clone());
+                let sm = StateMachine::open(group, inner.db.clone(), inner.observers.clone())
+                    .map_err(|e| unavailable(group, e))?;
+                Raft::new(inner.node_id, inner.raft_config.clone(), network, log, sm)
+                    .await
+                    .map_err(|e| unavailable(group, e))
+            }
+        });
+        let groups = try_join_all(starts).await?;
+        let _ = inner.groups.set(groups);
+        inner.started.send_replace(true);
+        Ok(())
+    }
+
+    /// Initialises every group not yet initialised with `members` as its voters.
+    pub(crate) async fn initialize_groups(
+        &self,
+        members: BTreeMap<NodeId, BasicNode>,
+    ) -> Result<(), RaftError> {
+        for (g, raft) in self.groups()?.iter().enumerate() {
+            let group = GroupId(g as u32);
+            let initialized = raft
+                .is_initialized()
+                .await
+                .map_err(|e| unavailable(group, e))?;
+            if !initialized {
+                raft.initialize(members.clone())
+                    .await
+                    .map_err(|e| unavailable(group, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn wait_for_leaders(&self) -> Result<(), RaftError> {
         let waits = self
-            .inner
-            .groups
+            .groups()?
             .iter()
             .enumerate()
             .map(|(g, raft)| async move {
@@ -182,16 +305,38 @@ impl RaftNode {
         try_join_all(waits).await.map(|_| ())
     }
 
-    fn group(&self, group: GroupId) -> Result<&Raft<TypeConfig>, RaftError> {
+    pub(crate) fn groups(&self) -> Result<&[Raft<TypeConfig>], RaftError> {
         self.inner
             .groups
+            .get()
+            .map(Vec::as_slice)
+            .ok_or_else(|| unavailable(GroupId::META, "this node is not in a cluster yet"))
+    }
+
+    pub(crate) fn group(&self, group: GroupId) -> Result<&Raft<TypeConfig>, RaftError> {
+        self.groups()?
             .get(group.0 as usize)
             .ok_or_else(|| unavailable(group, "no such group on this node"))
     }
 
-    /// Number of data partitions.
+    /// Returns once the groups run (at once on a single node or a member that restarted; after
+    /// `cluster init` or `cluster join` on a new member).
+    pub async fn wait_started(&self) {
+        let mut started = self.inner.started.subscribe();
+        let _ = started.wait_for(|s| *s).await;
+    }
+
+    /// Whether the groups are running (a cluster member that has not joined has none).
+    pub fn has_groups(&self) -> bool {
+        self.inner.groups.get().is_some()
+    }
+
+    /// Number of data partitions (0 before the node is in a cluster).
     pub fn partitions(&self) -> u32 {
-        (self.inner.groups.len() - 1) as u32
+        self.inner
+            .groups
+            .get()
+            .map_or(0, |g| g.len().saturating_sub(1) as u32)
     }
 
     /// This node's id.
@@ -201,12 +346,105 @@ impl RaftNode {
 
     /// The partition that owns `account`.
     pub fn partition_of(&self, account: AccountId) -> GroupId {
-        GroupId::partition_of(account, self.partitions())
+        GroupId::partition_of(account, self.partitions().max(1))
+    }
+
+    /// Hears of every command this replica applies, in every group.
+    pub fn observe(&self, observer: crate::observers::Observer) {
+        self.inner.observers.add(observer);
+    }
+
+    /// Whether this node currently leads `group`.
+    pub fn leads(&self, group: GroupId) -> bool {
+        self.group(group)
+            .is_ok_and(|raft| raft.metrics().borrow().current_leader == Some(self.inner.node_id))
+    }
+
+    pub(crate) fn metrics(&self, group: GroupId) -> Option<RaftMetrics<NodeId, BasicNode>> {
+        self.group(group)
+            .ok()
+            .map(|raft| raft.metrics().borrow().clone())
+    }
+
+    /// The link address of `node`, from the group's membership or the meta group's.
+    pub(crate) fn addr_of(&self, group: GroupId, node: NodeId) -> Option<String> {
+        [group, GroupId::META].into_iter().find_map(|g| {
+            self.metrics(g).and_then(|m| {
+                m.membership_config
+                    .membership()
+                    .get_node(&node)
+                    .map(|n| n.addr.clone())
+            })
+        })
+    }
+
+    /// Calls `node` over the node link.
+    pub(crate) async fn call(
+        &self,
+        group: GroupId,
+        node: NodeId,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Reply, LinkError> {
+        let unreachable = |reason: &str| LinkError::Unreachable {
+            node,
+            reason: reason.into(),
+        };
+        let link = self
+            .inner
+            .link
+            .as_ref()
+            .ok_or_else(|| unreachable("no node link"))?;
+        let addr = self
+            .addr_of(group, node)
+            .ok_or_else(|| unreachable("address unknown"))?;
+        link.peers.call(node, &addr, request, timeout).await
+    }
+
+    /// Waits (until `deadline`) for `group` to know a leader.
+    pub(crate) async fn leader(
+        &self,
+        group: GroupId,
+        deadline: Instant,
+    ) -> Result<NodeId, RaftError> {
+        let raft = self.group(group)?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        raft.wait(Some(remaining))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .ok()
+            .and_then(|m| m.current_leader)
+            .ok_or_else(|| unavailable(group, "no leader (no quorum?)"))
     }
 
     /// Proposes `command` to `group`; returns its response once it is committed on a quorum
-    /// (log fsynced) and applied here.
+    /// (log fsynced) and applied on the leader. When another node leads the group the command
+    /// is forwarded there. A proposal whose fate is unknown (the link broke after sending) is
+    /// reported unavailable: it may still commit.
     pub async fn propose(&self, group: GroupId, command: Command) -> Result<Response, RaftError> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let leader = self.leader(group, deadline).await?;
+            let outcome = if leader == self.inner.node_id {
+                self.propose_here(group, command.clone()).await
+            } else {
+                self.propose_at(group, leader, &command, deadline).await
+            };
+            match outcome {
+                Err(RaftError::NotLeader { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Proposes on this node, which must lead the group.
+    pub(crate) async fn propose_here(
+        &self,
+        group: GroupId,
+        command: Command,
+    ) -> Result<Response, RaftError> {
         let raft = self.group(group)?;
         let written = tokio::time::timeout(REQUEST_TIMEOUT, raft.client_write(command))
             .await
@@ -223,15 +461,64 @@ impl RaftNode {
         }
     }
 
-    /// A linearizable reader: confirms leadership and waits until everything committed before
-    /// the call is applied.
+    async fn propose_at(
+        &self,
+        group: GroupId,
+        leader: NodeId,
+        command: &Command,
+        deadline: Instant,
+    ) -> Result<Response, RaftError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let request = Request::Propose(group, command.clone());
+        match self.call(group, leader, &request, remaining).await {
+            Ok(Reply::Proposed(Ok(response))) => Ok(response),
+            Ok(Reply::Proposed(Err(Refusal::NotLeader(leader)))) => {
+                Err(RaftError::NotLeader { group, leader })
+            }
+            Ok(Reply::Proposed(Err(Refusal::Unavailable(why)))) => Err(unavailable(group, why)),
+            Ok(other) => Err(unavailable(group, format!("unexpected reply {other:?}"))),
+            // Never sent: as good as not the leader; wait for the next one.
+            Err(LinkError::Unreachable { .. }) => Err(RaftError::NotLeader {
+                group,
+                leader: None,
+            }),
+            Err(e) => Err(unavailable(group, e)),
+        }
+    }
+
+    /// A linearizable reader: waits until this replica has applied everything the group's
+    /// leader had committed when the call began (the leader confirms its leadership with a
+    /// quorum first). Reads then come from the local replica.
     pub async fn read(&self, group: GroupId) -> Result<Reader, RaftError> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let leader = self.leader(group, deadline).await?;
+            let index = if leader == self.inner.node_id {
+                self.read_index_here(group).await
+            } else {
+                self.read_index_at(group, leader, deadline).await
+            };
+            match index {
+                Ok(index) => {
+                    self.wait_applied(group, index, deadline).await?;
+                    return Ok(self.local_reader(group));
+                }
+                Err(RaftError::NotLeader { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The read index of a group this node leads (after confirming leadership with a quorum).
+    pub(crate) async fn read_index_here(&self, group: GroupId) -> Result<u64, RaftError> {
         let raft = self.group(group)?;
-        let checked = tokio::time::timeout(REQUEST_TIMEOUT, raft.ensure_linearizable())
+        let checked = tokio::time::timeout(REQUEST_TIMEOUT, raft.get_read_log_id())
             .await
             .map_err(|_| unavailable(group, "read timed out"))?;
         match checked {
-            Ok(_) => Ok(self.local_reader(group)),
+            Ok((read_log_id, _applied)) => Ok(read_log_id.map_or(0, |l| l.index)),
             Err(openraft::error::RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
                 Err(RaftError::NotLeader {
                     group,
@@ -240,6 +527,50 @@ impl RaftNode {
             }
             Err(e) => Err(unavailable(group, e)),
         }
+    }
+
+    async fn read_index_at(
+        &self,
+        group: GroupId,
+        leader: NodeId,
+        deadline: Instant,
+    ) -> Result<u64, RaftError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match self
+            .call(group, leader, &Request::ReadIndex(group), remaining)
+            .await
+        {
+            Ok(Reply::ReadIndex(Ok(index))) => Ok(index),
+            Ok(Reply::ReadIndex(Err(Refusal::NotLeader(leader)))) => {
+                Err(RaftError::NotLeader { group, leader })
+            }
+            Ok(Reply::ReadIndex(Err(Refusal::Unavailable(why)))) => Err(unavailable(group, why)),
+            Ok(other) => Err(unavailable(group, format!("unexpected reply {other:?}"))),
+            Err(LinkError::Unreachable { .. }) => Err(RaftError::NotLeader {
+                group,
+                leader: None,
+            }),
+            Err(e) => Err(unavailable(group, e)),
+        }
+    }
+
+    async fn wait_applied(
+        &self,
+        group: GroupId,
+        index: u64,
+        deadline: Instant,
+    ) -> Result<(), RaftError> {
+        let raft = self.group(group)?;
+        let applied = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+        if applied >= index {
+            return Ok(());
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        raft.wait(Some(remaining))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map(|_| ())
+            .map_err(|e| unavailable(group, format!("replica did not catch up: {e}")))
     }
 
     /// A reader over whatever this replica has applied (for immutable blobs and cached
@@ -253,37 +584,152 @@ impl RaftNode {
         self.inner.writer.syncs()
     }
 
-    /// Status of every group.
+    /// Status of every group on this node.
     pub async fn status(&self) -> Vec<GroupStatus> {
-        self.inner
-            .groups
+        self.views()
+            .into_iter()
+            .map(|v| GroupStatus {
+                group: v.group,
+                leader: v.leader,
+                voters: v.voters,
+                last_log_index: v.last_log_index,
+                applied_index: v.applied,
+            })
+            .collect()
+    }
+
+    /// This node's detailed view of every group it runs.
+    pub fn views(&self) -> Vec<GroupView> {
+        let Ok(groups) = self.groups() else {
+            return Vec::new();
+        };
+        groups
             .iter()
             .enumerate()
             .map(|(g, raft)| {
                 let m = raft.metrics().borrow().clone();
-                GroupStatus {
+                let membership = m.membership_config.membership();
+                let voters: Vec<NodeId> = membership.voter_ids().collect();
+                let learners: Vec<NodeId> = membership.learner_ids().collect();
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .map(|r| {
+                        r.iter()
+                            .map(|(id, log)| (*id, log.map_or(0, |l| l.index)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                GroupView {
                     group: GroupId(g as u32),
+                    term: m.current_term,
                     leader: m.current_leader,
-                    voters: m.membership_config.membership().voter_ids().collect(),
+                    voters,
+                    learners,
                     last_log_index: m.last_log_index.unwrap_or(0),
-                    applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+                    committed: m.last_applied.map_or(0, |l| l.index),
+                    applied: m.last_applied.map_or(0, |l| l.index),
+                    matched,
                 }
             })
             .collect()
     }
 
-    /// Stops every group and the WAL syncer; RocksDB closes when the last handle is dropped.
+    /// Per-group applied index and state digest on this replica.
+    pub async fn digests(&self) -> Result<Vec<GroupDigest>, RaftError> {
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let groups = node.groups()?;
+            let mut out = Vec::with_capacity(groups.len());
+            for (g, raft) in groups.iter().enumerate() {
+                let group = GroupId(g as u32);
+                let before = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+                let digest = node.local_reader(group).digest()?;
+                let after = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
+                if before != after {
+                    return Err(unavailable(group, "still applying; try again"));
+                }
+                out.push(GroupDigest {
+                    group,
+                    applied: after,
+                    digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
+                });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| unavailable(GroupId::META, e))?
+    }
+
+    /// The members of the cluster and their link addresses, as the meta group records them.
+    pub fn members(&self) -> BTreeMap<NodeId, String> {
+        self.metrics(GroupId::META)
+            .map(|m| {
+                m.membership_config
+                    .membership()
+                    .nodes()
+                    .map(|(id, n)| (*id, n.addr.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The partition count and members.
+    pub fn info(&self) -> ClusterInfo {
+        ClusterInfo {
+            partitions: self.partitions(),
+            members: self.members(),
+        }
+    }
+
+    /// Whether this node can serve: it has its groups, and every group it is a voter of has a
+    /// leader that heard from a quorum recently.
+    pub fn ready(&self) -> bool {
+        let Ok(groups) = self.groups() else {
+            return false;
+        };
+        groups.iter().all(|raft| {
+            let m = raft.metrics().borrow().clone();
+            match m.current_leader {
+                Some(leader) if leader == self.inner.node_id => m
+                    .millis_since_quorum_ack
+                    .is_some_and(|ms| ms < 2 * ELECTION_TIMEOUT_MAX_MS),
+                Some(_) => true,
+                None => false,
+            }
+        })
+    }
+
+    /// Stops the node link, every group and the WAL syncer; RocksDB closes when the last
+    /// handle is dropped.
     pub async fn shutdown(&self) {
-        let stops = self.inner.groups.iter().map(|raft| raft.shutdown());
-        for (g, result) in futures::future::join_all(stops)
-            .await
-            .into_iter()
-            .enumerate()
-        {
-            if let Err(e) = result {
-                tracing::warn!(group = g, error = %e, "raft group did not stop cleanly");
+        self.inner.stop.cancel();
+        if let Some(link) = &self.inner.link {
+            link.peers.close();
+        }
+        if let Some(groups) = self.inner.groups.get() {
+            let stops = groups.iter().map(|raft| raft.shutdown());
+            for (g, result) in futures::future::join_all(stops)
+                .await
+                .into_iter()
+                .enumerate()
+            {
+                if let Err(e) = result {
+                    tracing::warn!(group = g, error = %e, "raft group did not stop cleanly");
+                }
             }
         }
         self.inner.writer.stop().await;
+    }
+
+    pub(crate) fn store_partitions(&self, partitions: u32) -> Result<(), RaftError> {
+        match stored_partitions(&self.inner.db)? {
+            Some(p) if p != partitions => Err(unavailable(
+                GroupId::META,
+                format!("this data dir belongs to a cluster with {p} partitions, not {partitions}"),
+            )),
+            Some(_) => Ok(()),
+            None => store_partitions(&self.inner.db, partitions),
+        }
     }
 }

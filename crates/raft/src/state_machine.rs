@@ -4,6 +4,7 @@
 //! key range.
 
 use crate::log_store::io_err;
+use crate::observers::Observers;
 use crate::{TypeConfig, codec};
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
@@ -43,13 +44,15 @@ pub struct StateMachine {
     /// The latest snapshot, built here or installed from a leader; shared with builders.
     current: CurrentSnapshot,
     snapshot_seq: Arc<AtomicU64>,
+    observers: Observers,
 }
 
 type CurrentSnapshot = Arc<Mutex<Option<(SnapshotMeta<u64, BasicNode>, Arc<Vec<u8>>)>>>;
 
 impl StateMachine {
-    /// Opens the state machine of `group`, reading what was last applied.
-    pub fn open(group: GroupId, db: Db) -> StoreResult<StateMachine> {
+    /// Opens the state machine of `group`, reading what was last applied; `observers` hear of
+    /// every command it applies.
+    pub fn open(group: GroupId, db: Db, observers: Observers) -> StoreResult<StateMachine> {
         let key = schema::applied(group);
         let applied = match db
             .get(CF_STATE, &key)
@@ -65,6 +68,7 @@ impl StateMachine {
             applied,
             current: CurrentSnapshot::default(),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
+            observers,
         })
     }
 
@@ -130,6 +134,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.db
                 .write(batch, false)
                 .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?;
+            if let EntryPayload::Normal(command) = &entry.payload {
+                self.observers.applied(self.group, command, &response);
+            }
             responses.push(response);
         }
         Ok(responses)

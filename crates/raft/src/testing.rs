@@ -16,6 +16,7 @@ pub async fn start_node(dir: PathBuf) -> RaftNode {
         node_id: 1,
         data_dir: dir,
         partitions: TEST_PARTITIONS,
+        link: None,
     };
     match RaftNode::start(config).await {
         Ok(node) => node,

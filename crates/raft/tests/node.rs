@@ -11,6 +11,7 @@ fn config(dir: &std::path::Path) -> RaftConfig {
         node_id: 1,
         data_dir: dir.to_path_buf(),
         partitions: tern_raft::testing::TEST_PARTITIONS,
+        link: None,
     }
 }
 

@@ -56,6 +56,9 @@ pub enum Command {
     /// Inspect the mail queue.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Cluster certificates and membership.
+    #[command(subcommand)]
+    Cluster(crate::cluster_cli::ClusterCommand),
 }
 
 /// `tern serve`.
@@ -205,8 +208,14 @@ impl Cli {
 
 /// Runs an admin command against the node's API and prints the result.
 pub async fn administer(cli: &Cli) -> Result<()> {
+    if let Command::Cluster(c) = &cli.command
+        && c.is_local()
+    {
+        return crate::cluster_cli::run_local(c);
+    }
     let api = cli.client()?;
     match &cli.command {
+        Command::Cluster(c) => crate::cluster_cli::run_remote(&api, c).await?,
         Command::Serve(_) | Command::Config(_) => bail!("not an admin command"),
         Command::Domain(DomainCommand::Add { name }) => {
             let added: DomainView = api

@@ -1,9 +1,10 @@
-//! The connection actor: one ractor actor per accepted TCP connection. It finishes the TLS
-//! handshake for implicit-TLS ports, runs the protocol session to its end, then stops. Sessions
-//! watch the shutdown token, so stopping the server ends them with a proper goodbye.
+//! The connection actor: one ractor actor per accepted TCP connection. It reads the PROXY
+//! header of a connection from a trusted load balancer, finishes the TLS handshake for
+//! implicit-TLS ports, runs the protocol session to its end, then stops. Sessions watch the
+//! shutdown token, so stopping the server ends them with a proper goodbye.
 
 use crate::limits::ConnectionPermit;
-use crate::listeners::Protocol;
+use crate::listeners::{self, Protocol};
 use crate::services::Services;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::net::SocketAddr;
@@ -24,10 +25,12 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct ConnectionArgs {
     /// The accepted socket.
     pub stream: TcpStream,
-    /// The client.
+    /// The TCP peer: the client, or a trusted load balancer when `via_proxy` is set.
     pub peer: SocketAddr,
     /// Our address.
     pub local: SocketAddr,
+    /// Whether the peer is a trusted load balancer whose PROXY header names the real client.
+    pub via_proxy: bool,
     /// Which protocol this listener speaks.
     pub protocol: Protocol,
     /// Shared services and protocol contexts.
@@ -70,12 +73,17 @@ impl Actor for ConnectionActor {
     ) -> Result<(), ActorProcessingErr> {
         if let Some(args) = state.take() {
             let session = NEXT_SESSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // `client` is the real client; `proxy` the load balancer it came through, if any.
+            // Behind a proxy the client is known only once the PROXY header has been read.
             let span = tracing::info_span!(
                 "conn",
                 session,
                 proto = args.protocol.name(),
-                peer = %args.peer,
+                client = tracing::field::Empty,
+                proxy = tracing::field::Empty,
             );
+            let field = if args.via_proxy { "proxy" } else { "client" };
+            span.record(field, tracing::field::display(args.peer));
             serve(args).instrument(span).await;
         }
         myself.stop(None);
@@ -89,13 +97,24 @@ async fn serve(args: ConnectionArgs) {
         stream,
         peer,
         local,
+        via_proxy,
         protocol,
         services,
-        permit,
+        mut permit,
         shutdown,
     } = args;
-    let _permit = permit;
     let _ = stream.set_nodelay(true);
+    // The header comes before anything else, TLS included: the ClientHello follows it.
+    let (stream, peer) = if via_proxy {
+        match listeners::admit_proxied(stream, peer, protocol, &mut permit).await {
+            Some(admitted) => admitted,
+            None => return,
+        }
+    } else {
+        (stream, peer)
+    };
+    // The admission slot is released when the session ends.
+    let _permit = permit;
     let stream = if protocol.implicit_tls() {
         let handshake = services.tls.accept(stream);
         match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {

@@ -6,10 +6,11 @@
 //! - [`limits`]: per-IP and total connection caps.
 //! - [`tls`]: the server certificate (configured or self-signed).
 //! - [`admin`]: the admin HTTP API and its client.
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line; [`cluster_cli`]: `tern cluster ...`.
 
 pub mod admin;
 pub mod cli;
+pub mod cluster_cli;
 pub mod connection;
 pub mod limits;
 pub mod listeners;

@@ -1,5 +1,10 @@
 //! Connection admission: a cap on connections per client IP and in all, so one client cannot
 //! exhaust the server. A permit is held for the life of the connection.
+//!
+//! A connection from a trusted PROXY-protocol load balancer is admitted in two steps: at
+//! accept it counts toward the total only ([`ConnectionLimiter::admit_unattributed`]), and
+//! once its header names the real client it takes that client's per-IP slot
+//! ([`ConnectionPermit::attribute`]). The per-IP cap thus limits clients, not the proxy.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -8,7 +13,12 @@ use std::sync::{Arc, Mutex};
 /// Counts open connections per IP and in total.
 #[derive(Clone)]
 pub struct ConnectionLimiter {
-    inner: Arc<Mutex<Counts>>,
+    shared: Arc<Shared>,
+}
+
+/// The counts and caps, shared by the limiter and every permit.
+struct Shared {
+    counts: Mutex<Counts>,
     per_ip: usize,
     total: usize,
 }
@@ -17,6 +27,32 @@ pub struct ConnectionLimiter {
 struct Counts {
     by_ip: HashMap<IpAddr, usize>,
     total: usize,
+}
+
+impl Shared {
+    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Counts {
+    /// Takes a per-IP slot for `ip` if it has one free.
+    fn take_ip(&mut self, ip: IpAddr, per_ip: usize) -> Result<(), Refusal> {
+        if self.by_ip.get(&ip).copied().unwrap_or(0) >= per_ip {
+            return Err(Refusal::PerIp);
+        }
+        *self.by_ip.entry(ip).or_insert(0) += 1;
+        Ok(())
+    }
+
+    fn release_ip(&mut self, ip: IpAddr) {
+        if let Some(n) = self.by_ip.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.by_ip.remove(&ip);
+            }
+        }
+    }
 }
 
 /// Why a connection was refused.
@@ -32,51 +68,78 @@ impl ConnectionLimiter {
     /// A limiter allowing `per_ip` connections per address and `total` in all.
     pub fn new(per_ip: usize, total: usize) -> ConnectionLimiter {
         ConnectionLimiter {
-            inner: Arc::default(),
-            per_ip,
-            total,
+            shared: Arc::new(Shared {
+                counts: Mutex::default(),
+                per_ip,
+                total,
+            }),
         }
     }
 
     /// Admits a connection from `ip`, or says why not.
     pub fn admit(&self, ip: IpAddr) -> Result<ConnectionPermit, Refusal> {
-        let mut counts = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if counts.total >= self.total {
+        let mut counts = self.shared.counts();
+        if counts.total >= self.shared.total {
             return Err(Refusal::Total);
         }
-        let n = counts.by_ip.entry(ip).or_insert(0);
-        if *n >= self.per_ip {
-            return Err(Refusal::PerIp);
-        }
-        *n += 1;
+        counts.take_ip(ip, self.shared.per_ip)?;
         counts.total += 1;
         Ok(ConnectionPermit {
-            limiter: self.inner.clone(),
-            ip,
+            shared: self.shared.clone(),
+            ip: Some(ip),
+        })
+    }
+
+    /// Admits a connection whose client is not known yet (one from a PROXY-protocol load
+    /// balancer) under the total cap only; [`ConnectionPermit::attribute`] charges it to its
+    /// client later.
+    pub fn admit_unattributed(&self) -> Result<ConnectionPermit, Refusal> {
+        let mut counts = self.shared.counts();
+        if counts.total >= self.shared.total {
+            return Err(Refusal::Total);
+        }
+        counts.total += 1;
+        Ok(ConnectionPermit {
+            shared: self.shared.clone(),
+            ip: None,
         })
     }
 
     /// Connections open now.
     pub fn open(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).total
+        self.shared.counts().total
     }
 }
 
-/// Releases its slot when dropped.
+/// Releases its slots when dropped.
 pub struct ConnectionPermit {
-    limiter: Arc<Mutex<Counts>>,
-    ip: IpAddr,
+    shared: Arc<Shared>,
+    /// The client it counts against; `None` until a proxied connection names its client.
+    ip: Option<IpAddr>,
+}
+
+impl ConnectionPermit {
+    /// Charges the connection to `ip` under the per-IP cap (moving it from any client it was
+    /// charged to before). On refusal the permit still holds its total slot until dropped.
+    pub fn attribute(&mut self, ip: IpAddr) -> Result<(), Refusal> {
+        if self.ip == Some(ip) {
+            return Ok(());
+        }
+        let mut counts = self.shared.counts();
+        counts.take_ip(ip, self.shared.per_ip)?;
+        if let Some(old) = self.ip.replace(ip) {
+            counts.release_ip(old);
+        }
+        Ok(())
+    }
 }
 
 impl Drop for ConnectionPermit {
     fn drop(&mut self) {
-        let mut counts = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        let mut counts = self.shared.counts();
         counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.by_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                counts.by_ip.remove(&self.ip);
-            }
+        if let Some(ip) = self.ip {
+            counts.release_ip(ip);
         }
     }
 }
@@ -98,5 +161,29 @@ mod tests {
         drop(p1);
         let _p4 = limiter.admit(a).expect("a released slot is reusable");
         assert_eq!(limiter.open(), 3);
+    }
+
+    #[test]
+    fn proxied_connections_count_against_their_client() {
+        let limiter = ConnectionLimiter::new(1, 3);
+        let proxy: IpAddr = "127.0.0.254".parse().unwrap();
+        let client: IpAddr = "192.0.2.1".parse().unwrap();
+        // The proxy's own address never fills up: only the total cap applies at accept.
+        let mut p1 = limiter.admit_unattributed().unwrap();
+        let mut p2 = limiter.admit_unattributed().unwrap();
+        assert_eq!(limiter.open(), 2);
+        p1.attribute(client).unwrap();
+        assert_eq!(p2.attribute(client), Err(Refusal::PerIp));
+        assert_eq!(limiter.admit(client).err(), Some(Refusal::PerIp));
+        let _direct = limiter
+            .admit(proxy)
+            .expect("the proxy's IP has its own slot");
+        assert_eq!(limiter.admit_unattributed().err(), Some(Refusal::Total));
+        drop(p2);
+        drop(p1);
+        assert_eq!(limiter.open(), 1);
+        let _again = limiter
+            .admit(client)
+            .expect("released by the proxied permit");
     }
 }

@@ -1,14 +1,21 @@
 //! The client-facing listeners: bind every configured port, admit connections under the
 //! per-IP and total caps, and hand each one to a new connection actor.
+//!
+//! A peer listed in `proxy_protocol_from` is a load balancer: its connections are admitted
+//! under the total cap only, and the connection actor reads their PROXY header
+//! ([`admit_proxied`]) before anything else, then takes the real client's per-IP slot. Every
+//! other peer is a direct client and never sends a header.
 
 use crate::connection::{ConnectionActor, ConnectionArgs};
-use crate::limits::{ConnectionLimiter, Refusal};
+use crate::limits::{ConnectionLimiter, ConnectionPermit, Refusal};
 use crate::services::Services;
 use anyhow::{Context, Result};
 use ractor::Actor;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tern_core::config::ListenerConfig;
+use tern_core::proxy::TrustedProxies;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -69,6 +76,10 @@ impl Protocol {
     }
 }
 
+/// How long a trusted load balancer has to deliver its PROXY header. HAProxy sends it with the
+/// connection's first segment, so this only bounds a broken or hostile peer.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// One bound listener.
 pub struct Bound {
     /// What it speaks.
@@ -76,10 +87,20 @@ pub struct Bound {
     /// Where it listens.
     pub addr: SocketAddr,
     listener: TcpListener,
+    /// Peers that must open with a PROXY header (shared by all listeners).
+    proxies: Arc<TrustedProxies>,
 }
 
-/// Binds every non-empty listener address in `config`, failing if any cannot be bound.
+/// Binds every non-empty listener address in `config`, failing if any cannot be bound or if
+/// `proxy_protocol_from` has an entry that is not an IP address or network.
 pub async fn bind_all(config: &ListenerConfig) -> Result<Vec<Bound>> {
+    let proxies = config
+        .trusted_proxies()
+        .context("invalid listeners.proxy_protocol_from")?;
+    if !proxies.is_empty() {
+        tracing::info!(from = %proxies, "PROXY protocol required from these peers");
+    }
+    let proxies = Arc::new(proxies);
     let wanted = [
         (Protocol::Smtp, &config.smtp),
         (Protocol::Submission, &config.submission),
@@ -102,6 +123,7 @@ pub async fn bind_all(config: &ListenerConfig) -> Result<Vec<Bound>> {
             protocol,
             addr,
             listener,
+            proxies: proxies.clone(),
         });
     }
     Ok(bound)
@@ -120,6 +142,7 @@ pub async fn serve(
         protocol,
         addr: bound_addr,
         listener,
+        proxies,
     } = bound;
     loop {
         let accepted = tokio::select! {
@@ -135,7 +158,15 @@ pub async fn serve(
                 continue;
             }
         };
-        let permit = match limiter.admit(peer.ip()) {
+        // A load balancer's connection belongs to a client we do not know yet: only the total
+        // cap applies until the connection actor has read the PROXY header.
+        let via_proxy = proxies.contains(peer.ip());
+        let admitted = if via_proxy {
+            limiter.admit_unattributed()
+        } else {
+            limiter.admit(peer.ip())
+        };
+        let permit = match admitted {
             Ok(permit) => permit,
             Err(refusal) => {
                 tracing::warn!(%peer, listener = protocol.name(), ?refusal, "connection refused");
@@ -150,6 +181,7 @@ pub async fn serve(
             stream,
             peer,
             local,
+            via_proxy,
             protocol,
             services: services.clone(),
             permit,
@@ -164,6 +196,37 @@ pub async fn serve(
             Err(e) => tracing::error!(error = %e, "could not start a connection actor"),
         }
     }
+}
+
+/// The second half of admission for a connection from a trusted load balancer at `proxy`,
+/// run in the connection's own task: reads the PROXY header, then charges `permit` to the real
+/// client under the per-IP cap. Returns the stream, positioned at the client's first byte, and
+/// the real client's address (the proxy's own for a LOCAL health check). `None` means the
+/// connection was closed: without a valid header it is not a mail client and gets no reply;
+/// over the per-IP cap it gets the protocol's refusal, as at the door.
+pub(crate) async fn admit_proxied(
+    mut stream: TcpStream,
+    proxy: SocketAddr,
+    protocol: Protocol,
+    permit: &mut ConnectionPermit,
+) -> Option<(TcpStream, SocketAddr)> {
+    let deadline = tokio::time::Instant::now() + PROXY_HEADER_TIMEOUT;
+    let header = match tern_core::proxy::read_header(&mut stream, deadline).await {
+        Ok(header) => header,
+        Err(e) => {
+            // Not a mail client: a reply could only confuse whatever it is.
+            tracing::warn!(error = %e, "no valid PROXY header from a trusted proxy; closing");
+            return None;
+        }
+    };
+    let client = header.source.unwrap_or(proxy);
+    tracing::Span::current().record("client", tracing::field::display(client));
+    if let Err(refusal) = permit.attribute(client.ip()) {
+        tracing::warn!(listener = protocol.name(), ?refusal, "connection refused");
+        refuse(stream, protocol, refusal).await;
+        return None;
+    }
+    Some((stream, client))
 }
 
 /// Says goodbye to a connection refused by the limiter.

@@ -4,13 +4,15 @@
 use crate::limits::ConnectionLimiter;
 use anyhow::{Context, Result};
 use std::sync::Arc;
+use tern_core::config::ClusterConfig;
 use tern_core::config::Config;
 use tern_directory::Directory;
 use tern_imap::ImapContext;
 use tern_mailbox::Mailboxes;
 use tern_pop3::Pop3Context;
 use tern_queue::Queue;
-use tern_raft::{RaftConfig, RaftNode};
+use tern_raft::link::LinkTls;
+use tern_raft::{LinkConfig, RaftConfig, RaftNode};
 use tern_smtp::{SmtpContext, SmtpMode};
 use tokio_rustls::TlsAcceptor;
 
@@ -45,12 +47,13 @@ impl Services {
             node_id: config.cluster.node_id,
             data_dir: config.server.data_dir.clone(),
             partitions: config.cluster.partitions,
+            link: link_config(&config.cluster)?,
         })
         .await
         .context("starting the Raft groups")?;
         let directory = Directory::new(raft.clone());
         let mailboxes = Mailboxes::new(raft.clone());
-        let queue = Queue::start(raft.clone(), mailboxes.clone())
+        let queue = Queue::start(raft.clone())
             .await
             .context("starting the queue")?;
         let limits = config.limits.clone();
@@ -101,4 +104,27 @@ impl Services {
         self.mailboxes.shutdown().await;
         self.raft.shutdown().await;
     }
+}
+
+/// The node link of a clustered node (`[cluster] listen` set), with its mTLS material loaded.
+fn link_config(cluster: &ClusterConfig) -> Result<Option<LinkConfig>> {
+    if !cluster.is_clustered() {
+        return Ok(None);
+    }
+    let (Some(ca), Some(cert), Some(key)) = (&cluster.ca, &cluster.cert, &cluster.key) else {
+        anyhow::bail!(
+            "[cluster] listen is set, so ca, cert and key are required \
+             (make them with `tern cluster ca` and `tern cluster cert`)"
+        );
+    };
+    if cluster.node_id == 0 {
+        anyhow::bail!("[cluster] node_id must be 1 or more");
+    }
+    let tls = LinkTls::load(ca, cert, key).context("loading the cluster certificates")?;
+    Ok(Some(LinkConfig {
+        listen: cluster.listen.clone(),
+        advertise: cluster.advertised().to_string(),
+        seeds: cluster.seeds.clone(),
+        tls,
+    }))
 }

@@ -35,6 +35,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/aliases", get(list_aliases).post(add_alias))
         .route("/aliases/{address}", delete(delete_alias))
         .route("/queue", get(list_queue))
+        .nest("/cluster", super::cluster::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/health/live", get(|| async { "ok\n" }))
@@ -75,6 +76,13 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// An error reply.
 pub struct ApiError(StatusCode, String);
 
+impl ApiError {
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, message: String) -> ApiError {
+        ApiError(status, message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         #[derive(Serialize)]
@@ -110,11 +118,18 @@ impl From<DirectoryError> for ApiError {
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 async fn ready(State(state): State<AdminState>) -> (StatusCode, String) {
-    let groups = state.services.raft.status().await;
+    let raft = &state.services.raft;
+    if !raft.has_groups() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: not in a cluster yet\n".into(),
+        );
+    }
+    let groups = raft.status().await;
     let leaderless = groups.iter().filter(|g| g.leader.is_none()).count();
-    if groups.is_empty() || leaderless > 0 {
+    if leaderless > 0 || !raft.ready() {
         let msg = format!(
-            "not ready: {leaderless} of {} groups without a leader\n",
+            "not ready: {leaderless} of {} groups without a leader, or no quorum reachable\n",
             groups.len()
         );
         (StatusCode::SERVICE_UNAVAILABLE, msg)

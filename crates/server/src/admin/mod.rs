@@ -1,9 +1,11 @@
 //! The admin HTTP API (served by `tern serve`) and its client (used by the `tern` CLI).
 //!
 //! - [`api`]: axum routes for health, metrics, domains, accounts, aliases and the queue.
+//! - [`cluster`]: cluster init, join, remove, status and digests.
 //! - [`client`]: a minimal HTTP/1.1 client for the CLI.
 //! - [`token`]: the bearer token kept in the data dir.
 
 pub mod api;
 pub mod client;
+pub mod cluster;
 pub mod token;

@@ -1,0 +1,432 @@
+//! Cluster membership: `init` (the first node), `join` (a new node, through any member),
+//! `remove`, and the maintenance loop that keeps every group's replicas where the placement
+//! wants them.
+//!
+//! The members of the cluster are the nodes of the meta group's membership (voters and
+//! learners). Every member replicates every group — the placement's voters (three, or fewer
+//! while the cluster is smaller) and everyone else as a learner — so any node can serve reads
+//! for any account from its own replica, while a commit needs only a majority of the voters.
+//! Each group's leader applies the changes its group needs, one at a time.
+
+use crate::RaftError;
+use crate::link::{ClusterInfo, GroupView, LinkError, Reply, Request};
+use crate::node::{REQUEST_TIMEOUT, RaftNode, unavailable};
+use openraft::{BasicNode, ChangeMembers};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+use tern_core::{GroupId, NodeId};
+
+/// Voters per group (fewer while the cluster has fewer members).
+pub const REPLICATION_FACTOR: usize = 3;
+/// How often each leader checks its group's membership.
+const MAINTAIN_EVERY: Duration = Duration::from_millis(1000);
+/// A replica this close to the leader's log counts as caught up (may become a voter).
+const CAUGHT_UP_SLACK: u64 = 64;
+/// How long a joining node waits for the meta leader to take it in (it catches up first).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a leader that lost its vote stays quiet so that the voters elect.
+const STEP_ASIDE: Duration = Duration::from_secs(3);
+/// How long a status query waits for each peer.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One member as `cluster status` reports it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberReport {
+    /// Node id.
+    pub id: NodeId,
+    /// Its link address.
+    pub addr: String,
+    /// Whether it answered.
+    pub reachable: bool,
+    /// Its view of every group (empty when unreachable).
+    pub groups: Vec<GroupView>,
+}
+
+/// Rendezvous placement: the `count` members that score highest for `group`. Every node
+/// computes the same answer, and adding or removing a member moves only the replicas it gains
+/// or loses. The first is the preferred leader.
+pub fn placement(
+    group: GroupId,
+    members: impl IntoIterator<Item = NodeId>,
+    count: usize,
+) -> Vec<NodeId> {
+    let mut scored: Vec<(u64, NodeId)> = members
+        .into_iter()
+        .map(|node| (mix(u64::from(group.0) << 32 ^ node), node))
+        .collect();
+    scored.sort_unstable_by(|a, b| b.cmp(a));
+    scored.into_iter().take(count).map(|(_, n)| n).collect()
+}
+
+/// SplitMix64's finaliser: a cheap, well-spread 64-bit hash.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl RaftNode {
+    fn link(&self) -> Result<&crate::node::Link, RaftError> {
+        self.inner.link.as_ref().ok_or_else(|| {
+            unavailable(
+                GroupId::META,
+                "this node has no node link ([cluster] listen is empty)",
+            )
+        })
+    }
+
+    /// Creates the cluster on this node: the meta group and `partitions` partitions, with this
+    /// node as their one voter. Others join it afterwards.
+    pub async fn init_cluster(&self, partitions: u32) -> Result<ClusterInfo, RaftError> {
+        let link = self.link()?;
+        if partitions == 0 {
+            return Err(unavailable(
+                GroupId::META,
+                "a cluster needs at least one partition",
+            ));
+        }
+        if self.has_groups()
+            && self
+                .group(GroupId::META)?
+                .is_initialized()
+                .await
+                .unwrap_or(false)
+        {
+            return Err(unavailable(
+                GroupId::META,
+                "this node is already in a cluster",
+            ));
+        }
+        self.store_partitions(partitions)?;
+        self.start_groups(partitions).await?;
+        let me = BTreeMap::from([(self.node_id(), BasicNode::new(&link.advertise))]);
+        self.initialize_groups(me).await?;
+        self.wait_for_leaders().await?;
+        tracing::info!(partitions, "cluster initialised");
+        Ok(self.info())
+    }
+
+    /// Joins the cluster through `seed` (or the configured seeds): learns the partition count,
+    /// starts the groups, and asks the meta leader to take this node in. Returns once the meta
+    /// group has it; the partitions follow within seconds.
+    pub async fn join_cluster(&self, seed: Option<String>) -> Result<ClusterInfo, RaftError> {
+        let link = self.link()?;
+        let seeds: Vec<String> = match seed {
+            Some(s) => vec![s],
+            None => link
+                .seeds
+                .iter()
+                .filter(|s| **s != link.advertise)
+                .cloned()
+                .collect(),
+        };
+        if seeds.is_empty() {
+            return Err(unavailable(GroupId::META, "no seed to join through"));
+        }
+        let mut failures = Vec::new();
+        for (i, seed) in seeds.iter().enumerate() {
+            // The seed's id is unknown until it answers; a placeholder keys its connection.
+            let placeholder = u64::MAX - i as u64;
+            match link
+                .peers
+                .call(placeholder, seed, &Request::Info, STATUS_TIMEOUT)
+                .await
+            {
+                Ok(Reply::Info(Ok(info))) => {
+                    self.store_partitions(info.partitions)?;
+                    self.start_groups(info.partitions).await?;
+                    let join = Request::Join(self.node_id(), link.advertise.clone());
+                    return match link
+                        .peers
+                        .call(placeholder, seed, &join, JOIN_TIMEOUT)
+                        .await
+                    {
+                        Ok(Reply::Info(Ok(info))) => {
+                            tracing::info!(%seed, "joined the cluster");
+                            Ok(info)
+                        }
+                        Ok(Reply::Info(Err(refusal))) => Err(unavailable(GroupId::META, refusal)),
+                        Ok(other) => {
+                            Err(unavailable(GroupId::META, format!("unexpected {other:?}")))
+                        }
+                        Err(e) => Err(unavailable(GroupId::META, e)),
+                    };
+                }
+                Ok(Reply::Info(Err(refusal))) => failures.push(format!("{seed}: {refusal}")),
+                Ok(other) => failures.push(format!("{seed}: unexpected {other:?}")),
+                Err(e) => failures.push(format!("{seed}: {e}")),
+            }
+        }
+        Err(unavailable(
+            GroupId::META,
+            format!("no seed answered: {}", failures.join("; ")),
+        ))
+    }
+
+    /// Takes `node` out of the cluster (through the meta leader). Its replicas move to the
+    /// remaining members as the group leaders notice.
+    pub async fn remove_node(&self, node: NodeId) -> Result<(), RaftError> {
+        self.link()?;
+        self.expel(node).await
+    }
+
+    /// Sends `request` to the meta leader and returns its reply (used when this node does not
+    /// lead the meta group).
+    async fn to_meta_leader(&self, leader: NodeId, request: Request) -> Result<Reply, RaftError> {
+        self.call(GroupId::META, leader, &request, JOIN_TIMEOUT)
+            .await
+            .map_err(|e| unavailable(GroupId::META, e))
+    }
+
+    /// On the meta leader: adds `node` as a learner of the meta group (waiting until it has
+    /// caught up), then lets the placement make it a voter if it should be one.
+    pub(crate) async fn admit(&self, node: NodeId, addr: String) -> Result<ClusterInfo, RaftError> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let leader = self.leader(GroupId::META, deadline).await?;
+        if leader != self.node_id() {
+            return match self
+                .to_meta_leader(leader, Request::Join(node, addr))
+                .await?
+            {
+                Reply::Info(result) => result.map_err(|r| unavailable(GroupId::META, r)),
+                other => Err(unavailable(GroupId::META, format!("unexpected {other:?}"))),
+            };
+        }
+        if let Some(known) = self.members().get(&node)
+            && *known != addr
+        {
+            return Err(unavailable(
+                GroupId::META,
+                format!("node {node} is already a member at {known}"),
+            ));
+        }
+        let meta = self.group(GroupId::META)?;
+        tokio::time::timeout(
+            JOIN_TIMEOUT,
+            meta.add_learner(node, BasicNode::new(&addr), true),
+        )
+        .await
+        .map_err(|_| unavailable(GroupId::META, "the new node did not catch up in time"))?
+        .map_err(|e| unavailable(GroupId::META, e))?;
+        self.maintain_group(GroupId::META).await;
+        tracing::info!(node, %addr, "node joined");
+        Ok(self.info())
+    }
+
+    /// On the meta leader: removes `node` from the meta group (first as a voter, then
+    /// altogether).
+    pub(crate) async fn expel(&self, node: NodeId) -> Result<(), RaftError> {
+        let deadline = Instant::now() + REQUEST_TIMEOUT;
+        let leader = self.leader(GroupId::META, deadline).await?;
+        if leader != self.node_id() {
+            return match self.to_meta_leader(leader, Request::Remove(node)).await? {
+                Reply::Done(result) => result.map_err(|r| unavailable(GroupId::META, r)),
+                other => Err(unavailable(GroupId::META, format!("unexpected {other:?}"))),
+            };
+        }
+        let mut members = self.members();
+        if members.remove(&node).is_none() {
+            return Err(unavailable(
+                GroupId::META,
+                format!("node {node} is not a member"),
+            ));
+        }
+        if members.is_empty() {
+            return Err(unavailable(GroupId::META, "cannot remove the last member"));
+        }
+        let meta = self.group(GroupId::META)?;
+        let voters: BTreeSet<NodeId> =
+            placement(GroupId::META, members.keys().copied(), REPLICATION_FACTOR)
+                .into_iter()
+                .collect();
+        meta.change_membership(ChangeMembers::ReplaceAllVoters(voters), true)
+            .await
+            .map_err(|e| unavailable(GroupId::META, e))?;
+        meta.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node])), false)
+            .await
+            .map_err(|e| unavailable(GroupId::META, e))?;
+        tracing::info!(node, "node removed");
+        Ok(())
+    }
+
+    /// Starts an election for `group` on this node.
+    pub(crate) async fn elect_here(&self, group: GroupId) -> Result<(), RaftError> {
+        self.group(group)?
+            .trigger()
+            .elect()
+            .await
+            .map_err(|e| unavailable(group, e))
+    }
+
+    /// Every member's view of every group, asking each member over the node link.
+    pub async fn cluster_status(&self) -> Vec<MemberReport> {
+        let members = self.members();
+        let asks = members.into_iter().map(|(id, addr)| async move {
+            let groups = if id == self.node_id() {
+                Some(self.views())
+            } else {
+                match self
+                    .call(GroupId::META, id, &Request::Status, STATUS_TIMEOUT)
+                    .await
+                {
+                    Ok(Reply::Status(views)) => Some(views),
+                    Ok(_)
+                    | Err(
+                        LinkError::Unreachable { .. } | LinkError::Lost(_) | LinkError::Timeout(_),
+                    ) => None,
+                }
+            };
+            MemberReport {
+                id,
+                addr,
+                reachable: groups.is_some(),
+                groups: groups.unwrap_or_default(),
+            }
+        });
+        futures::future::join_all(asks).await
+    }
+
+    /// One pass over the groups this node leads, moving each one step towards its placement.
+    async fn maintain_all(&self) {
+        for g in 0..=self.partitions() {
+            if self.inner.stop.is_cancelled() {
+                return;
+            }
+            self.maintain_group(GroupId(g)).await;
+        }
+    }
+
+    /// If this node leads `group`, makes one membership change it needs: add a missing member
+    /// as a learner, then swap in the placement's voters once they have caught up, then drop
+    /// nodes that left the cluster.
+    async fn maintain_group(&self, group: GroupId) {
+        let me = self.node_id();
+        let Some(m) = self.metrics(group) else { return };
+        if m.current_leader != Some(me) {
+            return;
+        }
+        let membership = m.membership_config.membership().clone();
+        if membership.get_joint_config().len() > 1 {
+            return; // a change is under way
+        }
+        let members: BTreeMap<NodeId, String> = if group == GroupId::META {
+            membership
+                .nodes()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect()
+        } else {
+            self.members()
+        };
+        if members.is_empty() {
+            return;
+        }
+        let Ok(raft) = self.group(group) else { return };
+        if !membership.voter_ids().any(|v| v == me) {
+            // openraft 0.9 lets a leader that is no longer a voter carry on leading. Going
+            // quiet for a moment lets the voters elect one of their own.
+            tracing::info!(%group, "leading without a vote: stepping aside");
+            raft.runtime_config().heartbeat(false);
+            let raft = raft.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(STEP_ASIDE).await;
+                raft.runtime_config().heartbeat(true);
+            });
+            return;
+        }
+        let result = async {
+            if let Some((id, addr)) = members
+                .iter()
+                .find(|(id, _)| membership.get_node(id).is_none())
+            {
+                tracing::info!(%group, node = id, "adding a replica");
+                raft.add_learner(*id, BasicNode::new(addr), false).await?;
+                return Ok(());
+            }
+            let count = REPLICATION_FACTOR.min(members.len());
+            let want: BTreeSet<NodeId> = placement(group, members.keys().copied(), count)
+                .into_iter()
+                .collect();
+            let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+            if want != voters {
+                let last = m.last_log_index.unwrap_or(0);
+                let matched = |n: &NodeId| {
+                    m.replication
+                        .as_ref()
+                        .and_then(|r| r.get(n).copied().flatten())
+                        .map_or(0, |l| l.index)
+                };
+                if want
+                    .iter()
+                    .all(|n| *n == me || matched(n) + CAUGHT_UP_SLACK >= last)
+                {
+                    tracing::info!(%group, ?want, "changing voters");
+                    raft.change_membership(ChangeMembers::ReplaceAllVoters(want), true)
+                        .await?;
+                }
+                return Ok(());
+            }
+            let gone: BTreeSet<NodeId> = membership
+                .nodes()
+                .map(|(id, _)| *id)
+                .filter(|id| !members.contains_key(id) && !voters.contains(id))
+                .collect();
+            if !gone.is_empty() {
+                tracing::info!(%group, ?gone, "dropping replicas of departed nodes");
+                raft.change_membership(ChangeMembers::RemoveNodes(gone), false)
+                    .await?;
+            }
+            Ok::<
+                _,
+                openraft::error::RaftError<
+                    NodeId,
+                    openraft::error::ClientWriteError<NodeId, BasicNode>,
+                >,
+            >(())
+        };
+        if let Err(e) = result.await {
+            tracing::debug!(%group, "membership change not made: {e}");
+        }
+    }
+}
+
+/// The maintenance loop of a cluster member; ends when the node shuts down.
+pub(crate) async fn maintain(node: RaftNode) {
+    let stop = node.inner.stop.clone();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(MAINTAIN_EVERY) => {}
+        }
+        if node.has_groups() {
+            node.maintain_all().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placement_is_stable_and_spread() {
+        let nodes = [1, 2, 3];
+        let mut first = BTreeMap::<NodeId, usize>::new();
+        for g in 1..=64 {
+            let p = placement(GroupId(g), nodes, 3);
+            assert_eq!(p.len(), 3);
+            assert_eq!(
+                p,
+                placement(GroupId(g), [3, 1, 2], 3),
+                "order of members matters not"
+            );
+            *first.entry(p[0]).or_default() += 1;
+            // A fourth node takes at most one of the three places.
+            let with4 = placement(GroupId(g), [1, 2, 3, 4], 3);
+            let kept = with4.iter().filter(|n| p.contains(n)).count();
+            assert!(kept >= 2);
+        }
+        // Preferred leaders are spread: each node prefers roughly a third of the groups.
+        assert!(first.values().all(|&n| n >= 10), "{first:?}");
+    }
+}

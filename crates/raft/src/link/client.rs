@@ -1,0 +1,259 @@
+//! The calling side of node links: one mTLS connection per peer, opened on first use and again
+//! after it breaks, shared by every concurrent call to that peer.
+
+use super::frame;
+use super::message::{Envelope, Hello, Reply, Request};
+use super::tls::LinkTls;
+use rustls_pki_types::ServerName;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tern_core::NodeId;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// How long dialling a peer (TCP and TLS handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Frames queued for one peer before the link is considered stuck and dropped.
+const SEND_QUEUE: usize = 4096;
+
+/// Why a call failed. Only `Unreachable` guarantees the request was never delivered.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LinkError {
+    /// The peer could not be reached; the request was not sent.
+    #[error("node {node} unreachable: {reason}")]
+    Unreachable {
+        /// The peer.
+        node: NodeId,
+        /// Why.
+        reason: String,
+    },
+    /// The link broke after the request was sent: it may or may not have been handled.
+    #[error("link to node {0} broke before the reply")]
+    Lost(NodeId),
+    /// No reply in time: the request may or may not have been handled.
+    #[error("node {0} did not reply in time")]
+    Timeout(NodeId),
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+
+/// One live connection to a peer.
+struct PeerConn {
+    addr: String,
+    frames: mpsc::Sender<Vec<u8>>,
+    pending: Pending,
+    alive: Arc<AtomicBool>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for PeerConn {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+struct Inner {
+    me: NodeId,
+    tls: LinkTls,
+    /// Outbound links leave from this address (the node's own link IP), so that whoever sits
+    /// in front of a peer can tell which node a connection comes from.
+    source: Option<IpAddr>,
+    conns: Mutex<HashMap<NodeId, Arc<PeerConn>>>,
+    /// One dial at a time per peer.
+    dialing: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
+    next_id: AtomicU64,
+}
+
+/// Node links to every peer. Cheap to clone.
+#[derive(Clone)]
+pub struct Peers {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Peers {
+    /// Links for node `me`, dialling from `source` when given.
+    pub fn new(me: NodeId, tls: LinkTls, source: Option<IpAddr>) -> Peers {
+        Peers {
+            inner: Arc::new(Inner {
+                me,
+                tls,
+                source,
+                conns: Mutex::new(HashMap::new()),
+                dialing: Mutex::new(HashMap::new()),
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Sends `request` to `node` at `addr` and waits up to `timeout` for its reply.
+    pub async fn call(
+        &self,
+        node: NodeId,
+        addr: &str,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Reply, LinkError> {
+        let unreachable = |reason: String| LinkError::Unreachable { node, reason };
+        let conn = self.connection(node, addr).await?;
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = frame::encode(&Envelope { id, body: request })
+            .map_err(|e| unreachable(e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        lock(&conn.pending).insert(id, tx);
+        if let Err(e) = conn.frames.try_send(frame) {
+            lock(&conn.pending).remove(&id);
+            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                // The peer stopped reading (paused, or far behind): start afresh next time.
+                self.forget(node, &conn);
+            }
+            return Err(unreachable("link send queue unavailable".into()));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(LinkError::Lost(node)),
+            Err(_) => {
+                lock(&conn.pending).remove(&id);
+                Err(LinkError::Timeout(node))
+            }
+        }
+    }
+
+    /// Drops every connection (shutdown).
+    pub fn close(&self) {
+        lock(&self.inner.conns).clear();
+    }
+
+    fn forget(&self, node: NodeId, conn: &Arc<PeerConn>) {
+        conn.alive.store(false, Ordering::Release);
+        let mut conns = lock(&self.inner.conns);
+        if conns.get(&node).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            conns.remove(&node);
+        }
+    }
+
+    fn live(&self, node: NodeId, addr: &str) -> Option<Arc<PeerConn>> {
+        lock(&self.inner.conns)
+            .get(&node)
+            .filter(|c| c.alive.load(Ordering::Acquire) && c.addr == addr)
+            .cloned()
+    }
+
+    async fn connection(&self, node: NodeId, addr: &str) -> Result<Arc<PeerConn>, LinkError> {
+        if let Some(conn) = self.live(node, addr) {
+            return Ok(conn);
+        }
+        let gate = lock(&self.inner.dialing).entry(node).or_default().clone();
+        let _dialing = gate.lock().await;
+        if let Some(conn) = self.live(node, addr) {
+            return Ok(conn);
+        }
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.dial(node, addr))
+            .await
+            .map_err(|_| LinkError::Unreachable {
+                node,
+                reason: format!("connecting to {addr} timed out"),
+            })??;
+        let conn = Arc::new(conn);
+        lock(&self.inner.conns).insert(node, conn.clone());
+        Ok(conn)
+    }
+
+    async fn dial(&self, node: NodeId, addr: &str) -> Result<PeerConn, LinkError> {
+        let unreachable = |reason: String| LinkError::Unreachable { node, reason };
+        let target: SocketAddr = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| unreachable(format!("resolving {addr}: {e}")))?
+            .next()
+            .ok_or_else(|| unreachable(format!("{addr} resolves to nothing")))?;
+        let tcp = connect_from(self.inner.source, target)
+            .await
+            .map_err(|e| unreachable(format!("connecting to {addr}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| unreachable(format!("bad peer name {host}: {e}")))?;
+        let tls = self
+            .inner
+            .tls
+            .connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| unreachable(format!("TLS with {addr}: {e}")))?;
+        let (mut reader, mut writer) = tokio::io::split(tls);
+        let hello = frame::encode(&Hello {
+            node: self.inner.me,
+        })
+        .map_err(|e| unreachable(e.to_string()))?;
+        frame::write(&mut writer, &hello)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+
+        let pending: Pending = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        let (frames, mut outbox) = mpsc::channel::<Vec<u8>>(SEND_QUEUE);
+        let write_alive = alive.clone();
+        let writer_task = tokio::spawn(async move {
+            while let Some(f) = outbox.recv().await {
+                if let Err(e) = frame::write(&mut writer, &f).await {
+                    tracing::debug!(node, "node link write failed: {e}");
+                    break;
+                }
+            }
+            write_alive.store(false, Ordering::Release);
+        });
+        let (read_alive, read_pending) = (alive.clone(), pending.clone());
+        let reader_task = tokio::spawn(async move {
+            loop {
+                match frame::read::<_, Envelope<Reply>>(&mut reader).await {
+                    Ok(Some(reply)) => {
+                        if let Some(tx) = lock(&read_pending).remove(&reply.id) {
+                            let _ = tx.send(reply.body);
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(node, "node link read failed: {e}");
+                        break;
+                    }
+                }
+            }
+            read_alive.store(false, Ordering::Release);
+            // Every call still waiting learns the link broke (its sender is dropped).
+            lock(&read_pending).clear();
+        });
+        tracing::debug!(node, addr, "node link up");
+        Ok(PeerConn {
+            addr: addr.to_string(),
+            frames,
+            pending,
+            alive,
+            tasks: [writer_task, reader_task],
+        })
+    }
+}
+
+async fn connect_from(source: Option<IpAddr>, target: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = if target.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = source
+        && ip.is_ipv4() == target.is_ipv4()
+        && !ip.is_unspecified()
+    {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(target).await
+}

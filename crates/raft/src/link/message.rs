@@ -1,0 +1,137 @@
+//! What travels on a node link: a request carries an id, its reply carries the same id, so one
+//! connection serves many concurrent calls.
+
+use crate::TypeConfig;
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use tern_core::{GroupId, NodeId};
+use tern_store::{Command, Response};
+
+/// The first frame on every link: who is calling (the certificate proves they belong to the
+/// cluster; this names which member they are).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    /// The caller's node id.
+    pub node: NodeId,
+}
+
+/// A request and its id.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    /// Matches a reply to its request.
+    pub id: u64,
+    /// The request or reply.
+    pub body: T,
+}
+
+/// A request from one node to another.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Raft replication.
+    Append(GroupId, AppendEntriesRequest<TypeConfig>),
+    /// Raft election.
+    Vote(GroupId, VoteRequest<NodeId>),
+    /// Raft snapshot transfer (one chunk).
+    Snapshot(GroupId, InstallSnapshotRequest<TypeConfig>),
+    /// Propose a command to a group this node leads.
+    Propose(GroupId, Command),
+    /// Confirm leadership of a group and return the log index a linearizable read must wait
+    /// for.
+    ReadIndex(GroupId),
+    /// What the cluster looks like (partition count and members), for a joining node.
+    Info,
+    /// Add the calling node (id, advertised link address) to the cluster.
+    Join(NodeId, String),
+    /// Take a node out of the cluster.
+    Remove(NodeId),
+    /// Start an election for a group here (leader balancing).
+    Elect(GroupId),
+    /// This node's view of every group it runs.
+    Status,
+    /// Per-group applied index and state digest (replica convergence checks).
+    Digests,
+}
+
+/// Why a forwarded operation did not happen.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// The callee does not lead the group; it may know who does.
+    #[error("not the leader (leader: {0:?})")]
+    NotLeader(Option<NodeId>),
+    /// No quorum, timeout, shutting down, storage failure.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The partition count and members of a cluster.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ClusterInfo {
+    /// Data partitions.
+    pub partitions: u32,
+    /// Every member and its advertised link address.
+    pub members: BTreeMap<NodeId, String>,
+}
+
+/// One group as a node sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupView {
+    /// The group.
+    pub group: GroupId,
+    /// The node's current term.
+    pub term: u64,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// Voters of the group's membership.
+    pub voters: Vec<NodeId>,
+    /// Learners (non-voting replicas).
+    pub learners: Vec<NodeId>,
+    /// Last log index here.
+    pub last_log_index: u64,
+    /// Committed index known here.
+    pub committed: u64,
+    /// Applied index here.
+    pub applied: u64,
+    /// On the leader: how far each replica has replicated (matched log index).
+    pub matched: BTreeMap<NodeId, u64>,
+}
+
+/// One group's applied index and state digest on a node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupDigest {
+    /// The group.
+    pub group: GroupId,
+    /// Applied log index.
+    pub applied: u64,
+    /// BLAKE3 digest of the group's state, hex.
+    pub digest: String,
+}
+
+/// A reply.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    /// To `Append`.
+    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    /// To `Vote`.
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// To `Snapshot`.
+    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// To `Propose`.
+    Proposed(Result<Response, Refusal>),
+    /// To `ReadIndex`.
+    ReadIndex(Result<u64, Refusal>),
+    /// To `Info` and `Join`.
+    Info(Result<ClusterInfo, Refusal>),
+    /// To `Remove` and `Elect`.
+    Done(Result<(), Refusal>),
+    /// To `Status`.
+    Status(Vec<GroupView>),
+    /// To `Digests`.
+    Digests(Result<Vec<GroupDigest>, Refusal>),
+    /// The request could not be decoded or handled at all.
+    Error(String),
+}

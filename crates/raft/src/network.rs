@@ -1,0 +1,125 @@
+//! Raft RPCs between nodes, carried by the node link. On a single node there are no peers and
+//! every RPC reports the peer unreachable.
+
+use crate::TypeConfig;
+use crate::link::{LinkError, Peers, Reply, Request};
+use openraft::BasicNode;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use tern_core::{GroupId, NodeId};
+
+/// Creates clients for the peers of one group.
+#[derive(Clone)]
+pub struct Network {
+    group: GroupId,
+    peers: Option<Peers>,
+}
+
+impl Network {
+    /// The network of `group`, over `peers` (none on a single node).
+    pub fn new(group: GroupId, peers: Option<Peers>) -> Network {
+        Network { group, peers }
+    }
+}
+
+/// A client for one peer of one group.
+pub struct PeerClient {
+    group: GroupId,
+    target: NodeId,
+    addr: String,
+    peers: Option<Peers>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            group: self.group,
+            target,
+            addr: node.addr.clone(),
+            peers: self.peers.clone(),
+        }
+    }
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
+
+impl PeerClient {
+    async fn call<E: std::error::Error>(
+        &self,
+        request: Request,
+        option: &RPCOption,
+    ) -> RpcResult<Reply, E> {
+        let Some(peers) = &self.peers else {
+            let why = std::io::Error::other(format!("no node link to node {}", self.target));
+            return Err(RPCError::Unreachable(Unreachable::new(&why)));
+        };
+        peers
+            .call(self.target, &self.addr, &request, option.hard_ttl())
+            .await
+            .map_err(|e| match e {
+                LinkError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+                other => RPCError::Network(NetworkError::new(&other)),
+            })
+    }
+
+    fn unexpected<E: std::error::Error>(&self, reply: Reply) -> RPCError<NodeId, BasicNode, E> {
+        let why = std::io::Error::other(format!(
+            "{}: unexpected reply from node {}: {reply:?}",
+            self.group, self.target
+        ));
+        RPCError::Network(NetworkError::new(&why))
+    }
+
+    fn remote<E: std::error::Error>(&self, e: E) -> RPCError<NodeId, BasicNode, E> {
+        RPCError::RemoteError(RemoteError::new(self.target, e))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        match self.call(Request::Append(self.group, rpc), &option).await? {
+            Reply::Append(Ok(r)) => Ok(r),
+            Reply::Append(Err(e)) => Err(self.remote(e)),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        match self
+            .call(Request::Snapshot(self.group, rpc), &option)
+            .await?
+        {
+            Reply::Snapshot(Ok(r)) => Ok(r),
+            Reply::Snapshot(Err(e)) => Err(self.remote(e)),
+            other => Err(self.unexpected(other)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
+        match self.call(Request::Vote(self.group, rpc), &option).await? {
+            Reply::Vote(Ok(r)) => Ok(r),
+            Reply::Vote(Err(e)) => Err(self.remote(e)),
+            other => Err(self.unexpected(other)),
+        }
+    }
+}

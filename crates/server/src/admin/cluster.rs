@@ -1,0 +1,117 @@
+//! Admin routes for the cluster: `init`, `join`, `remove`, `status`, and per-group state
+//! digests for convergence checks.
+
+use super::api::{AdminState, ApiError};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tern_raft::link::{ClusterInfo, GroupDigest};
+use tern_raft::{MemberReport, RaftError};
+
+/// The cluster routes, nested under `/v1/cluster` (behind the token).
+pub fn routes() -> Router<AdminState> {
+    Router::new()
+        .route("/init", post(init))
+        .route("/join", post(join))
+        .route("/remove", post(remove))
+        .route("/status", get(status))
+        .route("/digests", get(digests))
+}
+
+impl From<RaftError> for ApiError {
+    fn from(e: RaftError) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+    }
+}
+
+/// `POST /v1/cluster/init`.
+#[derive(Debug, Deserialize)]
+pub struct InitRequest {
+    /// Data partitions (default 64).
+    pub partitions: Option<u32>,
+}
+
+/// `POST /v1/cluster/join`.
+#[derive(Debug, Deserialize)]
+pub struct JoinRequest {
+    /// A member's link address; default: the configured seeds.
+    pub seed: Option<String>,
+}
+
+/// `POST /v1/cluster/remove`.
+#[derive(Debug, Deserialize)]
+pub struct RemoveRequest {
+    /// The node to take out.
+    pub node: u64,
+}
+
+/// The cluster as one node sees it, with every reachable member's view of every group.
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    /// The answering node.
+    pub node: u64,
+    /// Partition count.
+    pub partitions: u32,
+    /// Whether the answering node is ready to serve.
+    pub ready: bool,
+    /// Every member.
+    pub members: Vec<MemberReport>,
+}
+
+/// This node's digests.
+#[derive(Debug, Serialize)]
+pub struct DigestsView {
+    /// The answering node.
+    pub node: u64,
+    /// Per group.
+    pub groups: Vec<GroupDigest>,
+}
+
+async fn init(
+    State(s): State<AdminState>,
+    Json(r): Json<InitRequest>,
+) -> Result<Json<ClusterInfo>, ApiError> {
+    let partitions = r.partitions.unwrap_or(64);
+    if !(1..=4096).contains(&partitions) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "partitions must be between 1 and 4096".into(),
+        ));
+    }
+    Ok(Json(s.services.raft.init_cluster(partitions).await?))
+}
+
+async fn join(
+    State(s): State<AdminState>,
+    Json(r): Json<JoinRequest>,
+) -> Result<Json<ClusterInfo>, ApiError> {
+    Ok(Json(s.services.raft.join_cluster(r.seed).await?))
+}
+
+async fn remove(
+    State(s): State<AdminState>,
+    Json(r): Json<RemoveRequest>,
+) -> Result<Json<()>, ApiError> {
+    s.services.raft.remove_node(r.node).await?;
+    Ok(Json(()))
+}
+
+async fn status(State(s): State<AdminState>) -> Json<StatusView> {
+    let raft = &s.services.raft;
+    Json(StatusView {
+        node: raft.node_id(),
+        partitions: raft.partitions(),
+        ready: raft.ready(),
+        members: raft.cluster_status().await,
+    })
+}
+
+async fn digests(State(s): State<AdminState>) -> Result<Json<DigestsView>, ApiError> {
+    let raft = &s.services.raft;
+    Ok(Json(DigestsView {
+        node: raft.node_id(),
+        groups: raft.digests().await?,
+    }))
+}

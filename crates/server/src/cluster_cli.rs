@@ -1,0 +1,239 @@
+//! `tern cluster ...`: certificates (made locally, no node needed) and membership commands
+//! (sent to a node's admin API).
+
+use crate::admin::client::AdminClient;
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use hyper::Method;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use tern_raft::link::ClusterCa;
+use tern_raft::link::tls::write_file;
+
+/// `tern cluster ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Make a cluster CA (ca.pem, ca.key) in DIR.
+    Ca {
+        /// Where to write the CA.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Make a node certificate signed by the cluster CA.
+    Cert {
+        /// The CA directory (from `tern cluster ca`).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The node id.
+        #[arg(long)]
+        node: u64,
+        /// The node-link address peers dial (HOST:PORT); HOST goes into the certificate.
+        #[arg(long)]
+        addr: String,
+        /// Where to write node-N.pem and node-N.key (default: the CA directory).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Create the cluster on this node (the first one).
+    Init {
+        /// Data partitions, fixed for the life of the cluster.
+        #[arg(long, default_value_t = 64)]
+        partitions: u32,
+    },
+    /// Add this node to a cluster (run against the joining node's admin API).
+    Join {
+        /// A member's node-link address (default: the node's configured seeds).
+        #[arg(long)]
+        seed: Option<String>,
+    },
+    /// Show nodes, their health, and every group's leader, voters, commit index and lag.
+    Status {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a node out of the cluster.
+    Remove {
+        /// The node id.
+        node: u64,
+    },
+}
+
+impl ClusterCommand {
+    /// Whether the command works on local files only (no admin API involved).
+    pub fn is_local(&self) -> bool {
+        matches!(
+            self,
+            ClusterCommand::Ca { .. } | ClusterCommand::Cert { .. }
+        )
+    }
+}
+
+/// Runs a local certificate command.
+pub fn run_local(command: &ClusterCommand) -> Result<()> {
+    match command {
+        ClusterCommand::Ca { dir } => {
+            ClusterCa::generate()?.save(dir)?;
+            println!("cluster CA written to {}", dir.display());
+            Ok(())
+        }
+        ClusterCommand::Cert {
+            ca,
+            node,
+            addr,
+            out,
+        } => issue(ca, *node, addr, out.as_deref().unwrap_or(ca)),
+        _ => bail!("not a local command"),
+    }
+}
+
+fn issue(ca_dir: &Path, node: u64, addr: &str, out: &Path) -> Result<()> {
+    if node == 0 {
+        bail!("node ids start at 1");
+    }
+    let host = match addr.rsplit_once(':') {
+        Some((host, port)) if port.parse::<u16>().is_ok() => host,
+        _ => bail!("--addr must be HOST:PORT, got {addr:?}"),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ca = ClusterCa::load(ca_dir).context("loading the cluster CA")?;
+    let pair = ca.issue(node, host)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let cert = out.join(format!("node-{node}.pem"));
+    let key = out.join(format!("node-{node}.key"));
+    write_file(&cert, pair.cert.as_bytes(), false)?;
+    write_file(&key, pair.key.as_bytes(), true)?;
+    println!("node {node}: {} and {}", cert.display(), key.display());
+    Ok(())
+}
+
+/// Runs a membership command against the admin API.
+pub async fn run_remote(api: &AdminClient, command: &ClusterCommand) -> Result<()> {
+    match command {
+        ClusterCommand::Init { partitions } => {
+            let info: Value = api
+                .call(
+                    Method::POST,
+                    "/v1/cluster/init",
+                    Some(json!({ "partitions": partitions })),
+                )
+                .await?;
+            println!("cluster initialised with {} partitions", info["partitions"]);
+        }
+        ClusterCommand::Join { seed } => {
+            let info: Value = api
+                .call(
+                    Method::POST,
+                    "/v1/cluster/join",
+                    Some(json!({ "seed": seed })),
+                )
+                .await?;
+            let members = info["members"].as_object().map_or(0, |m| m.len());
+            println!(
+                "joined: {members} members, {} partitions",
+                info["partitions"]
+            );
+        }
+        ClusterCommand::Remove { node } => {
+            let _: Value = api
+                .call(
+                    Method::POST,
+                    "/v1/cluster/remove",
+                    Some(json!({ "node": node })),
+                )
+                .await?;
+            println!("node {node} removed");
+        }
+        ClusterCommand::Status { json } => {
+            let status: Value = api.call(Method::GET, "/v1/cluster/status", None).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", render_status(&status));
+            }
+        }
+        ClusterCommand::Ca { .. } | ClusterCommand::Cert { .. } => run_local(command)?,
+    }
+    Ok(())
+}
+
+/// The status as text: one line per node, then one per group with the leader's figures.
+fn render_status(status: &Value) -> String {
+    let mut out = String::new();
+    let empty = Vec::new();
+    let members = status["members"].as_array().unwrap_or(&empty);
+    out.push_str(&format!(
+        "node {} answering; {} partitions; ready: {}\n\nNODE  ADDRESS                 REACHABLE\n",
+        status["node"], status["partitions"], status["ready"]
+    ));
+    for m in members {
+        out.push_str(&format!(
+            "{:<5} {:<23} {}\n",
+            m["id"],
+            m["addr"].as_str().unwrap_or(""),
+            if m["reachable"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "NO"
+            }
+        ));
+    }
+    out.push_str("\nGROUP  LEADER  VOTERS      LEARNERS    COMMIT      LAG\n");
+    let groups = members
+        .iter()
+        .filter_map(|m| m["groups"].as_array())
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0);
+    for g in 0..groups {
+        // The leader's own view (highest term claiming leadership) is the authority.
+        let views: Vec<&Value> = members.iter().filter_map(|m| m["groups"].get(g)).collect();
+        let leader_view = views
+            .iter()
+            .filter(|v| v["leader"].is_u64())
+            .filter(|v| {
+                members.iter().any(|m| {
+                    m["id"] == v["leader"] && m["groups"].get(g).is_some_and(|own| own == **v)
+                })
+            })
+            .max_by_key(|v| v["term"].as_u64().unwrap_or(0))
+            .or_else(|| views.first());
+        let Some(v) = leader_view else { continue };
+        let list = |key: &str| {
+            v[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default()
+        };
+        let last = v["last_log_index"].as_u64().unwrap_or(0);
+        let lag = v["matched"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(id, idx)| {
+                        format!("{id}:{}", last.saturating_sub(idx.as_u64().unwrap_or(0)))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        let leader = v["leader"]
+            .as_u64()
+            .map_or("-".to_string(), |l| l.to_string());
+        out.push_str(&format!(
+            "{:<6} {:<7} {:<11} {:<11} {:<11} {}\n",
+            g,
+            leader,
+            list("voters"),
+            list("learners"),
+            v["committed"],
+            lag
+        ));
+    }
+    out
+}
