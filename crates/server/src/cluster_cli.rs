@@ -169,7 +169,7 @@ fn render_status(status: &Value) -> String {
     for m in members {
         out.push_str(&format!(
             "{:<5} {:<23} {}\n",
-            m["id"],
+            m["id"].to_string(),
             m["addr"].as_str().unwrap_or(""),
             if m["reachable"].as_bool() == Some(true) {
                 "yes"
@@ -231,7 +231,7 @@ fn render_status(status: &Value) -> String {
             leader,
             list("voters"),
             list("learners"),
-            v["committed"],
+            v["committed"].to_string(),
             lag
         ));
     }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tern_core::NodeId;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -17,6 +17,9 @@ use tokio::task::JoinHandle;
 
 /// How long dialling a peer (TCP and TLS handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// After a failed dial, calls to that peer fail at once for this long instead of dialling
+/// again (a dead or cut-off peer would otherwise be dialled by every heartbeat of every group).
+const DIAL_BACKOFF: Duration = Duration::from_millis(200);
 /// Frames queued for one peer before the link is considered stuck and dropped.
 const SEND_QUEUE: usize = 4096;
 
@@ -67,6 +70,8 @@ struct Inner {
     conns: Mutex<HashMap<NodeId, Arc<PeerConn>>>,
     /// One dial at a time per peer.
     dialing: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
+    /// When the last dial to a peer failed, and why.
+    failed: Mutex<HashMap<NodeId, (Instant, String)>>,
     next_id: AtomicU64,
 }
 
@@ -90,6 +95,7 @@ impl Peers {
                 source,
                 conns: Mutex::new(HashMap::new()),
                 dialing: Mutex::new(HashMap::new()),
+                failed: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
             }),
         }
@@ -157,13 +163,32 @@ impl Peers {
         if let Some(conn) = self.live(node, addr) {
             return Ok(conn);
         }
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.dial(node, addr))
-            .await
-            .map_err(|_| LinkError::Unreachable {
+        if let Some((at, why)) = lock(&self.inner.failed).get(&node)
+            && at.elapsed() < DIAL_BACKOFF
+        {
+            return Err(LinkError::Unreachable {
                 node,
-                reason: format!("connecting to {addr} timed out"),
-            })??;
-        let conn = Arc::new(conn);
+                reason: format!("{why} (retrying shortly)"),
+            });
+        }
+        let dialled = tokio::time::timeout(CONNECT_TIMEOUT, self.dial(node, addr))
+            .await
+            .unwrap_or_else(|_| {
+                Err(LinkError::Unreachable {
+                    node,
+                    reason: format!("connecting to {addr} timed out"),
+                })
+            });
+        let conn = match dialled {
+            Ok(conn) => {
+                lock(&self.inner.failed).remove(&node);
+                Arc::new(conn)
+            }
+            Err(e) => {
+                lock(&self.inner.failed).insert(node, (Instant::now(), e.to_string()));
+                return Err(e);
+            }
+        };
         lock(&self.inner.conns).insert(node, conn.clone());
         Ok(conn)
     }

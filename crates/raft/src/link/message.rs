@@ -92,7 +92,7 @@ pub struct GroupView {
     pub learners: Vec<NodeId>,
     /// Last log index here.
     pub last_log_index: u64,
-    /// Committed index known here.
+    /// Applied index here (on the leader this is the commit index, less entries in flight).
     pub committed: u64,
     /// Applied index here.
     pub applied: u64,

@@ -1,0 +1,115 @@
+//! The node link over real loopback TCP and TLS: peers of the cluster CA talk, a certificate
+//! from another CA is refused, and a caller reconnects after its peer comes back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tern_core::NodeId;
+use tern_raft::link::{ClusterCa, Handler, LinkError, LinkTls, Peers, Reply, Request, serve};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Answers every request with who asked.
+struct WhoAsked;
+
+impl Handler for WhoAsked {
+    async fn handle(&self, from: NodeId, _request: Request) -> Reply {
+        Reply::Error(format!("asked by {from}"))
+    }
+}
+
+fn tls(ca: &ClusterCa, node: u64) -> LinkTls {
+    let pair = ca.issue(node, "127.0.0.1").unwrap();
+    LinkTls::from_pem(ca.cert_pem(), &pair.cert, &pair.key).unwrap()
+}
+
+async fn start_server(addr: &str, tls: LinkTls) -> (String, CancellationToken) {
+    let listener = TcpListener::bind(addr).await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stop = CancellationToken::new();
+    tokio::spawn(serve(listener, tls, Arc::new(WhoAsked), stop.clone()));
+    (addr, stop)
+}
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_talk_and_a_foreign_certificate_is_refused() {
+    let ca = ClusterCa::generate().unwrap();
+    let (addr, stop) = start_server("127.0.0.1:0", tls(&ca, 1)).await;
+
+    let member = Peers::new(2, tls(&ca, 2), None);
+    match member.call(1, &addr, &Request::Status, TIMEOUT).await {
+        Ok(Reply::Error(text)) => assert_eq!(text, "asked by 2"),
+        other => panic!("a member was not answered: {other:?}"),
+    }
+
+    // Same node id, same address in the certificate, but another CA signed it.
+    let foreign = ClusterCa::generate().unwrap();
+    let intruder = Peers::new(3, tls(&foreign, 3), None);
+    let refused = intruder.call(1, &addr, &Request::Status, TIMEOUT).await;
+    assert!(
+        matches!(refused, Err(LinkError::Unreachable { .. })),
+        "a foreign certificate got through: {refused:?}"
+    );
+
+    // A caller that trusts the cluster CA but presents a foreign certificate is refused by
+    // the server, even though it accepts the server's certificate.
+    let pair = foreign.issue(4, "127.0.0.1").unwrap();
+    let half = LinkTls::from_pem(ca.cert_pem(), &pair.cert, &pair.key).unwrap();
+    let impostor = Peers::new(4, half, None);
+    let refused = impostor.call(1, &addr, &Request::Status, TIMEOUT).await;
+    assert!(
+        refused.is_err(),
+        "a client certificate from another CA got an answer"
+    );
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_reconnects_after_the_peer_restarts() {
+    let ca = ClusterCa::generate().unwrap();
+    let (addr, stop) = start_server("127.0.0.1:0", tls(&ca, 1)).await;
+    let peers = Peers::new(2, tls(&ca, 2), None);
+    assert!(
+        peers
+            .call(1, &addr, &Request::Status, TIMEOUT)
+            .await
+            .is_ok()
+    );
+
+    // The peer goes away: calls fail, quickly, with an error.
+    stop.cancel();
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match peers
+            .call(1, &addr, &Request::Status, Duration::from_millis(500))
+            .await
+        {
+            Err(_) => break,
+            Ok(_) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "calls still answered after the stop"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    // It comes back on the same address: the next calls dial again and succeed.
+    let (_, stop) = start_server(&addr, tls(&ca, 1)).await;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match peers.call(1, &addr, &Request::Status, TIMEOUT).await {
+            Ok(Reply::Error(text)) => {
+                assert_eq!(text, "asked by 2");
+                break;
+            }
+            other => {
+                assert!(Instant::now() < deadline, "never reconnected: {other:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    stop.cancel();
+}
