@@ -1,0 +1,563 @@
+"""A Jepsen-style fault run against a local cluster (cluster/ternlocal.py), and its checker.
+
+Used by tests/test_cluster_faults.py (a few rounds) and benches/faults.py (as many as you like):
+
+    with ternlocal.Cluster(dir) as c:
+        c.up(3, partitions=8)
+        report = jepsen.run(c, rounds=6, seed=1)
+        print(report.table())
+        assert not report.failures(), report.table()
+
+The scenario:
+  1. a domain and a few accounts through the CLI; every INBOX's UIDVALIDITY read on every node;
+  2. load: a few SMTP sender threads send through HAProxy's SMTP port, one connection per message,
+     every message with a unique Message-ID and Subject. A message is *acknowledged* when DATA got
+     its 250; anything else (an error, a 4xx/5xx, a timeout, a dropped connection) is not, and the
+     sender retries it as a NEW message (a new Message-ID), never resending the same one;
+  3. meanwhile the nemesis injects one fault at a time on a random node, from {kill + restart,
+     pause + resume, partition + heal}, holds it 1-3 s, undoes it and waits (with a deadline)
+     until every node is ready and reachable and every group has a leader, before the next;
+  4. then load stops, every partition is healed, every node resumed or restarted, and the run
+     waits (deadlines, no blind sleeps) until every node is ready and the replicas converged;
+  5. the checker reads every INBOX directly on every node (not through HAProxy) over IMAP:
+     UIDVALIDITY, and UID + Message-ID + Subject of every message.
+
+The musts: no acknowledged message lost (on any node), no Message-ID present twice, no message in
+the wrong account or unknown to the run, Subjects match, UIDs strictly increasing in sequence
+order, UIDVALIDITY the same on every node and unchanged since before the faults, and every node
+holding the same (UID, Message-ID) list for every account; and some messages were acknowledged
+while a fault was active. Unacknowledged messages may be present, each at most once.
+
+Python 3.11 standard library only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import email.utils
+import imaplib
+import random
+import re
+import smtplib
+import threading
+import time
+from typing import Callable
+
+from ternlocal import Cluster, ClusterError
+
+PASSWORD = "jepsen secret"
+DOMAIN = "jepsen.test"
+SENDER = "load@remote.test"
+FAULT_KINDS = ("kill", "pause", "partition")
+
+SMTP_TIMEOUT = 8.0          # per socket operation of one SMTP transaction
+IMAP_TIMEOUT = 30.0
+RECOVER_TIMEOUT = 60.0      # a node is ready again after its fault was undone
+SETTLE_TIMEOUT = 90.0       # after the run: every node ready, every group led, replicas converged
+JOIN_TIMEOUT = 60.0         # the sender threads finish their last transaction
+
+
+# --- records -------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Send:
+    """One SMTP transaction: one message with its own Message-ID."""
+    mid: str                    # "<...>"
+    subject: str
+    account: str
+    sender: int                 # the thread
+    start: float                # time.monotonic()
+    end: float = 0.0
+    acked: bool = False
+    error: str = ""
+    retry_of: str | None = None  # the Message-ID of the failed send this one retries
+
+
+@dataclasses.dataclass
+class Fault:
+    kind: str
+    node: int
+    start: float
+    end: float = 0.0            # when it was undone
+    recovered: float = 0.0      # when the node was ready again
+
+    def describe(self) -> str:
+        held = (self.end or time.monotonic()) - self.start
+        back = f", ready {self.recovered - self.end:.1f}s later" if self.recovered else ""
+        return f"{self.kind} node {self.node} for {held:.1f}s{back}"
+
+
+@dataclasses.dataclass
+class Message:
+    """One message as an IMAP FETCH showed it."""
+    seq: int
+    uid: int
+    mid: str | None
+    subject: str | None
+
+
+@dataclasses.dataclass
+class Inbox:
+    uidvalidity: int | None
+    exists: int
+    messages: list[Message]
+
+
+# --- IMAP ----------------------------------------------------------------------------------------
+
+_MID = re.compile(rb"^Message-ID:[ \t]*(.*?)\s*$", re.I | re.M)
+_SUBJECT = re.compile(rb"^Subject:[ \t]*(.*?)\s*$", re.I | re.M)
+_UID = re.compile(rb"\bUID (\d+)")
+_SEQ = re.compile(rb"^(\d+) \(")
+
+
+def _unfold(header: bytes) -> bytes:
+    return re.sub(rb"\r?\n[ \t]+", b" ", header)
+
+
+def parse_fetch(data: list) -> list[Message]:
+    """The messages of an imaplib FETCH answer for (UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID
+    SUBJECT)]), whatever order the server puts UID and the literal in."""
+    records: list[list[bytes]] = []        # [text outside literals, literal]
+    for item in data:
+        if isinstance(item, tuple):
+            records.append([item[0], item[1] or b""])
+        elif isinstance(item, bytes) and records:
+            records[-1][0] += b" " + item
+    out = []
+    for text, literal in records:
+        seq, uid = _SEQ.match(text), _UID.search(text)
+        if not seq or not uid:
+            raise AssertionError(f"unparsable FETCH response: {text!r}")
+        header = _unfold(literal)
+        mid, subject = _MID.search(header), _SUBJECT.search(header)
+        out.append(Message(int(seq.group(1)), int(uid.group(1)),
+                           mid.group(1).decode(errors="replace") if mid else None,
+                           subject.group(1).decode(errors="replace") if subject else None))
+    return out
+
+
+def imap_login(host: str, port: int, user: str, password: str = PASSWORD,
+               timeout: float = IMAP_TIMEOUT) -> imaplib.IMAP4:
+    m = imaplib.IMAP4(host, port, timeout=timeout)
+    try:
+        m.login(user, password)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            m.shutdown()
+        raise
+    return m
+
+
+def read_inbox(host: str, port: int, user: str, password: str = PASSWORD,
+               timeout: float = IMAP_TIMEOUT) -> Inbox:
+    """EXAMINE INBOX and FETCH every message's UID, Message-ID and Subject."""
+    m = imap_login(host, port, user, password, timeout)
+    try:
+        typ, data = m.select("INBOX", readonly=True)
+        if typ != "OK":
+            raise AssertionError(f"{user} on {host}:{port}: EXAMINE INBOX: {typ} {data}")
+        exists = int(data[0])
+        uv = m.response("UIDVALIDITY")[1]
+        uidvalidity = int(uv[-1]) if uv and uv[-1] is not None else None
+        messages: list[Message] = []
+        if exists:
+            typ, data = m.fetch("1:*", "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID SUBJECT)])")
+            if typ != "OK":
+                raise AssertionError(f"{user} on {host}:{port}: FETCH: {typ} {data}")
+            messages = parse_fetch(data)
+        return Inbox(uidvalidity, exists, sorted(messages, key=lambda r: r.seq))
+    finally:
+        with contextlib.suppress(Exception):
+            m.logout()
+
+
+def read_inbox_on(cluster: Cluster, node: int, user: str, deadline: float = 30.0) -> Inbox:
+    """read_inbox directly on node i, retrying connection failures until the deadline."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            return read_inbox(*cluster.node_addr(node, "imap"), user)
+        except (OSError, imaplib.IMAP4.error) as e:
+            if time.monotonic() > end:
+                raise AssertionError(f"node {node}: cannot read {user}'s INBOX over IMAP within "
+                                     f"{deadline:.0f}s: {e!r}") from e
+            time.sleep(0.2)
+
+
+# --- SMTP ----------------------------------------------------------------------------------------
+
+def make_message(mid: str, subject: str, to: str) -> bytes:
+    return (f"From: {SENDER}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n"
+            f"Date: {email.utils.formatdate()}\r\n\r\n{subject}\r\n").encode()
+
+
+def smtp_send(addr: tuple[str, int], to: str, mid: str, subject: str,
+              timeout: float = SMTP_TIMEOUT) -> None:
+    """One transaction on a new connection; returns when DATA got its 250, raises otherwise."""
+    smtp = smtplib.SMTP(timeout=timeout)
+    try:
+        code, banner = smtp.connect(*addr)
+        if code != 220:
+            raise smtplib.SMTPConnectError(code, banner)
+        smtp.sendmail(SENDER, [to], make_message(mid, subject, to))
+    finally:
+        with contextlib.suppress(Exception):
+            smtp.quit()
+        with contextlib.suppress(Exception):
+            smtp.close()
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+class Run:
+    """The load, the nemesis and their records, for one cluster."""
+
+    def __init__(self, cluster: Cluster, accounts: list[str], senders: int, seed: int,
+                 log: Callable[[str], None], interval: float = 0.0):
+        self.cluster = cluster
+        self.accounts = accounts
+        self.senders = senders
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.log = log
+        self.interval = interval
+        self.tag = f"{seed:x}.{random.getrandbits(32):08x}"
+        self.sends: list[Send] = []
+        self.faults: list[Fault] = []
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.seq = 0
+        self.nemesis_error: BaseException | None = None
+
+    # -- load
+
+    def _next(self, sender: int, account: str, retry_of: str | None) -> Send:
+        with self.lock:
+            self.seq += 1
+            n = self.seq
+            s = Send(mid=f"<{self.tag}.{n}@jepsen.tern.test>", subject=f"jepsen {self.tag} #{n}",
+                     account=account, sender=sender, start=time.monotonic(), retry_of=retry_of)
+            self.sends.append(s)
+        return s
+
+    def _sender(self, k: int) -> None:
+        rng = random.Random(self.seed * 1000 + k)
+        addr = self.cluster.ports["smtp"]
+        retry: Send | None = None
+        while not self.stop.is_set():
+            account = retry.account if retry else rng.choice(self.accounts)
+            s = self._next(k, account, retry.mid if retry else None)
+            try:
+                smtp_send(addr, account, s.mid, s.subject)
+                s.acked = True
+                retry = None
+            except (OSError, smtplib.SMTPException, EOFError) as e:
+                s.error = f"{type(e).__name__}: {e}"[:200]
+                retry = s
+                self.stop.wait(0.05)          # do not spin on a refused connection
+            finally:
+                s.end = time.monotonic()
+            if self.interval:
+                self.stop.wait(self.interval)
+
+    # -- nemesis
+
+    def _nemesis(self, rounds: int, hold: tuple[float, float]) -> None:
+        c = self.cluster
+        try:
+            for r in range(rounds):
+                if self.stop.is_set():
+                    return
+                kind = self.rng.choice(FAULT_KINDS)
+                node = self.rng.randint(1, c.n)
+                f = Fault(kind, node, time.monotonic())
+                with self.lock:
+                    self.faults.append(f)
+                {"kill": c.kill, "pause": c.pause, "partition": c.partition}[kind](node)
+                time.sleep(self.rng.uniform(*hold))      # holding the fault is the point
+                if kind == "kill":
+                    c.restart(node, RECOVER_TIMEOUT)
+                elif kind == "pause":
+                    c.resume(node)
+                else:
+                    c.heal()
+                f.end = time.monotonic()
+                # Not just the node's /health/ready (a restarted node answers 200 from the leader
+                # it remembers): every node ready and reachable, every group led by a quorum.
+                c.wait_all_ready(RECOVER_TIMEOUT, haproxy=False)
+                f.recovered = time.monotonic()
+                self.log(f"round {r + 1}/{rounds}: {f.describe()}")
+                time.sleep(self.rng.uniform(0.3, 1.0))   # a little calm between faults
+        except BaseException as e:                       # reported by run()
+            self.nemesis_error = e
+            self.log(f"nemesis failed: {e}")
+
+    def go(self, rounds: int, hold: tuple[float, float] = (1.0, 3.0), warmup: float = 1.0) -> None:
+        threads = [threading.Thread(target=self._sender, args=(k,), name=f"sender-{k}",
+                                    daemon=True) for k in range(self.senders)]
+        for t in threads:
+            t.start()
+        try:
+            # Some mail before the first fault (the load works at all), then the faults.
+            end = time.monotonic() + warmup + 30
+            while not any(s.acked for s in list(self.sends)):
+                if time.monotonic() > end:
+                    raise AssertionError("no message acknowledged within 30s before any fault")
+                time.sleep(0.05)
+            time.sleep(warmup)
+            nemesis = threading.Thread(target=self._nemesis, args=(rounds, hold), name="nemesis",
+                                       daemon=True)
+            nemesis.start()
+            nemesis.join()
+        finally:
+            self.stop.set()
+            end = time.monotonic() + JOIN_TIMEOUT
+            for t in threads:
+                t.join(max(0.0, end - time.monotonic()))
+            alive = [t.name for t in threads if t.is_alive()]
+            if alive:
+                raise AssertionError(f"sender threads {alive} still running {JOIN_TIMEOUT:.0f}s "
+                                     "after the load stopped")
+
+    def recover(self) -> None:
+        """Heals, resumes and restarts everything; waits until all is ready and converged."""
+        c = self.cluster
+        c.heal()
+        for i in range(1, c.n + 1):
+            state = c.node_state(i)
+            if state == "paused":
+                c.resume(i)
+            elif state == "killed":
+                c.restart(i, RECOVER_TIMEOUT)
+        c.wait_all_ready(SETTLE_TIMEOUT)
+        c.wait_converged(SETTLE_TIMEOUT)
+
+
+# --- the checker ---------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Report:
+    nodes: int
+    partitions: int
+    rounds: int
+    seed: int
+    senders: int
+    accounts: list[str]
+    faults: list[Fault]
+    sent: int = 0
+    acked: int = 0
+    acked_during_faults: int = 0
+    unacked: int = 0
+    retries: int = 0
+    lost: list[str] = dataclasses.field(default_factory=list)            # "mid: missing on n,m"
+    duplicated: list[str] = dataclasses.field(default_factory=list)
+    unacked_present: int = 0
+    misdelivered: list[str] = dataclasses.field(default_factory=list)
+    unknown: list[str] = dataclasses.field(default_factory=list)
+    subject_mismatch: list[str] = dataclasses.field(default_factory=list)
+    uid_order: list[str] = dataclasses.field(default_factory=list)
+    uidvalidity: list[str] = dataclasses.field(default_factory=list)
+    divergent: list[str] = dataclasses.field(default_factory=list)
+    count_mismatch: list[str] = dataclasses.field(default_factory=list)
+    realtime_inversions: int = 0          # informational
+    per_node: dict = dataclasses.field(default_factory=dict)   # node → messages seen
+    duration: float = 0.0
+    errors: dict = dataclasses.field(default_factory=dict)     # error kind → count
+
+    def failures(self) -> list[str]:
+        out = []
+        for name, items in [("lost (acknowledged but missing)", self.lost),
+                            ("duplicated Message-IDs", self.duplicated),
+                            ("misdelivered (in another account)", self.misdelivered),
+                            ("unknown messages", self.unknown),
+                            ("Subject does not match the Message-ID", self.subject_mismatch),
+                            ("UIDs not strictly increasing", self.uid_order),
+                            ("UIDVALIDITY changed or differs between nodes", self.uidvalidity),
+                            ("nodes disagree on an INBOX", self.divergent),
+                            ("EXISTS differs from the messages FETCHed", self.count_mismatch)]:
+            if items:
+                shown = "; ".join(items[:10]) + (f"; ... ({len(items)} in all)"
+                                                  if len(items) > 10 else "")
+                out.append(f"{name}: {len(items)}: {shown}")
+        if self.acked_during_faults == 0:
+            out.append("no message was acknowledged while a fault was active")
+        return out
+
+    def table(self) -> str:
+        def yes(items: list) -> str:
+            return "yes" if not items else f"NO ({len(items)})"
+        rows = [
+            ("sent", self.sent, ""),
+            ("acknowledged", self.acked, ""),
+            ("  of which while a fault was active", self.acked_during_faults, "MUST be > 0"),
+            ("not acknowledged", self.unacked, f"retried as new messages: {self.retries}"),
+            ("lost (acknowledged, missing)", len(self.lost), "MUST be 0"),
+            ("duplicated (Message-ID > once)", len(self.duplicated), "MUST be 0"),
+            ("unacknowledged but present", self.unacked_present, "allowed, each at most once"),
+            ("misdelivered / unknown", f"{len(self.misdelivered)} / {len(self.unknown)}",
+             "MUST be 0 / 0"),
+            ("Subject matches Message-ID", yes(self.subject_mismatch), ""),
+            ("UIDs strictly increasing", yes(self.uid_order), ""),
+            ("UIDVALIDITY same + unchanged", yes(self.uidvalidity), ""),
+            ("every node sees the same set", yes(self.divergent + self.count_mismatch), ""),
+            ("UID vs. real-time order inversions", self.realtime_inversions, "info only"),
+        ]
+        head = (f"jepsen: {self.nodes} nodes, {self.partitions} partitions, {self.rounds} fault "
+                f"rounds (seed {self.seed}), {len(self.accounts)} accounts, {self.senders} "
+                f"senders, {self.duration:.0f}s")
+        kinds = {k: sum(f.kind == k for f in self.faults) for k in FAULT_KINDS}
+        lines = [head, f"faults: {len(self.faults)} (" +
+                 ", ".join(f"{k} {v}" for k, v in kinds.items()) + ")"]
+        if len(self.faults) <= 12:
+            lines += [f"  {k + 1}. {f.describe()}" for k, f in enumerate(self.faults)]
+        else:
+            slowest = max(self.faults, key=lambda f: (f.recovered or f.end) - f.end)
+            lines.append(f"  slowest recovery: {slowest.describe()}")
+        lines += [f"  {name:<38}{str(value):>10}   {note}" for name, value, note in rows]
+        lines.append("  messages per node: " + ", ".join(f"node {n}: {k}" for n, k in
+                                                        sorted(self.per_node.items())))
+        if self.errors:
+            top = sorted(self.errors.items(), key=lambda kv: -kv[1])[:6]
+            lines.append("  send errors: " + "; ".join(f"{k} x{v}" for k, v in top))
+        lines += [f"  FAIL {f}" for f in self.failures()]
+        lines.append("  RESULT: " + ("FAIL" if self.failures() else "ok"))
+        return "\n".join(lines)
+
+
+def check(cluster: Cluster, run: Run, baseline: dict[str, dict[int, int | None]],
+          rounds: int, duration: float) -> Report:
+    """Reads every INBOX on every node and compares it with what was sent."""
+    r = Report(nodes=cluster.n, partitions=int(cluster.info.get("partitions", 0)), rounds=rounds,
+               seed=run.seed, senders=run.senders, accounts=run.accounts, faults=run.faults,
+               duration=duration)
+    by_mid = {s.mid: s for s in run.sends}
+    r.sent = len(run.sends)
+    r.acked = sum(s.acked for s in run.sends)
+    r.unacked = r.sent - r.acked
+    r.retries = sum(1 for s in run.sends if s.retry_of)
+    windows = [(f.start, f.end or f.start) for f in run.faults]
+    r.acked_during_faults = sum(1 for s in run.sends if s.acked and
+                                any(a <= s.end <= b for a, b in windows))
+    for s in run.sends:
+        if s.error:
+            kind = re.sub(r"\d+", "N", s.error[:60])
+            r.errors[kind] = r.errors.get(kind, 0) + 1
+
+    nodes = list(range(1, cluster.n + 1))
+    seen: dict[int, dict[str, Inbox]] = {n: {} for n in nodes}
+    for n in nodes:
+        for account in run.accounts:
+            seen[n][account] = read_inbox_on(cluster, n, account)
+        r.per_node[n] = sum(len(box.messages) for box in seen[n].values())
+
+    present_anywhere: set[str] = set()
+    for account in run.accounts:
+        base = baseline[account]
+        values = {n: seen[n][account].uidvalidity for n in nodes}
+        if len(set(base.values())) != 1 or None in base.values():
+            r.uidvalidity.append(f"{account}: before the faults {base}")
+        if set(values.values()) != set(base.values()) or len(set(values.values())) != 1:
+            r.uidvalidity.append(f"{account}: before {base}, after {values}")
+        lists = {}
+        for n in nodes:
+            box = seen[n][account]
+            if box.exists != len(box.messages):
+                r.count_mismatch.append(f"node {n} {account}: EXISTS {box.exists}, FETCH "
+                                        f"{len(box.messages)}")
+            uids = [m.uid for m in box.messages]
+            bad = [(a, b) for a, b in zip(uids, uids[1:]) if b <= a]
+            if bad:
+                r.uid_order.append(f"node {n} {account}: {bad[:5]}")
+            counts: dict[str, int] = {}
+            for m in box.messages:
+                if m.mid is None:
+                    r.unknown.append(f"node {n} {account} UID {m.uid}: no Message-ID")
+                    continue
+                counts[m.mid] = counts.get(m.mid, 0) + 1
+                s = by_mid.get(m.mid)
+                if s is None:
+                    r.unknown.append(f"node {n} {account} UID {m.uid}: {m.mid}")
+                    continue
+                present_anywhere.add(m.mid)
+                if s.account != account:
+                    r.misdelivered.append(f"node {n}: {m.mid} for {s.account} in {account}")
+                if m.subject != s.subject:
+                    r.subject_mismatch.append(f"node {n} {account} {m.mid}: {m.subject!r}")
+            for mid, k in counts.items():
+                if k > 1:
+                    r.duplicated.append(f"node {n} {account}: {mid} x{k}")
+            lists[n] = [(m.uid, m.mid) for m in box.messages]
+            # Real-time order (information): a message acknowledged before another was sent
+            # should have the lower UID.
+            uid_of = {m.mid: m.uid for m in box.messages if m.mid in by_mid}
+            acked = sorted((by_mid[mid] for mid in uid_of if by_mid[mid].acked),
+                           key=lambda s: s.start)
+            if n == nodes[0]:
+                for a, b in zip(acked, acked[1:]):
+                    if a.end < b.start and uid_of[a.mid] > uid_of[b.mid]:
+                        r.realtime_inversions += 1
+        first = lists[nodes[0]]
+        for n in nodes[1:]:
+            if lists[n] != first:
+                only_a = sorted(set(first) - set(lists[n]))[:3]
+                only_b = sorted(set(lists[n]) - set(first))[:3]
+                r.divergent.append(f"{account}: node {nodes[0]} vs node {n}: "
+                                   f"{len(first)} vs {len(lists[n])} messages, only on "
+                                   f"{nodes[0]}: {only_a}, only on {n}: {only_b}")
+
+    mids = {(n, a): {m.mid for m in seen[n][a].messages} for n in nodes for a in run.accounts}
+    for s in run.sends:
+        if s.acked:
+            missing = [n for n in nodes if s.mid not in mids[(n, s.account)]]
+            if missing:
+                r.lost.append(f"{s.mid} to {s.account} (acknowledged at "
+                              f"+{s.end - run.sends[0].start:.1f}s) missing on node(s) "
+                              f"{missing}")
+    r.unacked_present = sum(1 for mid in present_anywhere if not by_mid[mid].acked)
+    return r
+
+
+# --- the whole scenario --------------------------------------------------------------------------
+
+def setup(cluster: Cluster, accounts: int) -> list[str]:
+    """A domain and `accounts` accounts, created through the CLI on different nodes."""
+    cluster.cli(1, "domain", "add", DOMAIN)
+    names = [f"user{k}@{DOMAIN}" for k in range(1, accounts + 1)]
+    for k, name in enumerate(names):
+        cluster.cli(1 + k % cluster.n, "account", "add", name, "--password", PASSWORD)
+    return names
+
+
+def uidvalidities(cluster: Cluster, accounts: list[str]) -> dict[str, dict[int, int | None]]:
+    """Account → node → its INBOX's UIDVALIDITY, read on every node directly."""
+    out: dict[str, dict[int, int | None]] = {}
+    for account in accounts:
+        out[account] = {}
+        for n in range(1, cluster.n + 1):
+            # A freshly created account reaches the followers when they apply the meta entry.
+            out[account][n] = read_inbox_on(cluster, n, account).uidvalidity
+    return out
+
+
+def run(cluster: Cluster, rounds: int = 6, senders: int = 3, accounts: int = 4,
+        seed: int | None = None, hold: tuple[float, float] = (1.0, 3.0), interval: float = 0.0,
+        log: Callable[[str], None] = print) -> Report:
+    """The whole scenario on an up cluster; returns the report (the caller asserts)."""
+    seed = random.randrange(1 << 30) if seed is None else seed
+    t0 = time.monotonic()
+    names = setup(cluster, accounts)
+    cluster.wait_converged(SETTLE_TIMEOUT)
+    baseline = uidvalidities(cluster, names)
+    log(f"jepsen: seed {seed}; {rounds} rounds on {cluster.n} nodes; accounts {names}")
+    r = Run(cluster, names, senders, seed, log, interval)
+    r.go(rounds, hold)
+    log(f"jepsen: load stopped after {len(r.sends)} sends; healing and waiting for convergence")
+    if r.nemesis_error is not None:
+        raise AssertionError(f"the nemesis failed: {r.nemesis_error}") from r.nemesis_error
+    try:
+        r.recover()
+    except ClusterError as e:
+        raise AssertionError(f"the cluster did not recover after the faults: {e}") from e
+    return check(cluster, r, baseline, rounds, time.monotonic() - t0)
