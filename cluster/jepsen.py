@@ -253,7 +253,7 @@ class Run:
                 smtp_send(addr, account, s.mid, s.subject)
                 s.acked = True
                 retry = None
-            except (OSError, smtplib.SMTPException, EOFError) as e:
+            except Exception as e:  # noqa: BLE001 - any failure: not acknowledged
                 s.error = f"{type(e).__name__}: {e}"[:200]
                 retry = s
                 self.stop.wait(0.05)          # do not spin on a refused connection
