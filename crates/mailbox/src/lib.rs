@@ -5,8 +5,8 @@
 //! handle: writes (APPEND, STORE, COPY/MOVE, EXPUNGE, CREATE, ...) are proposed to the
 //! account's Raft partition by its actor, reads are linearizable reads of that partition, and
 //! [`Account::watch`] delivers [`MailboxEvent`]s for IDLE. This crate speaks no protocol and
-//! owns no storage; it does not deliver SMTP mail (tern-queue does, then calls
-//! [`Mailboxes::notify`]).
+//! owns no storage; it does not deliver SMTP mail (tern-queue does). Events come from the
+//! apply loop of this node's replica, so a watcher hears of changes made through any node.
 //!
 //! - `registry`: [`Mailboxes`], the actors of this node and each account's shared state.
 //! - `account`: [`Account`], the session's handle, and the POP3 [`MaildropLock`].

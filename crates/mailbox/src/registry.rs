@@ -2,13 +2,13 @@
 //! event channel and maildrop lock.
 
 use crate::actor::{AccountActor, AccountMsg, AccountState};
-use crate::events::{Touched, changes, event_for, publish};
+use crate::events::{changes, event_for, publish};
 use crate::{Account, MailboxError, MailboxEvent};
 use ractor::{Actor, ActorRef, ActorStatus};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tern_core::{AccountId, MailboxId};
+use tern_core::AccountId;
 use tern_directory::AccountInfo;
 use tern_raft::RaftNode;
 use tokio::sync::broadcast;
@@ -113,25 +113,6 @@ impl Mailboxes {
         // Nobody opened the account on this node: there is nobody to wake.
         if let Some(sender) = sender {
             publish(&sender, event);
-        }
-    }
-
-    /// Announces that `mailbox` of `account` changed, with its MODSEQ as this replica has it
-    /// (for the queue, after a delivery committed).
-    pub async fn notify_changed(&self, account: AccountId, mailbox: MailboxId) {
-        if !self.lock_shared().contains_key(&account) {
-            return;
-        }
-        let reader = self
-            .inner
-            .raft
-            .local_reader(self.inner.raft.partition_of(account));
-        let event = tokio::task::spawn_blocking(move || {
-            event_for(&reader, account, &Touched::Mailbox(mailbox))
-        })
-        .await;
-        if let Ok(Some(event)) = event {
-            self.notify(account, event);
         }
     }
 

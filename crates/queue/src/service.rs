@@ -142,9 +142,7 @@ impl Queue {
                 }
             }
         }
-        if queued > 0 {
-            self.wake(plan.group);
-        }
+        // The partition's queue actor is woken by the apply itself (see `start`).
         Ok(Accepted {
             id,
             over_quota,

@@ -9,7 +9,7 @@
 //! Each group's leader applies the changes its group needs, one at a time.
 
 use crate::RaftError;
-use crate::link::{ClusterInfo, GroupView, LinkError, Reply, Request};
+use crate::link::{ClusterInfo, GroupView, Reply, Request};
 use crate::node::{REQUEST_TIMEOUT, RaftNode, unavailable};
 use openraft::{BasicNode, ChangeMembers};
 use std::collections::{BTreeMap, BTreeSet};
@@ -250,15 +250,6 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Starts an election for `group` on this node.
-    pub(crate) async fn elect_here(&self, group: GroupId) -> Result<(), RaftError> {
-        self.group(group)?
-            .trigger()
-            .elect()
-            .await
-            .map_err(|e| unavailable(group, e))
-    }
-
     /// Every member's view of every group, asking each member over the node link.
     pub async fn cluster_status(&self) -> Vec<MemberReport> {
         let members = self.members();
@@ -271,10 +262,7 @@ impl RaftNode {
                     .await
                 {
                     Ok(Reply::Status(views)) => Some(views),
-                    Ok(_)
-                    | Err(
-                        LinkError::Unreachable { .. } | LinkError::Lost(_) | LinkError::Timeout(_),
-                    ) => None,
+                    _ => None,
                 }
             };
             MemberReport {

@@ -54,7 +54,6 @@ impl RaftNode {
                 Reply::Info(self.admit(node, addr).await.map_err(refusal))
             }
             Request::Remove(node) => Reply::Done(self.expel(node).await.map_err(refusal)),
-            Request::Elect(group) => Reply::Done(self.elect_here(group).await.map_err(refusal)),
             Request::Status => Reply::Status(self.views()),
             Request::Digests => Reply::Digests(self.digests().await.map_err(refusal)),
         }

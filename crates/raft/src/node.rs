@@ -425,12 +425,12 @@ impl RaftNode {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             let leader = self.leader(group, deadline).await?;
-            let outcome = if leader == self.inner.node_id {
-                self.propose_here(group, command.clone()).await
-            } else {
-                self.propose_at(group, leader, &command, deadline).await
-            };
-            match outcome {
+            if leader == self.inner.node_id {
+                // The command moves into the log; should leadership change in between, openraft
+                // refuses it before appending and the caller sees a temporary failure.
+                return self.propose_here(group, command).await;
+            }
+            match self.propose_at(group, leader, &command, deadline).await {
                 Err(RaftError::NotLeader { .. }) if Instant::now() < deadline => {
                     tokio::time::sleep(RETRY_PAUSE).await;
                 }
@@ -627,7 +627,6 @@ impl RaftNode {
                     voters,
                     learners,
                     last_log_index: m.last_log_index.unwrap_or(0),
-                    committed: m.last_applied.map_or(0, |l| l.index),
                     applied: m.last_applied.map_or(0, |l| l.index),
                     matched,
                 }

@@ -231,7 +231,7 @@ fn render_status(status: &Value) -> String {
             leader,
             list("voters"),
             list("learners"),
-            v["committed"].to_string(),
+            v["applied"].to_string(),
             lag
         ));
     }

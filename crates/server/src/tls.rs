@@ -58,15 +58,6 @@ fn generated_pair(data_dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf)>
 
 /// Writes a secret readable only by the owner.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(data)?;
+    tern_raft::link::tls::write_file(path, data, true)?;
     Ok(())
 }

@@ -49,8 +49,6 @@ pub enum Request {
     Join(NodeId, String),
     /// Take a node out of the cluster.
     Remove(NodeId),
-    /// Start an election for a group here (leader balancing).
-    Elect(GroupId),
     /// This node's view of every group it runs.
     Status,
     /// Per-group applied index and state digest (replica convergence checks).
@@ -92,8 +90,6 @@ pub struct GroupView {
     pub learners: Vec<NodeId>,
     /// Last log index here.
     pub last_log_index: u64,
-    /// Applied index here (on the leader this is the commit index, less entries in flight).
-    pub committed: u64,
     /// Applied index here.
     pub applied: u64,
     /// On the leader: how far each replica has replicated (matched log index).
@@ -126,7 +122,7 @@ pub enum Reply {
     ReadIndex(Result<u64, Refusal>),
     /// To `Info` and `Join`.
     Info(Result<ClusterInfo, Refusal>),
-    /// To `Remove` and `Elect`.
+    /// To `Remove`.
     Done(Result<(), Refusal>),
     /// To `Status`.
     Status(Vec<GroupView>),
