@@ -18,6 +18,42 @@ pub struct Config {
     pub limits: Limits,
     /// Replication layout.
     pub cluster: ClusterConfig,
+    /// Where MX, SPF, DKIM, DMARC and DNSBL lookups go.
+    pub dns: DnsConfig,
+}
+
+/// The DNS resolver used by the outbound relay and the inbound checks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Name servers to ask, as `ip` or `ip:port` (port 53 by default); empty = the system's
+    /// `/etc/resolv.conf`.
+    pub servers: Vec<String>,
+    /// Seconds to wait for one answer.
+    pub timeout_secs: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            servers: Vec::new(),
+            timeout_secs: 5,
+        }
+    }
+}
+
+impl DnsConfig {
+    /// The configured servers as socket addresses; an entry without a port gets port 53.
+    pub fn server_addrs(&self) -> Result<Vec<std::net::SocketAddr>, String> {
+        self.servers
+            .iter()
+            .map(|s| {
+                s.parse::<std::net::SocketAddr>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+                    .map_err(|_| format!("[dns] servers: {s:?} is not an ip or ip:port"))
+            })
+            .collect()
+    }
 }
 
 /// Identity and storage.
@@ -252,6 +288,17 @@ mod tests {
         let c: Config = toml::from_str("").unwrap();
         assert_eq!(c.listeners.smtp, "0.0.0.0:25");
         assert_eq!(c.cluster.partitions, 64);
+    }
+
+    #[test]
+    fn dns_servers_take_an_optional_port() {
+        let c: Config =
+            toml::from_str("[dns]\nservers = [\"127.0.0.1\", \"127.0.0.2:5353\"]").unwrap();
+        let addrs = c.dns.server_addrs().unwrap();
+        assert_eq!(addrs[0].to_string(), "127.0.0.1:53");
+        assert_eq!(addrs[1].to_string(), "127.0.0.2:5353");
+        let bad: Config = toml::from_str("[dns]\nservers = [\"ns.example\"]").unwrap();
+        assert!(bad.dns.server_addrs().is_err());
     }
 
     #[test]
