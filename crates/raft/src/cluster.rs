@@ -9,8 +9,9 @@
 //! Each group's leader applies the changes its group needs, one at a time.
 
 use crate::RaftError;
+use crate::leadership::{SETTLE, preferred_leaders};
 use crate::link::{ClusterInfo, GroupView, Reply, Request};
-use crate::node::{REQUEST_TIMEOUT, RaftNode, unavailable};
+use crate::node::{ELECTION_TIMEOUT_MAX_MS, REQUEST_TIMEOUT, RaftNode, unavailable};
 use openraft::{BasicNode, ChangeMembers};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -44,7 +45,7 @@ pub struct MemberReport {
 
 /// Rendezvous placement: the `count` members that score highest for `group`. Every node
 /// computes the same answer, and adding or removing a member moves only the replicas it gains
-/// or loses. The first is the preferred leader.
+/// or loses. `leadership::preferred_leaders` picks which of them leads.
 pub fn placement(
     group: GroupId,
     members: impl IntoIterator<Item = NodeId>,
@@ -275,28 +276,76 @@ impl RaftNode {
         futures::future::join_all(asks).await
     }
 
-    /// One pass over the groups this node leads, moving each one step towards its placement.
+    /// One pass over the groups this node leads, moving each one step towards its placement,
+    /// and handing a settled group to its preferred leader.
     async fn maintain_all(&self) {
+        let members = self.members();
+        let count = REPLICATION_FACTOR.min(members.len());
+        let voters: Vec<Vec<NodeId>> = (0..=self.partitions())
+            .map(|g| placement(GroupId(g), members.keys().copied(), count))
+            .collect();
+        let preferred = preferred_leaders(&voters);
         for g in 0..=self.partitions() {
             if self.inner.stop.is_cancelled() {
                 return;
             }
-            self.maintain_group(GroupId(g)).await;
+            let group = GroupId(g);
+            if self.inner.leadership.is_handing_over(group) {
+                continue; // any change now would renew the lease the handover waits out
+            }
+            let settled = self.maintain_group(group).await;
+            if settled && let Some(Some(target)) = preferred.get(g as usize) {
+                self.balance(group, *target);
+            }
+        }
+    }
+
+    /// Hands `group` to `target`, its preferred leader, if this node has led it for a while
+    /// and `target` votes in it and has every entry.
+    fn balance(&self, group: GroupId, target: NodeId) {
+        let me = self.node_id();
+        let Some(m) = self.metrics(group) else { return };
+        if target == me || m.current_leader != Some(me) {
+            return;
+        }
+        if self.inner.leadership.leading_for(group, m.current_term) < SETTLE {
+            return;
+        }
+        let healthy = m
+            .millis_since_quorum_ack
+            .is_some_and(|ms| ms < ELECTION_TIMEOUT_MAX_MS);
+        let voter = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == target);
+        let last = m.last_log_index.unwrap_or(0);
+        let caught_up = m
+            .replication
+            .as_ref()
+            .and_then(|r| r.get(&target).copied().flatten())
+            .is_some_and(|l| l.index >= last);
+        if healthy && voter && caught_up {
+            tracing::info!(%group, target, "handing leadership to the preferred leader");
+            self.start_handover(group, target);
         }
     }
 
     /// If this node leads `group`, makes one membership change it needs: add a missing member
     /// as a learner, then swap in the placement's voters once they have caught up, then drop
-    /// nodes that left the cluster.
-    async fn maintain_group(&self, group: GroupId) {
+    /// nodes that left the cluster. True when this node leads the group and it needs no change.
+    async fn maintain_group(&self, group: GroupId) -> bool {
         let me = self.node_id();
-        let Some(m) = self.metrics(group) else { return };
+        let Some(m) = self.metrics(group) else {
+            return false;
+        };
         if m.current_leader != Some(me) {
-            return;
+            return false;
         }
+        self.inner.leadership.leading_for(group, m.current_term);
         let membership = m.membership_config.membership().clone();
         if membership.get_joint_config().len() > 1 {
-            return; // a change is under way
+            return false; // a change is under way
         }
         let members: BTreeMap<NodeId, String> = if group == GroupId::META {
             membership
@@ -307,9 +356,11 @@ impl RaftNode {
             self.members()
         };
         if members.is_empty() {
-            return;
+            return false;
         }
-        let Ok(raft) = self.group(group) else { return };
+        let Ok(raft) = self.group(group) else {
+            return false;
+        };
         if !membership.voter_ids().any(|v| v == me) {
             // openraft 0.9 lets a leader that is no longer a voter carry on leading. Going
             // quiet for a moment lets the voters elect one of their own.
@@ -320,7 +371,7 @@ impl RaftNode {
                 tokio::time::sleep(STEP_ASIDE).await;
                 raft.runtime_config().heartbeat(true);
             });
-            return;
+            return false;
         }
         let result = async {
             if let Some((id, addr)) = members
@@ -329,7 +380,7 @@ impl RaftNode {
             {
                 tracing::info!(%group, node = id, "adding a replica");
                 raft.add_learner(*id, BasicNode::new(addr), false).await?;
-                return Ok(());
+                return Ok(false);
             }
             let count = REPLICATION_FACTOR.min(members.len());
             let want: BTreeSet<NodeId> = placement(group, members.keys().copied(), count)
@@ -352,7 +403,7 @@ impl RaftNode {
                     raft.change_membership(ChangeMembers::ReplaceAllVoters(want), true)
                         .await?;
                 }
-                return Ok(());
+                return Ok(false);
             }
             let gone: BTreeSet<NodeId> = membership
                 .nodes()
@@ -363,6 +414,7 @@ impl RaftNode {
                 tracing::info!(%group, ?gone, "dropping replicas of departed nodes");
                 raft.change_membership(ChangeMembers::RemoveNodes(gone), false)
                     .await?;
+                return Ok(false);
             }
             Ok::<
                 _,
@@ -370,10 +422,14 @@ impl RaftNode {
                     NodeId,
                     openraft::error::ClientWriteError<NodeId, BasicNode>,
                 >,
-            >(())
+            >(true)
         };
-        if let Err(e) = result.await {
-            tracing::debug!(%group, "membership change not made: {e}");
+        match result.await {
+            Ok(settled) => settled,
+            Err(e) => {
+                tracing::debug!(%group, "membership change not made: {e}");
+                false
+            }
         }
     }
 }

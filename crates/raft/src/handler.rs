@@ -5,6 +5,7 @@
 use crate::RaftError;
 use crate::link::{Handler, Refusal, Reply, Request};
 use crate::node::RaftNode;
+use openraft::raft::AppendEntriesResponse;
 use tern_core::{GroupId, NodeId};
 
 fn refusal(e: RaftError) -> Refusal {
@@ -25,7 +26,15 @@ impl RaftNode {
         let no_group = |group: GroupId| format!("{group}: not running on this node");
         match request {
             Request::Append(group, rpc) => match self.group(group) {
-                Ok(raft) => Reply::Append(raft.append_entries(rpc).await),
+                Ok(raft) => {
+                    let result = raft.append_entries(rpc).await;
+                    if let Ok(response) = &result
+                        && !matches!(response, AppendEntriesResponse::HigherVote(_))
+                    {
+                        self.inner.leadership.heard_leader(group);
+                    }
+                    Reply::Append(result)
+                }
                 Err(_) => Reply::Error(no_group(group)),
             },
             Request::Vote(group, rpc) => match self.group(group) {
@@ -56,6 +65,7 @@ impl RaftNode {
             Request::Remove(node) => Reply::Done(self.expel(node).await.map_err(refusal)),
             Request::Status => Reply::Status(self.views()),
             Request::Digests => Reply::Digests(self.digests().await.map_err(refusal)),
+            Request::Campaign(group) => Reply::Done(self.campaign(from, group).map_err(refusal)),
         }
     }
 }

@@ -21,6 +21,8 @@
 pub mod cluster;
 mod codec;
 mod handler;
+mod handover;
+mod leadership;
 pub mod link;
 pub mod log_store;
 pub mod log_writer;

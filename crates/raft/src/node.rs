@@ -29,9 +29,10 @@ use tokio_util::sync::CancellationToken;
 /// Heartbeats keep followers from starting elections.
 const HEARTBEAT_MS: u64 = 100;
 /// Election timeouts: short, so a single node elects at once and a failover takes well under
-/// two seconds.
-const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
-const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
+/// two seconds. A follower campaigns only after a whole lease (the maximum) plus a random
+/// timeout without word from its leader: 0.9 to 1.2 s, nine or more missed heartbeats.
+const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
+pub(crate) const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
 /// A snapshot after this many applied entries, then older log entries are purged.
 const SNAPSHOT_EVERY: u64 = 20_000;
 /// Log entries kept behind a snapshot, so a lagging follower can catch up from the log.
@@ -106,6 +107,8 @@ pub(crate) struct Inner {
     /// Serialises starting the groups (init and join may race).
     pub starting: tokio::sync::Mutex<()>,
     pub observers: Observers,
+    /// Who heard from which leader when, and the handovers under way.
+    pub leadership: crate::leadership::Leadership,
     pub link: Option<Link>,
     /// Stops the link server and the cluster maintenance loop.
     pub stop: CancellationToken,
@@ -195,6 +198,7 @@ impl RaftNode {
                 groups: OnceLock::new(),
                 starting: tokio::sync::Mutex::new(()),
                 observers: Observers::default(),
+                leadership: Default::default(),
                 link,
                 stop: CancellationToken::new(),
                 started: tokio::sync::watch::channel(false).0,
@@ -426,6 +430,9 @@ impl RaftNode {
         loop {
             let leader = self.leader(group, deadline).await?;
             if leader == self.inner.node_id {
+                if self.inner.leadership.wait_handover(group).await {
+                    continue; // the group may have a new leader now
+                }
                 // The command moves into the log; should leadership change in between, openraft
                 // refuses it before appending and the caller sees a temporary failure.
                 return self.propose_here(group, command).await;
@@ -446,6 +453,9 @@ impl RaftNode {
         command: Command,
     ) -> Result<Response, RaftError> {
         let raft = self.group(group)?;
+        // During a handover the proposal waits; then openraft refuses it if this node no
+        // longer leads, and the caller retries at the new leader.
+        self.inner.leadership.wait_handover(group).await;
         let written = tokio::time::timeout(REQUEST_TIMEOUT, raft.client_write(command))
             .await
             .map_err(|_| unavailable(group, "proposal timed out"))?;
@@ -514,6 +524,8 @@ impl RaftNode {
     /// The read index of a group this node leads (after confirming leadership with a quorum).
     pub(crate) async fn read_index_here(&self, group: GroupId) -> Result<u64, RaftError> {
         let raft = self.group(group)?;
+        // Confirming leadership now would renew the lease a handover is waiting out.
+        self.inner.leadership.wait_handover(group).await;
         let checked = tokio::time::timeout(REQUEST_TIMEOUT, raft.get_read_log_id())
             .await
             .map_err(|_| unavailable(group, "read timed out"))?;
@@ -681,19 +693,25 @@ impl RaftNode {
         }
     }
 
-    /// Whether this node can serve: it has its groups, and every group it is a voter of has a
-    /// leader that heard from a quorum recently.
+    /// Whether this node can serve: it has its groups, and every group has a leader that is
+    /// really there — this node with a recent quorum ack, or another node this one heard from
+    /// recently (a leader merely remembered from before a restart does not count).
     pub fn ready(&self) -> bool {
         let Ok(groups) = self.groups() else {
             return false;
         };
-        groups.iter().all(|raft| {
+        let recent = Duration::from_millis(2 * ELECTION_TIMEOUT_MAX_MS);
+        groups.iter().enumerate().all(|(g, raft)| {
             let m = raft.metrics().borrow().clone();
             match m.current_leader {
                 Some(leader) if leader == self.inner.node_id => m
                     .millis_since_quorum_ack
-                    .is_some_and(|ms| ms < 2 * ELECTION_TIMEOUT_MAX_MS),
-                Some(_) => true,
+                    .is_some_and(|ms| ms < recent.as_millis() as u64),
+                Some(_) => self
+                    .inner
+                    .leadership
+                    .since_heard(GroupId(g as u32))
+                    .is_some_and(|since| since < recent),
                 None => false,
             }
         })

@@ -53,6 +53,9 @@ pub enum Request {
     Status,
     /// Per-group applied index and state digest (replica convergence checks).
     Digests,
+    /// From a group's leader handing the group over: campaign once the leader has gone quiet
+    /// for a whole lease.
+    Campaign(GroupId),
 }
 
 /// Why a forwarded operation did not happen.
@@ -122,7 +125,7 @@ pub enum Reply {
     ReadIndex(Result<u64, Refusal>),
     /// To `Info` and `Join`.
     Info(Result<ClusterInfo, Refusal>),
-    /// To `Remove`.
+    /// To `Remove` and `Campaign`.
     Done(Result<(), Refusal>),
     /// To `Status`.
     Status(Vec<GroupView>),
