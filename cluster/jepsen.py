@@ -19,6 +19,9 @@ The scenario:
      until every node is ready and reachable and every group has a leader, before the next;
   4. then load stops, every partition is healed, every node resumed or restarted, and the run
      waits (deadlines, no blind sleeps) until every node is ready and the replicas converged;
+     then the whole cluster is killed (SIGKILL, every node) and started again, and the run waits
+     for readiness and convergence once more — so the checker also proves that a whole-cluster
+     power cut keeps everything acknowledged;
   5. the checker reads every INBOX directly on every node (not through HAProxy) over IMAP:
      UIDVALIDITY, and UID + Message-ID + Subject of every message.
 
@@ -334,6 +337,17 @@ class Run:
         c.wait_all_ready(SETTLE_TIMEOUT)
         c.wait_converged(SETTLE_TIMEOUT)
 
+    def restart_all(self) -> None:
+        """Kills every node at once (a power cut), starts them all again, waits until all is
+        ready and converged."""
+        c = self.cluster
+        for i in range(1, c.n + 1):
+            c.kill(i)
+        for i in range(1, c.n + 1):
+            c.restart(i, RECOVER_TIMEOUT)
+        c.wait_all_ready(SETTLE_TIMEOUT)
+        c.wait_converged(SETTLE_TIMEOUT)
+
 
 # --- the checker ---------------------------------------------------------------------------------
 
@@ -560,4 +574,9 @@ def run(cluster: Cluster, rounds: int = 6, senders: int = 3, accounts: int = 4,
         r.recover()
     except ClusterError as e:
         raise AssertionError(f"the cluster did not recover after the faults: {e}") from e
+    log("jepsen: whole-cluster restart (SIGKILL every node, start them again)")
+    try:
+        r.restart_all()
+    except ClusterError as e:
+        raise AssertionError(f"the cluster did not come back after a whole restart: {e}") from e
     return check(cluster, r, baseline, rounds, time.monotonic() - t0)
