@@ -7,7 +7,8 @@ PYTHON ?= python3
 # Tests and the server share one build profile: RocksDB's C++ takes minutes per profile.
 PROFILE := --release
 APT_BUILD := libclang-dev
-APT_TEST := swaks isync haproxy
+# swaks needs Net::SSLeay and IO::Socket::SSL for STARTTLS (recommends, not depends).
+APT_TEST := swaks libnet-ssleay-perl libio-socket-ssl-perl isync haproxy
 
 .PHONY: run build test unit e2e lint deps test-deps bench clean-data
 
