@@ -20,6 +20,72 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Where MX, SPF, DKIM, DMARC and DNSBL lookups go.
     pub dns: DnsConfig,
+    /// Inbound checks on the MX listener: SPF, DKIM, DMARC, DNSBL.
+    pub filter: FilterConfig,
+    /// Outbound delivery to remote MX hosts: retries, TLS, bounces.
+    pub relay: RelayConfig,
+}
+
+/// Outbound delivery to remote MX hosts by the queue partition actors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// TCP port of remote MX hosts (25; tests point it at a local server).
+    pub port: u16,
+    /// The name sent in EHLO; empty = `[server] hostname`.
+    pub helo: String,
+    /// When to use STARTTLS.
+    pub starttls: StartTls,
+    /// Seconds before the first retry; the delay doubles after each failed attempt.
+    pub retry_initial_secs: u64,
+    /// The longest delay between two attempts, in seconds.
+    pub retry_max_secs: u64,
+    /// Seconds after which a message still undeliverable is bounced (DSN).
+    pub give_up_after_secs: u64,
+    /// Seconds after which one "delayed" DSN goes to the sender; 0 = never.
+    pub delay_notice_after_secs: u64,
+    /// Simultaneous connections to one destination domain from this node.
+    pub max_connections_per_destination: usize,
+    /// Seconds to wait for a TCP connection to an MX host.
+    pub connect_timeout_secs: u64,
+    /// Seconds to wait for each SMTP reply (RFC 5321 §4.5.3.2 suggests minutes).
+    pub command_timeout_secs: u64,
+    /// Messages with more Received headers than this are a mail loop and bounce (5.4.6).
+    pub max_hops: usize,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            port: 25,
+            helo: String::new(),
+            starttls: StartTls::Opportunistic,
+            retry_initial_secs: 300,
+            retry_max_secs: 4 * 3600,
+            give_up_after_secs: 5 * 86400,
+            delay_notice_after_secs: 0,
+            max_connections_per_destination: 4,
+            connect_timeout_secs: 30,
+            command_timeout_secs: 300,
+            max_hops: 50,
+        }
+    }
+}
+
+/// The outbound STARTTLS policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartTls {
+    /// Encrypt when the server offers STARTTLS, without checking its certificate (Postfix
+    /// `may`): an unauthenticated but encrypted channel beats plaintext, and refusing a
+    /// self-signed MX would only push the mail back to plaintext.
+    #[default]
+    Opportunistic,
+    /// Never send in plaintext: defer when STARTTLS is not offered or fails (Postfix
+    /// `encrypt`; the certificate is still not checked).
+    Required,
+    /// Never use STARTTLS.
+    Disabled,
 }
 
 /// The DNS resolver used by the outbound relay and the inbound checks.
@@ -54,6 +120,49 @@ impl DnsConfig {
             })
             .collect()
     }
+}
+
+/// Which inbound checks run on the MX listener. SPF, DKIM and DMARC results always end up in
+/// the Authentication-Results header; only a failing DMARC policy (`p=reject` or
+/// `p=quarantine`) changes what happens to a message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Check SPF for the MAIL FROM and HELO identities.
+    pub spf: bool,
+    /// Verify DKIM signatures.
+    pub dkim: bool,
+    /// Evaluate DMARC (with SPF and DKIM alignment) and apply the sender domain's policy.
+    pub dmarc: bool,
+    /// DNSBL zones (e.g. `zen.spamhaus.org`); a client listed in any is refused at connect.
+    pub dnsbl: Vec<String>,
+    /// Overrides per recipient domain. With several recipient domains in one message, a check
+    /// runs when any of them wants it.
+    pub domains: std::collections::BTreeMap<String, FilterOverride>,
+}
+
+impl Default for FilterConfig {
+    fn default() -> Self {
+        FilterConfig {
+            spf: true,
+            dkim: true,
+            dmarc: true,
+            dnsbl: Vec::new(),
+            domains: Default::default(),
+        }
+    }
+}
+
+/// The checks one recipient domain turns on or off; an absent field keeps the global value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilterOverride {
+    /// SPF on or off for this domain.
+    pub spf: Option<bool>,
+    /// DKIM on or off for this domain.
+    pub dkim: Option<bool>,
+    /// DMARC on or off for this domain.
+    pub dmarc: Option<bool>,
 }
 
 /// Identity and storage.
@@ -191,6 +300,10 @@ pub struct Limits {
     pub pop3_idle_timeout_secs: u64,
     /// Failed authentications on one connection before it is closed.
     pub max_auth_failures: u32,
+    /// Messages one authenticated account may send per hour, cluster-wide; 0 = unlimited.
+    pub max_messages_per_hour: u32,
+    /// Messages one authenticated account may send per day, cluster-wide; 0 = unlimited.
+    pub max_messages_per_day: u32,
 }
 
 impl Default for Limits {
@@ -205,6 +318,8 @@ impl Default for Limits {
             imap_idle_timeout_secs: 1800,
             pop3_idle_timeout_secs: 600,
             max_auth_failures: 3,
+            max_messages_per_hour: 0,
+            max_messages_per_day: 0,
         }
     }
 }
@@ -299,6 +414,37 @@ mod tests {
         assert_eq!(addrs[1].to_string(), "127.0.0.2:5353");
         let bad: Config = toml::from_str("[dns]\nservers = [\"ns.example\"]").unwrap();
         assert!(bad.dns.server_addrs().is_err());
+    }
+
+    #[test]
+    fn filter_section_with_domain_overrides() {
+        let c: Config = toml::from_str("").unwrap();
+        assert!(c.filter.spf && c.filter.dkim && c.filter.dmarc && c.filter.dnsbl.is_empty());
+        let text = "[filter]\ndmarc = false\ndnsbl = [\"bl.example\"]\n\
+                    [filter.domains.\"example.com\"]\nspf = false\n";
+        let c: Config = toml::from_str(text).unwrap();
+        assert!(!c.filter.dmarc && c.filter.spf);
+        assert_eq!(c.filter.dnsbl, vec!["bl.example".to_string()]);
+        assert_eq!(c.filter.domains["example.com"].spf, Some(false));
+        assert_eq!(c.filter.domains["example.com"].dkim, None);
+        assert!(toml::from_str::<Config>("[filter.domains.\"x.org\"]\nspff = true").is_err());
+    }
+
+    #[test]
+    fn relay_section_and_sending_limits() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.relay.port, 25);
+        assert_eq!(c.relay.starttls, StartTls::Opportunistic);
+        assert_eq!(c.limits.max_messages_per_hour, 0);
+        let text = "[relay]\nport = 2525\nstarttls = \"required\"\nretry_initial_secs = 1\n\
+                    [limits]\nmax_messages_per_day = 10\n";
+        let c: Config = toml::from_str(text).unwrap();
+        assert_eq!(c.relay.port, 2525);
+        assert_eq!(c.relay.starttls, StartTls::Required);
+        assert_eq!(c.relay.retry_initial_secs, 1);
+        assert_eq!(c.relay.retry_max_secs, 14400);
+        assert_eq!(c.limits.max_messages_per_day, 10);
+        assert!(toml::from_str::<Config>("[relay]\nstarttls = \"maybe\"").is_err());
     }
 
     #[test]

@@ -13,6 +13,50 @@ pub struct DomainRecord {
     pub created: i64,
 }
 
+/// The signing algorithm of a domain's DKIM key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DkimAlgorithm {
+    /// rsa-sha256 with a 2048-bit key (RFC 6376).
+    Rsa,
+    /// ed25519-sha256 (RFC 8463).
+    Ed25519,
+}
+
+impl DkimAlgorithm {
+    /// The DNS record's `k=` value: `rsa` or `ed25519`.
+    pub fn key_type(self) -> &'static str {
+        match self {
+            DkimAlgorithm::Rsa => "rsa",
+            DkimAlgorithm::Ed25519 => "ed25519",
+        }
+    }
+}
+
+/// Private key bytes, kept out of `Debug` output so they never reach a log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretBytes(pub Vec<u8>);
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} secret bytes>", self.0.len())
+    }
+}
+
+/// A domain's DKIM signing key (meta group), one per domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DkimKeyRecord {
+    /// Lower-case domain name (the signature's `d=`).
+    pub domain: String,
+    /// The selector (`s=`): the key is published at `SELECTOR._domainkey.DOMAIN`.
+    pub selector: String,
+    /// Signing algorithm.
+    pub algorithm: DkimAlgorithm,
+    /// The private key, PKCS#8 DER.
+    pub private_key: SecretBytes,
+    /// Unix seconds when it was stored.
+    pub created: i64,
+}
+
 /// A mail account (meta group).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountRecord {
@@ -143,6 +187,8 @@ pub enum QueuedRecipient {
         account: AccountId,
         /// Its address, for operators.
         address: String,
+        /// The mailbox to file it in (`INBOX`, or `Junk` when a filter said so).
+        mailbox: String,
     },
     /// A remote address, for the outbound relay.
     Remote {

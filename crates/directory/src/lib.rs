@@ -11,11 +11,13 @@
 //! - `service`: the [`Directory`] handle, its blocking reads and its proposals.
 //! - `lookup`: authentication, resolution and account lookups.
 //! - `admin`: adding and removing domains, accounts and aliases.
+//! - `dkim`: storing and reading the domains' DKIM signing keys.
 //! - `resolve`: alias expansion and sub-addressing, pure over a lookup trait.
 //! - `password`: Argon2id hashing and verification on the blocking pool.
 #![warn(missing_docs)]
 
 mod admin;
+mod dkim;
 mod error;
 mod lookup;
 mod password;

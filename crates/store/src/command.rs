@@ -4,7 +4,7 @@
 //! UIDs, MODSEQs, account ids and quota enforcement are decided in `apply`.
 
 use serde::{Deserialize, Serialize};
-use tern_core::records::SpecialUse;
+use tern_core::records::{DkimAlgorithm, SecretBytes, SpecialUse};
 use tern_core::{AccountId, DeliveryId, MailboxId, ModSeq, Uid};
 
 /// A command proposed to one Raft group.
@@ -68,6 +68,19 @@ pub enum Command {
         /// Normalised alias address.
         address: String,
     },
+    /// Store (or replace) a domain's DKIM signing key. Rejects `NoSuchDomain`.
+    SetDkimKey {
+        /// Normalised domain.
+        domain: String,
+        /// The selector the public key is published under.
+        selector: String,
+        /// Signing algorithm.
+        algorithm: DkimAlgorithm,
+        /// The private key, PKCS#8 DER.
+        private_key_pkcs8_der: SecretBytes,
+        /// Unix seconds.
+        now: i64,
+    },
 
     // ---- data partitions ----
     /// Create the account's default mailboxes (INBOX, Sent, Drafts, Trash, Junk, Archive) if
@@ -97,8 +110,9 @@ pub enum Command {
         received_at: i64,
         /// Recipients whose account lives in this partition.
         local: Vec<LocalRecipient>,
-        /// Local recipients in other partitions, delivered later by the queue actor.
-        other_partitions: Vec<(AccountId, String)>,
+        /// Local recipients in other partitions, delivered later by the queue actor:
+        /// (account, address, target mailbox).
+        other_partitions: Vec<(AccountId, String, String)>,
         /// Remote addresses, for the outbound relay.
         remote: Vec<String>,
     },
@@ -127,6 +141,40 @@ pub enum Command {
     DeleteQueued {
         /// The queued transaction.
         id: DeliveryId,
+    },
+    /// A delivery attempt to a remote recipient failed temporarily: record the error and when
+    /// to try again. Absolute values, so a replay changes nothing; a stale proposal with fewer
+    /// `attempts` than already recorded is ignored. Rejects `NotQueued`.
+    Defer {
+        /// The queued transaction.
+        id: DeliveryId,
+        /// The remote address, as queued.
+        recipient: String,
+        /// Attempts made so far, this one included.
+        attempts: u32,
+        /// Unix seconds of the next attempt.
+        next_attempt: i64,
+        /// What went wrong, for operators and the eventual DSN.
+        error: String,
+    },
+    /// Operator retry: the remote recipients of `id` (of every queued message in this
+    /// partition when `None`) become due at `now`. Rejects `NotQueued` for an unknown `id`.
+    RetryQueued {
+        /// The queued transaction, or all of them.
+        id: Option<DeliveryId>,
+        /// Unix seconds.
+        now: i64,
+    },
+    /// Count one message sent by an authenticated account against its sending limits (in the
+    /// account's partition, so the limits hold cluster-wide). Rejects `SendLimitExceeded`
+    /// without counting.
+    ChargeSend {
+        /// The sending account.
+        account: AccountId,
+        /// Unix seconds: picks the hour and day windows.
+        at: i64,
+        /// The limits in force.
+        limits: SendLimits,
     },
     /// IMAP APPEND. Rejects `NoSuchMailbox`, `OverQuota`.
     Append {
@@ -228,6 +276,22 @@ pub enum Command {
     },
 }
 
+/// Messages an account may send per fixed window (UTC hour, UTC day); 0 = unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SendLimits {
+    /// Per hour.
+    pub per_hour: u32,
+    /// Per day.
+    pub per_day: u32,
+}
+
+impl SendLimits {
+    /// Whether any limit is set (otherwise nothing needs counting).
+    pub fn any(&self) -> bool {
+        self.per_hour > 0 || self.per_day > 0
+    }
+}
+
 /// How STORE combines flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FlagOp {
@@ -313,6 +377,9 @@ pub enum Rejection {
     /// No such queued message or recipient.
     #[error("not queued")]
     NotQueued,
+    /// The account sent its allowance of messages for this hour or day.
+    #[error("sending limit exceeded")]
+    SendLimitExceeded,
 }
 
 /// The result of applying a command.

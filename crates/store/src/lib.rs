@@ -21,7 +21,9 @@ pub mod reader;
 pub mod schema;
 mod tx;
 
-pub use command::{Command, DeliveryOutcome, FlagOp, LocalRecipient, Rejection, Response};
+pub use command::{
+    Command, DeliveryOutcome, FlagOp, LocalRecipient, Rejection, Response, SendLimits,
+};
 pub use db::Db;
 pub use error::StoreError;
 pub use reader::Reader;

@@ -5,9 +5,10 @@ use crate::codec::decode;
 use crate::schema::{self, CF_BLOBS, CF_STATE, Key, table};
 use crate::{Db, StoreError};
 use tern_core::records::{
-    AccountRecord, AliasRecord, DomainRecord, MailboxRecord, MessageRecord, QueueRecord,
+    AccountRecord, AliasRecord, DkimKeyRecord, DomainRecord, MailboxRecord, MessageRecord,
+    QueueRecord,
 };
-use tern_core::{AccountId, BlobId, GroupId, MailboxId};
+use tern_core::{AccountId, BlobId, DeliveryId, GroupId, MailboxId};
 
 /// A read-only view of one group's applied state.
 #[derive(Clone)]
@@ -71,6 +72,10 @@ impl Reader {
     pub fn aliases(&self) -> Result<Vec<AliasRecord>, StoreError> {
         self.table(&Key::new(self.group, table::ALIAS).build())
     }
+    /// A domain's DKIM signing key, if it has one.
+    pub fn dkim_key(&self, domain: &str) -> Result<Option<DkimKeyRecord>, StoreError> {
+        self.get(&schema::dkim_key(self.group, domain))
+    }
 
     // ---- data partitions ----
 
@@ -118,6 +123,27 @@ impl Reader {
     /// A message body.
     pub fn blob(&self, blob: &BlobId) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.get(CF_BLOBS, &schema::blob(self.group, blob))
+    }
+    /// One queued message of this partition.
+    pub fn queued(&self, id: DeliveryId) -> Result<Option<QueueRecord>, StoreError> {
+        self.get(&schema::queue(self.group, id))
+    }
+    /// Whether this partition has committed the `Accept` of transaction `id` (deduplicated
+    /// forever after).
+    pub fn accepted(&self, id: DeliveryId) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .get(CF_STATE, &schema::accepted(self.group, id))?
+            .is_some())
+    }
+    /// The account's sending-limit counters (all zero when it never sent).
+    pub fn send_counter(
+        &self,
+        account: AccountId,
+    ) -> Result<crate::apply::SendCounter, StoreError> {
+        Ok(self
+            .get(&schema::send_counter(self.group, account))?
+            .unwrap_or_default())
     }
     /// The queue of this partition, oldest first.
     pub fn queue(&self) -> Result<Vec<QueueRecord>, StoreError> {

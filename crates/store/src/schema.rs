@@ -27,6 +27,8 @@ pub mod table {
     pub const ALIAS: u8 = 4;
     /// Meta: the next account id.
     pub const NEXT_ACCOUNT: u8 = 5;
+    /// Meta: domain name → DkimKeyRecord.
+    pub const DKIM_KEY: u8 = 6;
     /// Partition: account → AccountState.
     pub const ACCOUNT_STATE: u8 = 10;
     /// Partition: account | mailbox id → MailboxRecord.
@@ -43,6 +45,8 @@ pub mod table {
     pub const DELIVERED: u8 = 16;
     /// Partition: delivery id → QueueRecord.
     pub const QUEUE: u8 = 17;
+    /// Partition: account → messages sent in the current hour and day (sending limits).
+    pub const SEND_COUNTER: u8 = 18;
     /// Any group: the state machine's last applied log id and membership (not user state).
     pub const APPLIED: u8 = 0xF0;
 }
@@ -108,6 +112,12 @@ pub fn account_id(g: GroupId, id: AccountId) -> Vec<u8> {
 pub fn alias(g: GroupId, address: &str) -> Vec<u8> {
     Key::new(g, table::ALIAS).bytes(address.as_bytes()).build()
 }
+/// Meta: a domain's DKIM key.
+pub fn dkim_key(g: GroupId, domain: &str) -> Vec<u8> {
+    Key::new(g, table::DKIM_KEY)
+        .bytes(domain.as_bytes())
+        .build()
+}
 /// Meta: the account id counter.
 pub fn next_account(g: GroupId) -> Vec<u8> {
     Key::new(g, table::NEXT_ACCOUNT).build()
@@ -172,6 +182,10 @@ pub fn delivered(g: GroupId, id: DeliveryId, a: AccountId) -> Vec<u8> {
 /// Partition: a queue entry.
 pub fn queue(g: GroupId, id: DeliveryId) -> Vec<u8> {
     Key::new(g, table::QUEUE).u128(id.0).build()
+}
+/// Partition: an account's sending-limit counters.
+pub fn send_counter(g: GroupId, a: AccountId) -> Vec<u8> {
+    Key::new(g, table::SEND_COUNTER).u64(a.0).build()
 }
 /// Any group: the applied-state record.
 pub fn applied(g: GroupId) -> Vec<u8> {

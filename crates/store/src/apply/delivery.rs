@@ -19,7 +19,7 @@ pub(super) struct Accept<'c> {
     pub body: &'c [u8],
     pub received_at: i64,
     pub local: &'c [LocalRecipient],
-    pub other_partitions: &'c [(AccountId, String)],
+    pub other_partitions: &'c [(AccountId, String, String)],
     pub remote: &'c [String],
 }
 
@@ -36,9 +36,10 @@ pub(super) fn accept(tx: &mut Tx<'_>, g: GroupId, a: Accept<'_>) -> Applied {
     let mut queued: Vec<QueuedRecipient> = a
         .other_partitions
         .iter()
-        .map(|(account, address)| QueuedRecipient::Local {
+        .map(|(account, address, mailbox)| QueuedRecipient::Local {
             account: *account,
             address: address.clone(),
+            mailbox: mailbox.clone(),
         })
         .collect();
     queued.extend(a.remote.iter().map(|address| QueuedRecipient::Remote {

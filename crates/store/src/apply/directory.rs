@@ -1,11 +1,11 @@
-//! Meta group: domains, accounts and aliases.
+//! Meta group: domains, accounts, aliases and DKIM keys.
 
 use super::Applied;
 use crate::codec::decode;
 use crate::command::{Rejection, Response};
 use crate::schema::{self, CF_STATE, table};
 use crate::tx::Tx;
-use tern_core::records::{AccountRecord, AliasRecord, DomainRecord};
+use tern_core::records::{AccountRecord, AliasRecord, DkimKeyRecord, DomainRecord};
 use tern_core::{AccountId, GroupId};
 
 fn domain_of(address: &str) -> &str {
@@ -45,6 +45,17 @@ pub(super) fn delete_domain(tx: &mut Tx<'_>, g: GroupId, name: &str) -> Applied 
         }
     }
     tx.delete(key);
+    // The signing key goes with its domain: a domain added again later gets a new one.
+    tx.delete(schema::dkim_key(g, name));
+    Ok(Response::Ok)
+}
+
+/// Stores a domain's DKIM key, replacing an older one.
+pub(super) fn set_dkim_key(tx: &mut Tx<'_>, g: GroupId, key: DkimKeyRecord) -> Applied {
+    if !tx.exists(&schema::domain(g, &key.domain))? {
+        return Err(Rejection::NoSuchDomain.into());
+    }
+    tx.put(schema::dkim_key(g, &key.domain), &key);
     Ok(Response::Ok)
 }
 

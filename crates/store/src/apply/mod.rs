@@ -6,14 +6,19 @@
 //! - [`folders`]: mailbox create/delete/rename/subscribe and default mailboxes.
 //! - [`messages`]: append, flags, copy/move, expunge.
 //! - [`delivery`]: SMTP accept, queued delivery, dequeue.
+//! - [`outbound`]: remote recipients' retry state and operator retries.
+//! - [`limits`]: per-account sending limits.
 
 mod delivery;
 mod directory;
 mod folders;
+mod limits;
 mod messages;
+mod outbound;
 
 pub(crate) use directory::decode_all as directory_decode_all;
 pub(crate) use folders::{AccountState, normalize_name};
+pub use limits::SendCounter;
 
 use crate::command::{Command, Response};
 use crate::tx::Tx;
@@ -82,6 +87,23 @@ fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command) -> Applied {
         }
         AddAlias { address, target } => directory::add_alias(tx, g, address, target),
         DeleteAlias { address } => directory::delete_alias(tx, g, address),
+        SetDkimKey {
+            domain,
+            selector,
+            algorithm,
+            private_key_pkcs8_der,
+            now,
+        } => directory::set_dkim_key(
+            tx,
+            g,
+            tern_core::records::DkimKeyRecord {
+                domain: domain.clone(),
+                selector: selector.clone(),
+                algorithm: *algorithm,
+                private_key: private_key_pkcs8_der.clone(),
+                created: *now,
+            },
+        ),
         InitAccount { account, now } => folders::init_account(tx, g, *account, *now),
         PurgeAccount { account } => folders::purge_account(tx, g, *account),
         CreateMailbox {
@@ -179,5 +201,18 @@ fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command) -> Applied {
         } => delivery::deliver(tx, g, *id, body, *received_at, recipient),
         Dequeue { id, recipient } => delivery::dequeue(tx, g, *id, recipient),
         DeleteQueued { id } => delivery::delete_queued(tx, g, *id),
+        Defer {
+            id,
+            recipient,
+            attempts,
+            next_attempt,
+            error,
+        } => outbound::defer(tx, g, *id, recipient, *attempts, *next_attempt, error),
+        RetryQueued { id, now } => outbound::retry(tx, g, *id, *now),
+        ChargeSend {
+            account,
+            at,
+            limits,
+        } => limits::charge(tx, g, *account, *at, *limits),
     }
 }

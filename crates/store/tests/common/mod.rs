@@ -1,0 +1,32 @@
+//! A replica for the integration tests: a real RocksDB in a temporary directory, with commands
+//! applied the way the Raft state machine applies them.
+
+use tern_core::GroupId;
+use tern_store::{Command, Db, Reader, Response};
+
+/// One replica's database.
+pub struct Replica {
+    _dir: tempfile::TempDir,
+    db: Db,
+}
+
+impl Replica {
+    /// An empty replica.
+    pub fn new() -> Replica {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        Replica { _dir: dir, db }
+    }
+
+    /// Applies `command` to `group` and writes the result.
+    pub fn apply(&self, group: GroupId, command: &Command) -> Response {
+        let (response, batch) = tern_store::apply::apply(&self.db, group, command).unwrap();
+        self.db.write(batch, false).unwrap();
+        response
+    }
+
+    /// A reader of `group`'s applied state.
+    pub fn reader(&self, group: GroupId) -> Reader {
+        Reader::new(self.db.clone(), group)
+    }
+}
