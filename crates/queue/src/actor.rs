@@ -1,8 +1,12 @@
 //! The queue partition actor: one per data partition. It runs delivery passes when `accept`
-//! queued something there and on a periodic tick, one pass at a time.
+//! queued something there, when an operator asked for a retry, when a remote delivery task
+//! finished, at the next due retry, and on a periodic tick — one pass at a time. Remote
+//! deliveries run in tasks beside the actor; the actor remembers which recipients they hold.
 
 use crate::delivery::Courier;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use crate::outbound::Key;
+use ractor::{Actor, ActorProcessingErr, ActorRef, MessagingErr};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
@@ -11,12 +15,14 @@ use tokio::task::JoinHandle;
 pub(crate) const SCAN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Messages of the queue partition actor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum QueueMsg {
-    /// Something was queued: run a pass now.
+    /// Something was queued or became due: run a pass now.
     Wake,
     /// The periodic timer: run a pass unless one finished recently.
     Tick,
+    /// A delivery task ended: its recipients may be worked on again.
+    Released(Vec<Key>),
 }
 
 /// The actor's state.
@@ -27,7 +33,16 @@ pub(crate) struct QueueState {
     ticker: Option<JoinHandle<()>>,
     /// When the last pass finished, so that ticks queued behind a slow pass do not pile up.
     last_pass: Option<Instant>,
+    /// Remote recipients a delivery task is working on.
+    in_flight: HashSet<Key>,
+    /// The delivery tasks, aborted when the actor stops.
+    tasks: Vec<JoinHandle<()>>,
+    /// A pending wake-up for the next due retry, and when it fires.
+    alarm: Option<(Instant, Alarm)>,
 }
+
+/// A timer task that sends the actor a wake-up.
+type Alarm = JoinHandle<Result<(), MessagingErr<QueueMsg>>>;
 
 /// The actor behaviour (stateless; everything lives in [`QueueState`]).
 pub(crate) struct QueueActor;
@@ -48,6 +63,9 @@ impl Actor for QueueActor {
             courier,
             ticker: Some(ticker),
             last_pass: None,
+            in_flight: HashSet::new(),
+            tasks: Vec::new(),
+            alarm: None,
         })
     }
 
@@ -69,25 +87,58 @@ impl Actor for QueueActor {
         if let Some(ticker) = state.ticker.take() {
             ticker.abort();
         }
+        if let Some((_, alarm)) = state.alarm.take() {
+            alarm.abort();
+        }
+        // A delivery cut short is tried again by whichever node leads next; at worst the
+        // remote sees that message twice (the SMTP window between its 250 and our Dequeue).
+        for task in state.tasks.drain(..) {
+            task.abort();
+        }
         Ok(())
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<QueueMsg>,
+        myself: ActorRef<QueueMsg>,
         message: QueueMsg,
         state: &mut QueueState,
     ) -> Result<(), ActorProcessingErr> {
-        let recent = state
-            .last_pass
-            .is_some_and(|at| at.elapsed() < SCAN_INTERVAL / 2);
-        if message == QueueMsg::Tick && recent {
-            return Ok(());
+        match message {
+            QueueMsg::Released(keys) => {
+                for key in &keys {
+                    state.in_flight.remove(key);
+                }
+                // A deferred recipient may be due again soon: the pass sets the alarm.
+            }
+            QueueMsg::Tick => {
+                let recent = state
+                    .last_pass
+                    .is_some_and(|at| at.elapsed() < SCAN_INTERVAL / 2);
+                if recent {
+                    return Ok(());
+                }
+            }
+            QueueMsg::Wake => {}
         }
+        state.tasks.retain(|t| !t.is_finished());
         let group = state.courier.group;
-        match state.courier.pass().await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(%group, delivered = n, "queue pass"),
+        let running = state.tasks.len();
+        match state
+            .courier
+            .pass(&mut state.in_flight, running, &myself)
+            .await
+        {
+            Ok(pass) => {
+                if pass.delivered > 0 || !pass.tasks.is_empty() {
+                    tracing::debug!(%group, delivered = pass.delivered,
+                        relaying = pass.tasks.len(), "queue pass");
+                }
+                state.tasks.extend(pass.tasks);
+                if let Some(due) = pass.next_due {
+                    set_alarm(&myself, state, due);
+                }
+            }
             // Not leading the partition, no quorum, shutting down: the next pass retries.
             // The actor must not stop, so the error ends here.
             Err(e) => tracing::debug!(%group, "queue pass failed: {e}"),
@@ -95,4 +146,24 @@ impl Actor for QueueActor {
         state.last_pass = Some(Instant::now());
         Ok(())
     }
+}
+
+/// Wakes the actor at unix second `due` when that is before the next tick would (short retry
+/// intervals); keeps only the earliest alarm.
+fn set_alarm(myself: &ActorRef<QueueMsg>, state: &mut QueueState, due: i64) {
+    let now = chrono::Utc::now().timestamp();
+    let wait = Duration::from_secs(u64::try_from(due.saturating_sub(now)).unwrap_or(0));
+    if wait >= SCAN_INTERVAL {
+        return;
+    }
+    let at = Instant::now() + wait;
+    if let Some((pending, alarm)) = &state.alarm {
+        if *pending <= at && !alarm.is_finished() {
+            return;
+        }
+        alarm.abort();
+    }
+    // A moment after `due`, so the recipient is surely due when the pass looks.
+    let handle = myself.send_after(wait + Duration::from_millis(200), || QueueMsg::Wake);
+    state.alarm = Some((at, handle));
 }

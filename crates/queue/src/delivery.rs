@@ -1,53 +1,98 @@
 //! One pass over a partition's queue: every queued local recipient gets its `Deliver` in its
-//! own partition, then leaves the queue. Remote recipients wait for the outbound relay.
+//! own partition, then leaves the queue; due remote recipients are handed to delivery tasks
+//! (see `outbound`).
 //!
 //! Each step is idempotent (`Deliver` by transaction and account, `Dequeue` by recipient), so a
 //! pass that stops half-way, or two passes racing after a leadership change, never deliver
 //! twice: the next pass simply finishes the work.
 
 use crate::QueueError;
-use crate::plan::INBOX;
+use crate::actor::QueueMsg;
+use crate::bounce::{self, Original};
+use crate::dsn::{DsnKind, RecipientStatus};
+use crate::outbound::Key;
+use crate::relay::Relay;
+use ractor::ActorRef;
+use std::collections::HashSet;
 use tern_core::records::{QueueRecord, QueuedRecipient};
 use tern_core::{AccountId, GroupId};
+use tern_directory::Directory;
 use tern_raft::RaftNode;
 use tern_store::{Command, DeliveryOutcome, LocalRecipient, Rejection, Response};
+use tokio::task::JoinHandle;
 
 /// At most this many queue entries are worked on per pass, so one huge backlog cannot starve
 /// the actor's other messages; the rest waits for the next pass.
 const ACTIVE_LIMIT: usize = 256;
 
 /// What a pass needs: the partition it works for and the services it calls.
+#[derive(Clone)]
 pub(crate) struct Courier {
     /// Proposals and reads.
     pub raft: RaftNode,
     /// The partition whose queue this is.
     pub group: GroupId,
+    /// Remote delivery.
+    pub relay: Relay,
+    /// Resolves the senders that DSNs go to.
+    pub directory: Directory,
+}
+
+/// What a pass did.
+#[derive(Default)]
+pub(crate) struct Pass {
+    /// Local recipients delivered.
+    pub delivered: usize,
+    /// Remote delivery tasks started.
+    pub tasks: Vec<JoinHandle<()>>,
+    /// The earliest later attempt among the remote recipients seen (unix seconds).
+    pub next_due: Option<i64>,
 }
 
 impl Courier {
-    /// Works through the queue once; returns how many recipients were delivered.
-    pub(crate) async fn pass(&self) -> Result<usize, QueueError> {
+    /// Works through the queue once: starts delivery tasks for the due remote recipients not
+    /// in `in_flight` (this actor has `running` tasks already), delivers the local ones.
+    pub(crate) async fn pass(
+        &self,
+        in_flight: &mut HashSet<Key>,
+        running: usize,
+        myself: &ActorRef<QueueMsg>,
+    ) -> Result<Pass, QueueError> {
         // Only the leader's actor delivers (a racing pass after a leadership change is
         // harmless: every step is idempotent).
         if !self.raft.leads(self.group) {
-            return Ok(0);
+            return Ok(Pass::default());
         }
         let reader = self.raft.read(self.group).await?;
         let entries = self.blocking(move || Ok(reader.queue()?)).await?;
-        let mut delivered = 0;
-        for entry in entries.into_iter().take(ACTIVE_LIMIT) {
-            delivered += self.entry(&entry).await?;
+        let active = &entries[..entries.len().min(ACTIVE_LIMIT)];
+        let now = chrono::Utc::now().timestamp();
+        // Remote first: it only starts tasks, so a failing local delivery cannot hold it up.
+        let (tasks, next_due) = self
+            .relay_due(active, now, in_flight, running, myself)
+            .await?;
+        let mut pass = Pass {
+            delivered: 0,
+            tasks,
+            next_due,
+        };
+        for entry in active {
+            pass.delivered += self.entry(entry).await?;
         }
-        Ok(delivered)
+        Ok(pass)
     }
 
     /// Delivers the local recipients of one queued transaction.
     async fn entry(&self, entry: &QueueRecord) -> Result<usize, QueueError> {
-        let locals: Vec<(AccountId, &str)> = entry
+        let locals: Vec<(AccountId, &str, &str)> = entry
             .recipients
             .iter()
             .filter_map(|r| match r {
-                QueuedRecipient::Local { account, address } => Some((*account, address.as_str())),
+                QueuedRecipient::Local {
+                    account,
+                    address,
+                    mailbox,
+                } => Some((*account, address.as_str(), mailbox.as_str())),
                 QueuedRecipient::Remote { .. } => None,
             })
             .collect();
@@ -62,8 +107,11 @@ impl Courier {
             return Ok(0);
         };
         let mut delivered = 0;
-        for (account, address) in locals {
-            if self.recipient(entry, account, address, &body).await? {
+        for (account, address, mailbox) in locals {
+            if self
+                .recipient(entry, account, address, mailbox, &body)
+                .await?
+            {
                 delivered += 1;
             }
         }
@@ -76,6 +124,7 @@ impl Courier {
         entry: &QueueRecord,
         account: AccountId,
         address: &str,
+        mailbox: &str,
         body: &[u8],
     ) -> Result<bool, QueueError> {
         let meta = self.raft.local_reader(GroupId::META);
@@ -95,7 +144,7 @@ impl Courier {
                     recipient: LocalRecipient {
                         account,
                         address: address.to_string(),
-                        mailbox: INBOX.to_string(),
+                        mailbox: mailbox.to_string(),
                         quota,
                     },
                 };
@@ -113,10 +162,11 @@ impl Courier {
                     match outcome {
                         // Watchers hear of it from the apply, on every node.
                         DeliveryOutcome::Delivered { .. } => landed = true,
-                        // Deliver remembers this outcome, so retrying cannot succeed; the
-                        // bounce (DSN) belongs to the outbound issue.
+                        // Deliver remembers this outcome, so retrying cannot succeed: the
+                        // sender gets a DSN (once, by its derived id).
                         DeliveryOutcome::OverQuota { .. } => {
-                            tracing::warn!(id = %entry.id, address, "over quota; not delivered")
+                            tracing::warn!(id = %entry.id, address, "over quota; bounced");
+                            self.over_quota(entry, address, body).await?;
                         }
                     }
                 }
@@ -133,8 +183,40 @@ impl Courier {
         }
     }
 
+    /// Bounces a queued message a local recipient had no room for.
+    async fn over_quota(
+        &self,
+        entry: &QueueRecord,
+        address: &str,
+        body: &[u8],
+    ) -> Result<(), QueueError> {
+        let original = Original {
+            id: entry.id,
+            sender: &entry.sender,
+            created: entry.created,
+            body,
+        };
+        let status = RecipientStatus {
+            address: address.to_string(),
+            status: "5.2.2".into(),
+            diagnostic: "552 5.2.2 mailbox full".into(),
+            remote_mta: None,
+        };
+        let hostname = self.relay.hostname();
+        bounce::send(
+            &self.raft,
+            &self.directory,
+            hostname,
+            &original,
+            DsnKind::Failed,
+            status,
+            None,
+        )
+        .await
+    }
+
     /// Runs a RocksDB read on the blocking pool.
-    async fn blocking<T, F>(&self, read: F) -> Result<T, QueueError>
+    pub(crate) async fn blocking<T, F>(&self, read: F) -> Result<T, QueueError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, QueueError> + Send + 'static,

@@ -14,6 +14,9 @@ pub struct Envelope {
     pub body: Vec<u8>,
     /// The account of an authenticated sender: outbound-only mail is queued in its partition.
     pub sender_account: Option<tern_core::AccountId>,
+    /// Where local recipients file it; `None` = INBOX. The inbound filter sets `Junk` for a
+    /// DMARC quarantine.
+    pub mailbox: Option<String>,
 }
 
 /// What happened to an accepted transaction.

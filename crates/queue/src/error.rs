@@ -1,6 +1,6 @@
 //! The queue's error type.
 
-use tern_core::GroupId;
+use tern_core::{DeliveryId, GroupId};
 use tern_raft::RaftError;
 use tern_store::{Response, StoreError};
 
@@ -13,6 +13,12 @@ pub enum QueueError {
     /// No recipient to deliver to.
     #[error("no recipients")]
     NoRecipients,
+    /// No queued message has this id (operator commands).
+    #[error("no queued message {0}")]
+    NotQueued(DeliveryId),
+    /// The relay cannot work with this configuration.
+    #[error("relay configuration: {0}")]
+    Config(String),
 }
 
 impl From<StoreError> for QueueError {

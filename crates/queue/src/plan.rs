@@ -16,8 +16,8 @@ pub(crate) struct Plan {
     pub group: GroupId,
     /// Recipients living in `group`: delivered by the commit itself.
     pub local: Vec<LocalRecipient>,
-    /// Local recipients in other partitions.
-    pub other_partitions: Vec<(AccountId, String)>,
+    /// Local recipients in other partitions: (account, address, mailbox).
+    pub other_partitions: Vec<(AccountId, String, String)>,
     /// Addresses outside our domains.
     pub remote: Vec<String>,
 }
@@ -41,6 +41,7 @@ pub(crate) fn plan(envelope: &Envelope, partitions: u32) -> Result<Plan, QueueEr
         (Some(account), _) | (None, Some(account)) => partition_of(account),
         (None, None) => partition_of(sender_hash(&envelope.sender)),
     };
+    let mailbox = envelope.mailbox.as_deref().unwrap_or(INBOX);
     let mut plan = Plan {
         group,
         local: Vec::new(),
@@ -53,7 +54,7 @@ pub(crate) fn plan(envelope: &Envelope, partitions: u32) -> Result<Plan, QueueEr
                 // Aliases are expanded upstream, but two RCPTs may still reach one account;
                 // it gets the message once.
                 let seen = plan.local.iter().any(|l| l.account == info.id)
-                    || plan.other_partitions.iter().any(|(a, _)| *a == info.id);
+                    || plan.other_partitions.iter().any(|(a, _, _)| *a == info.id);
                 if seen {
                     continue;
                 }
@@ -61,11 +62,12 @@ pub(crate) fn plan(envelope: &Envelope, partitions: u32) -> Result<Plan, QueueEr
                     plan.local.push(LocalRecipient {
                         account: info.id,
                         address: info.address.clone(),
-                        mailbox: INBOX.to_string(),
+                        mailbox: mailbox.to_string(),
                         quota: info.quota,
                     });
                 } else {
-                    plan.other_partitions.push((info.id, info.address.clone()));
+                    let queued = (info.id, info.address.clone(), mailbox.to_string());
+                    plan.other_partitions.push(queued);
                 }
             }
             Recipient::Remote(address) => {
@@ -123,6 +125,7 @@ mod tests {
             recipients,
             body: b"x".to_vec(),
             sender_account,
+            mailbox: None,
         }
     }
 
@@ -144,7 +147,7 @@ mod tests {
         assert!(p.local.iter().all(|l| l.mailbox == INBOX));
         assert_eq!(
             p.other_partitions,
-            vec![(b, format!("u{}@example.com", b.0))]
+            vec![(b, format!("u{}@example.com", b.0), INBOX.to_string())]
         );
         assert_eq!(p.remote, vec!["x@remote.net".to_string()]);
     }
@@ -160,6 +163,19 @@ mod tests {
         assert_eq!(first.group, again.group);
         assert!((1..=P).contains(&first.group.0));
         assert!(first.local.is_empty() && first.other_partitions.is_empty());
+    }
+
+    #[test]
+    fn a_chosen_mailbox_reaches_every_local_recipient() {
+        let (a, b, _) = accounts();
+        let junk = Envelope {
+            mailbox: Some("Junk".into()),
+            ..envelope(vec![local(a), local(b)], None)
+        };
+        let p = plan(&junk, P).unwrap();
+        assert!(p.local.iter().all(|l| l.mailbox == "Junk"));
+        assert!(p.other_partitions.iter().all(|(_, _, m)| m == "Junk"));
+        assert_eq!(p.local.len() + p.other_partitions.len(), 2);
     }
 
     #[test]

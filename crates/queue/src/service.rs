@@ -2,18 +2,21 @@
 
 use crate::actor::{QueueActor, QueueMsg};
 use crate::delivery::Courier;
-use crate::plan::plan;
+use crate::relay::Relay;
 use crate::{Accepted, Envelope, QueueError};
 use ractor::{Actor, ActorRef};
 use std::sync::{Arc, Mutex};
-use tern_core::records::QueueRecord;
-use tern_core::{DeliveryId, GroupId};
+use tern_core::records::{QueueRecord, QueuedRecipient};
+use tern_core::{AccountId, DeliveryId, GroupId};
+use tern_directory::Directory;
 use tern_raft::RaftNode;
-use tern_store::{Command, DeliveryOutcome, Response};
+use tern_store::{Command, Rejection, Response, SendLimits};
 use tokio::task::JoinHandle;
 
 struct Inner {
     raft: RaftNode,
+    /// Remote delivery, shared by the partition actors.
+    relay: Relay,
     /// One actor per data partition; index `g - 1` serves partition `g`. Empty until the node
     /// has its partitions (a cluster member that has not joined yet).
     actors: Mutex<Vec<ActorRef<QueueMsg>>>,
@@ -36,11 +39,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Queue {
     /// Starts one queue actor per partition (once the node has its partitions), and wakes a
     /// partition's actor whenever this replica applies a transaction that queued something
-    /// there — wherever it was accepted.
-    pub async fn start(raft: RaftNode) -> Result<Queue, QueueError> {
+    /// there — wherever it was accepted — or an operator's retry.
+    pub async fn start(raft: RaftNode, relay: Relay) -> Result<Queue, QueueError> {
         let queue = Queue {
             inner: Arc::new(Inner {
                 raft: raft.clone(),
+                relay,
                 actors: Mutex::new(Vec::new()),
                 tasks: Mutex::new(Vec::new()),
                 starter: Mutex::new(None),
@@ -54,6 +58,7 @@ impl Queue {
                     remote,
                     ..
                 } => !other_partitions.is_empty() || !remote.is_empty(),
+                Command::RetryQueued { .. } => true,
                 _ => false,
             };
             if queued && let Some(inner) = weak.upgrade() {
@@ -85,6 +90,8 @@ impl Queue {
             let courier = Courier {
                 raft: raft.clone(),
                 group,
+                relay: self.inner.relay.clone(),
+                directory: Directory::new(raft.clone()),
             };
             match Actor::spawn(None, QueueActor, courier).await {
                 Ok((actor, task)) => {
@@ -108,46 +115,33 @@ impl Queue {
 
     /// Commits `envelope` (one Raft commit in the common case) and returns after the commit.
     pub async fn accept(&self, envelope: Envelope) -> Result<Accepted, QueueError> {
-        let raft = &self.inner.raft;
-        let plan = plan(&envelope, raft.partitions())?;
-        let id = DeliveryId::random();
-        let queued = plan.other_partitions.len() + plan.remote.len();
-        let addresses: Vec<(tern_core::AccountId, String)> = plan
-            .local
-            .iter()
-            .map(|l| (l.account, l.address.clone()))
-            .collect();
-        let command = Command::Accept {
-            id,
-            sender: envelope.sender,
-            body: envelope.body,
-            received_at: chrono::Utc::now().timestamp(),
-            local: plan.local,
-            other_partitions: plan.other_partitions,
-            remote: plan.remote,
-        };
-        let outcomes = match raft.propose(plan.group, command).await? {
-            Response::Accepted(outcomes) => outcomes,
-            other => return Err(QueueError::unexpected(plan.group, &other)),
-        };
-        let mut over_quota = Vec::new();
-        let mut delivered = 0;
-        for outcome in outcomes {
-            match outcome {
-                // Watchers hear of it from the apply, on every node.
-                DeliveryOutcome::Delivered { .. } => delivered += 1,
-                DeliveryOutcome::OverQuota { account } => {
-                    let address = addresses.iter().find(|(a, _)| *a == account);
-                    over_quota.extend(address.map(|(_, addr)| addr.clone()));
-                }
-            }
+        let now = chrono::Utc::now().timestamp();
+        crate::accept::commit(&self.inner.raft, envelope, DeliveryId::random(), now).await
+    }
+
+    /// Counts one message `account` is about to send against `limits`, in the account's
+    /// partition so the count holds cluster-wide. `Ok(false)`: over the limit, refuse it.
+    /// Without limits nothing is committed.
+    pub async fn charge_send(
+        &self,
+        account: AccountId,
+        limits: SendLimits,
+    ) -> Result<bool, QueueError> {
+        if !limits.any() {
+            return Ok(true);
         }
-        // The partition's queue actor is woken by the apply itself (see `start`).
-        Ok(Accepted {
-            id,
-            over_quota,
-            accepted: delivered + queued,
-        })
+        let raft = &self.inner.raft;
+        let group = raft.partition_of(account);
+        let command = Command::ChargeSend {
+            account,
+            at: chrono::Utc::now().timestamp(),
+            limits,
+        };
+        match raft.propose(group, command).await? {
+            Response::Ok => Ok(true),
+            Response::Rejected(Rejection::SendLimitExceeded) => Ok(false),
+            other => Err(QueueError::unexpected(group, &other)),
+        }
     }
 
     /// Whether `account` is already at or over its quota, read from this node's replica of its
@@ -182,6 +176,91 @@ impl Queue {
         let mut all = all?;
         all.sort_by_key(|r| (r.created, r.id));
         Ok(all)
+    }
+
+    /// One queued message, from this node's replicas.
+    pub async fn get(&self, id: DeliveryId) -> Result<Option<QueueRecord>, QueueError> {
+        Ok(self.find(id).await?.map(|(_, record)| record))
+    }
+
+    /// Makes every remote recipient of `id` due now (`tern queue retry`).
+    pub async fn retry(&self, id: DeliveryId) -> Result<(), QueueError> {
+        let (group, _) = self.find(id).await?.ok_or(QueueError::NotQueued(id))?;
+        let now = chrono::Utc::now().timestamp();
+        let command = Command::RetryQueued { id: Some(id), now };
+        match self.inner.raft.propose(group, command).await? {
+            Response::Ok => Ok(()),
+            Response::Rejected(Rejection::NotQueued) => Err(QueueError::NotQueued(id)),
+            other => Err(QueueError::unexpected(group, &other)),
+        }
+    }
+
+    /// Removes `id` from the queue without delivering or bouncing it (`tern queue delete`).
+    pub async fn delete(&self, id: DeliveryId) -> Result<(), QueueError> {
+        let (group, _) = self.find(id).await?.ok_or(QueueError::NotQueued(id))?;
+        match self
+            .inner
+            .raft
+            .propose(group, Command::DeleteQueued { id })
+            .await?
+        {
+            Response::Ok => Ok(()),
+            Response::Rejected(Rejection::NotQueued) => Err(QueueError::NotQueued(id)),
+            other => Err(QueueError::unexpected(group, &other)),
+        }
+    }
+
+    /// Makes every remote recipient in the queue due now (`tern queue flush`); returns how
+    /// many messages had remote recipients waiting.
+    pub async fn flush(&self) -> Result<usize, QueueError> {
+        let raft = &self.inner.raft;
+        let now = chrono::Utc::now().timestamp();
+        let mut waiting = 0;
+        for g in 1..=raft.partitions() {
+            let group = GroupId(g);
+            let reader = raft.local_reader(group);
+            let queued = tokio::task::spawn_blocking(move || reader.queue())
+                .await
+                .map_err(|e| QueueError::unavailable(group, format!("queue read failed: {e}")))??;
+            let remote = queued
+                .iter()
+                .filter(|q| {
+                    q.recipients
+                        .iter()
+                        .any(|r| matches!(r, QueuedRecipient::Remote { .. }))
+                })
+                .count();
+            if remote == 0 {
+                continue;
+            }
+            waiting += remote;
+            match raft
+                .propose(group, Command::RetryQueued { id: None, now })
+                .await?
+            {
+                Response::Ok => {}
+                other => return Err(QueueError::unexpected(group, &other)),
+            }
+        }
+        Ok(waiting)
+    }
+
+    /// The partition holding `id` and its record, from this node's replicas.
+    async fn find(&self, id: DeliveryId) -> Result<Option<(GroupId, QueueRecord)>, QueueError> {
+        let raft = self.inner.raft.clone();
+        let readers: Vec<_> = (1..=raft.partitions())
+            .map(|g| raft.local_reader(GroupId(g)))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            for reader in readers {
+                if let Some(record) = reader.queued(id)? {
+                    return Ok(Some((reader.group(), record)));
+                }
+            }
+            Ok(None)
+        })
+        .await
+        .map_err(|e| QueueError::unavailable(GroupId::META, format!("queue read failed: {e}")))?
     }
 
     /// Stops the queue actors.

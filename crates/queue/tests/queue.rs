@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tern_core::config::{DnsConfig, RelayConfig};
 use tern_core::records::QueuedRecipient;
 use tern_core::{DeliveryId, GroupId};
 use tern_directory::{AccountInfo, Directory, Recipient};
 use tern_mailbox::{MailboxEvent, Mailboxes};
-use tern_queue::{Envelope, Queue, QueueError};
+use tern_queue::{Envelope, Queue, QueueError, Relay};
 use tern_raft::RaftNode;
 use tern_raft::testing::{run, start_node};
 use tern_store::{Command, LocalRecipient, Response};
@@ -26,7 +27,13 @@ impl World {
         let directory = Directory::new(raft.clone());
         directory.add_domain("example.com").await.unwrap();
         let mailboxes = Mailboxes::new(raft.clone());
-        let queue = Queue::start(raft.clone()).await.unwrap();
+        // Remote recipients meet a DNS server that never answers: they stay deferred.
+        let dns = DnsConfig {
+            servers: vec!["127.0.0.1:9".into()],
+            timeout_secs: 1,
+        };
+        let relay = Relay::new("mx.test", &RelayConfig::default(), &dns).unwrap();
+        let queue = Queue::start(raft.clone(), relay).await.unwrap();
         World {
             raft,
             directory,
@@ -83,6 +90,7 @@ fn envelope(recipients: Vec<Recipient>) -> Envelope {
         recipients,
         body: b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
         sender_account: None,
+        mailbox: None,
     }
 }
 
@@ -140,13 +148,15 @@ fn remote_recipients_stay_queued() {
         let accepted = w.queue.accept(envelope(rcpts)).await.unwrap();
         assert_eq!(accepted.accepted, 3);
 
-        // Bob's recipient is delivered and dequeued; the remote one waits for the relay.
+        // Bob's recipient is delivered and dequeued; the remote one is deferred (no DNS
+        // answers here) with the reason recorded.
         w.wait_for_queue(|q| {
             q.len() == 1
                 && q[0].id == accepted.id
                 && matches!(
                     q[0].recipients.as_slice(),
-                    [QueuedRecipient::Remote { address, .. }] if address == "friend@remote.net"
+                    [QueuedRecipient::Remote { address, attempts, last_error: Some(e), .. }]
+                        if address == "friend@remote.net" && *attempts >= 1 && e.contains("4.4.3")
                 )
         })
         .await;
