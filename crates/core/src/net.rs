@@ -14,15 +14,16 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-/// A TCP stream, plain or wrapped in server-side TLS.
-pub enum Stream {
+/// A TCP stream, plain or wrapped in TLS: server-side by default, `Stream<client::TlsStream>`
+/// for the outbound SMTP client.
+pub enum Stream<T = TlsStream<TcpStream>> {
     /// Before STARTTLS, or on a plaintext-only listener.
     Plain(TcpStream),
     /// After STARTTLS or on an implicit-TLS listener.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<T>),
 }
 
-impl AsyncRead for Stream {
+impl<T: AsyncRead + Unpin> AsyncRead for Stream<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -35,7 +36,7 @@ impl AsyncRead for Stream {
     }
 }
 
-impl AsyncWrite for Stream {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Stream<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, b),

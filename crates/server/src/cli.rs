@@ -1,8 +1,11 @@
 //! The command line: `tern serve` runs a node; the other commands administer a running node
 //! through its admin API.
 
-use crate::admin::api::{AccountView, AliasView, DomainView, QueueView};
+use crate::admin::api::{
+    AccountView, AliasView, DomainView, FlushView, QueueView, QueuedRecipientView,
+};
 use crate::admin::client::AdminClient;
+use crate::admin::dkim::{DkimKeyView, DnsRecordsView};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use hyper::Method;
@@ -97,6 +100,23 @@ pub enum DomainCommand {
         /// The domain.
         name: String,
     },
+    /// Generate the domain's DKIM signing key (replacing an older one) and print the TXT
+    /// record to publish.
+    Dkim {
+        /// The domain.
+        name: String,
+        /// The selector: the key is published at SELECTOR._domainkey.DOMAIN.
+        #[arg(long, default_value = crate::admin::dkim::DEFAULT_SELECTOR)]
+        selector: String,
+        /// rsa (2048 bits) or ed25519.
+        #[arg(long, default_value = "rsa", value_parser = ["rsa", "ed25519"])]
+        algorithm: String,
+    },
+    /// Print the DNS records to publish for the domain (MX, SPF, DKIM, DMARC), zone-file form.
+    Dns {
+        /// The domain.
+        name: String,
+    },
 }
 
 /// `tern account ...`.
@@ -152,8 +172,25 @@ pub enum AliasCommand {
 /// `tern queue ...`.
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
-    /// List queued messages.
+    /// List queued messages, one line per recipient still to deliver.
     List,
+    /// Show one queued message.
+    Show {
+        /// The queue id (from `tern queue list`).
+        id: String,
+    },
+    /// Try the remote recipients of a message again now.
+    Retry {
+        /// The queue id.
+        id: String,
+    },
+    /// Remove a message from the queue, without delivering or bouncing it.
+    Delete {
+        /// The queue id.
+        id: String,
+    },
+    /// Try every queued remote recipient again now.
+    Flush,
 }
 
 /// Parses `1024`, `10K`, `50M`, `2G` into bytes.
@@ -239,6 +276,23 @@ pub async fn administer(cli: &Cli) -> Result<()> {
                 .await?;
             println!("domain {name} removed");
         }
+        Command::Domain(DomainCommand::Dkim {
+            name,
+            selector,
+            algorithm,
+        }) => {
+            let path = format!("/v1/domains/{}/dkim", path_escape(name));
+            let body = json!({ "selector": selector, "algorithm": algorithm });
+            let key: DkimKeyView = api.call(Method::POST, &path, Some(body)).await?;
+            println!("{}", key.record);
+        }
+        Command::Domain(DomainCommand::Dns { name }) => {
+            let path = format!("/v1/domains/{}/dns", path_escape(name));
+            let dns: DnsRecordsView = api.call(Method::GET, &path, None).await?;
+            for line in dns.records {
+                println!("{line}");
+            }
+        }
         Command::Account(AccountCommand::Add {
             address,
             password,
@@ -291,29 +345,106 @@ pub async fn administer(cli: &Cli) -> Result<()> {
         }
         Command::Queue(QueueCommand::List) => {
             let list: Vec<QueueView> = api.call(Method::GET, "/v1/queue", None).await?;
-            print_queue(&list);
+            print_queue(&list, unix_now());
+        }
+        Command::Queue(QueueCommand::Show { id }) => {
+            let path = format!("/v1/queue/{}", path_escape(id));
+            let q: QueueView = api.call(Method::GET, &path, None).await?;
+            print_queued(&q, unix_now());
+        }
+        Command::Queue(QueueCommand::Retry { id }) => {
+            let path = format!("/v1/queue/{}/retry", path_escape(id));
+            let () = api.call(Method::POST, &path, None).await?;
+            println!("{id}: remote recipients will be tried again now");
+        }
+        Command::Queue(QueueCommand::Delete { id }) => {
+            let path = format!("/v1/queue/{}", path_escape(id));
+            let () = api.call(Method::DELETE, &path, None).await?;
+            println!("{id} deleted from the queue");
+        }
+        Command::Queue(QueueCommand::Flush) => {
+            let flushed: FlushView = api.call(Method::POST, "/v1/queue/flush", None).await?;
+            println!(
+                "{} message(s) with remote recipients will be tried again now",
+                flushed.messages
+            );
         }
     }
     Ok(())
 }
 
-fn print_queue(list: &[QueueView]) {
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `90` → `1m`, `7200` → `2h`: the largest whole unit.
+fn span(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+/// When a recipient is tried next, relative to `now`.
+fn next_try(r: &QueuedRecipientView, now: i64) -> String {
+    match r.next_attempt {
+        None => "now".into(),
+        Some(at) if at <= now => "now".into(),
+        Some(at) => format!("in {}", span(at - now)),
+    }
+}
+
+fn print_queue(list: &[QueueView], now: i64) {
     if list.is_empty() {
         println!("queue is empty");
         return;
     }
+    println!(
+        "{:<32}  {:>4}  {:<30}  {:<30}  {:<6}  {:>8}  {:<8}  LAST ERROR",
+        "ID", "AGE", "SENDER", "RECIPIENT", "TYPE", "ATTEMPTS", "NEXT TRY"
+    );
     for q in list {
         let sender = if q.sender.is_empty() { "<>" } else { &q.sender };
-        println!("{}  {} bytes  from {sender}", q.id, q.size);
+        let age = span(now - q.created);
         for r in &q.recipients {
-            let error = r.last_error.as_deref().unwrap_or("-");
             println!(
-                "    {:<40} {:<6} attempts {}  last error: {error}",
-                r.address, r.kind, r.attempts
+                "{:<32}  {:>4}  {:<30}  {:<30}  {:<6}  {:>8}  {:<8}  {}",
+                q.id,
+                age,
+                sender,
+                r.address,
+                r.kind,
+                r.attempts,
+                next_try(r, now),
+                r.last_error.as_deref().unwrap_or("-")
             );
         }
     }
     println!("{} message(s) queued", list.len());
+}
+
+fn print_queued(q: &QueueView, now: i64) {
+    let sender = if q.sender.is_empty() { "<>" } else { &q.sender };
+    println!("id:         {}", q.id);
+    println!("sender:     {sender}");
+    println!("size:       {} bytes", q.size);
+    println!(
+        "queued:     {} ago (unix time {})",
+        span(now - q.created),
+        q.created
+    );
+    println!("recipients:");
+    for r in &q.recipients {
+        println!("  {} ({})", r.address, r.kind);
+        println!("    attempts:   {}", r.attempts);
+        println!("    next try:   {}", next_try(r, now));
+        println!("    last error: {}", r.last_error.as_deref().unwrap_or("-"));
+    }
 }
 
 /// Escapes the characters of an address that cannot appear raw in a URL path segment.
@@ -358,6 +489,15 @@ mod tests {
     }
 
     #[test]
+    fn spans_use_the_largest_whole_unit() {
+        assert_eq!(span(-5), "0s");
+        assert_eq!(span(59), "59s");
+        assert_eq!(span(90), "1m");
+        assert_eq!(span(7200), "2h");
+        assert_eq!(span(86400 * 3), "3d");
+    }
+
+    #[test]
     fn path_segments_are_escaped() {
         assert_eq!(path_escape("a+b@x.org"), "a%2Bb@x.org");
         assert_eq!(path_escape("../x"), "..%2Fx");
@@ -383,5 +523,40 @@ mod tests {
         assert!(Cli::try_parse_from(["tern", "serve", "--dev", "--data", "/tmp/x"]).is_ok());
         assert!(Cli::try_parse_from(["tern", "alias", "add", "a@x.org", "b@y.org"]).is_ok());
         assert!(Cli::try_parse_from(["tern", "queue", "list"]).is_ok());
+        for sub in [
+            &["show", "ab"][..],
+            &["retry", "ab"],
+            &["delete", "ab"],
+            &["flush"],
+        ] {
+            let args = ["tern", "queue"].iter().chain(sub.iter());
+            assert!(Cli::try_parse_from(args).is_ok(), "{sub:?}");
+        }
+        assert!(Cli::try_parse_from(["tern", "queue", "show"]).is_err());
+        match Cli::try_parse_from(["tern", "domain", "dkim", "example.com"])
+            .unwrap()
+            .command
+        {
+            Command::Domain(DomainCommand::Dkim {
+                selector,
+                algorithm,
+                ..
+            }) => assert_eq!((selector.as_str(), algorithm.as_str()), ("tern", "rsa")),
+            other => panic!("parsed as {other:?}"),
+        }
+        let ed = [
+            "tern",
+            "domain",
+            "dkim",
+            "x.org",
+            "--algorithm",
+            "ed25519",
+            "--selector",
+            "s1",
+        ];
+        assert!(Cli::try_parse_from(ed).is_ok());
+        let bad = ["tern", "domain", "dkim", "x.org", "--algorithm", "dsa"];
+        assert!(Cli::try_parse_from(bad).is_err());
+        assert!(Cli::try_parse_from(["tern", "domain", "dns", "example.com"]).is_ok());
     }
 }

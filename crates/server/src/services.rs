@@ -7,10 +7,11 @@ use std::sync::Arc;
 use tern_core::config::ClusterConfig;
 use tern_core::config::Config;
 use tern_directory::Directory;
+use tern_filter::Filter;
 use tern_imap::ImapContext;
 use tern_mailbox::Mailboxes;
 use tern_pop3::Pop3Context;
-use tern_queue::Queue;
+use tern_queue::{Queue, Relay};
 use tern_raft::link::LinkTls;
 use tern_raft::{LinkConfig, RaftConfig, RaftNode};
 use tern_smtp::{SmtpContext, SmtpMode};
@@ -26,6 +27,8 @@ pub struct Services {
     pub mailboxes: Mailboxes,
     /// The durable queue.
     pub queue: Queue,
+    /// Inbound checks, Authentication-Results, DKIM keys and records.
+    pub filter: Arc<Filter>,
     /// The server certificate.
     pub tls: TlsAcceptor,
     /// Connection admission.
@@ -53,11 +56,17 @@ impl Services {
         .context("starting the Raft groups")?;
         let directory = Directory::new(raft.clone());
         let mailboxes = Mailboxes::new(raft.clone());
-        let queue = Queue::start(raft.clone())
+        let relay = Relay::new(&config.server.hostname, &config.relay, &config.dns)
+            .context("setting up the outbound relay")?;
+        let queue = Queue::start(raft.clone(), relay)
             .await
             .context("starting the queue")?;
         let limits = config.limits.clone();
         let hostname = config.server.hostname.clone();
+        let filter = Arc::new(
+            Filter::new(&config.filter, &config.dns, &hostname)
+                .context("setting up the inbound filter")?,
+        );
         let plaintext = config.server.allow_plaintext_auth_on_loopback;
         let smtp = |mode| {
             Arc::new(SmtpContext {
@@ -68,6 +77,7 @@ impl Services {
                 tls: Some(tls.clone()),
                 limits: limits.clone(),
                 allow_plaintext_auth_on_loopback: plaintext,
+                filter: filter.clone(),
             })
         };
         Ok(Services {
@@ -94,6 +104,7 @@ impl Services {
             directory,
             mailboxes,
             queue,
+            filter,
             tls,
         })
     }

@@ -1,8 +1,9 @@
 //! Tern's SMTP server: inbound MX sessions and authenticated submission (RFC 5321, 6409, 8314).
 //!
-//! It parses, enforces limits and policy (no open relay, AUTH only over TLS), and hands a
-//! finished transaction to the queue, answering `250` only after the Raft commit. It does not
-//! store anything itself, nor relay outbound mail (the queue does).
+//! It parses, enforces limits and policy (no open relay, AUTH only over TLS), asks the inbound
+//! filter (DNSBL at connect, SPF from MAIL FROM, DKIM and DMARC at the end of DATA), DKIM-signs
+//! submitted mail, and hands a finished transaction to the queue, answering `250` only after
+//! the Raft commit. It does not store anything itself, nor relay outbound mail (the queue does).
 //!
 //! - [`proto`]: pure command parser.
 //! - [`replies`]: every reply the server sends.
@@ -10,17 +11,20 @@
 //! - [`auth`]: SASL PLAIN and LOGIN exchanges.
 //! - [`data`]: the DATA reader (CRLF.CRLF only, dot-unstuffing, size limit).
 //! - [`headers`]: Return-Path and Received.
+//! - [`policy`]: the inbound verdict and DKIM signing at the end of DATA.
 #![warn(missing_docs)]
 
 pub mod auth;
 pub mod data;
 pub mod headers;
+pub mod policy;
 pub mod proto;
 pub mod replies;
 pub mod session;
 
 pub use session::run_session;
 
+use std::sync::Arc;
 use tern_core::config::Limits;
 use tern_directory::Directory;
 use tern_queue::Queue;
@@ -51,4 +55,6 @@ pub struct SmtpContext {
     pub limits: Limits,
     /// `--dev`: AUTH allowed without TLS when the peer is a loopback address.
     pub allow_plaintext_auth_on_loopback: bool,
+    /// Inbound checks (MX) and Authentication-Results (both listeners).
+    pub filter: Arc<tern_filter::Filter>,
 }

@@ -47,6 +47,16 @@ impl Reply {
     }
 }
 
+/// RFC 5321 §3.1 / RFC 5782: the client is on a block list; sent instead of the greeting.
+pub fn blocked(text: String) -> Reply {
+    Reply::new(554, "5.7.1", text)
+}
+
+/// RFC 7489 §7.3 / RFC 9989: the message fails the sender domain's DMARC `p=reject`.
+pub fn dmarc_rejected(text: String) -> Reply {
+    Reply::new(550, "5.7.1", text)
+}
+
 /// RFC 5321 §4.1.1: generic success.
 pub const OK: Reply = r(250, "2.0.0", "Ok");
 /// RFC 5321 §4.1.1.2: sender accepted.
@@ -121,6 +131,12 @@ pub const AUTH_NOT_AVAILABLE: Reply = r(503, "5.5.1", "AUTH not available on thi
 pub const NO_VALID_RECIPIENTS: Reply = r(554, "5.5.1", "No valid recipients");
 /// Bare LF/CR in DATA (SMTP smuggling defence).
 pub const BARE_LINE_ENDING: Reply = r(550, "5.6.11", "Bare LF or CR in message; use CRLF");
+/// RFC 3463 §3.8: the account sent its allowance for this hour or day (`[limits]`).
+pub const SEND_LIMIT: Reply = r(
+    450,
+    "4.7.1",
+    "Sending limit exceeded, please try again later",
+);
 /// RFC 5321 §4.2.3: temporary failure; the commit did not (certainly) happen.
 pub const TRY_AGAIN: Reply = r(451, "4.3.0", "Temporary failure, please try again later");
 /// Shutdown.

@@ -4,6 +4,7 @@
 use crate::auth::{self, Exchange};
 use crate::data::{self, Body};
 use crate::headers::{self, Trace};
+use crate::policy;
 use crate::proto::{self, MailParams, ParseError, Request};
 use crate::replies::{self, Reply};
 use crate::{SmtpContext, SmtpMode};
@@ -26,6 +27,10 @@ struct Transaction {
     attempted_rcpts: usize,
     /// The address of the single accepted recipient, for the Received header.
     first_rcpt: Option<String>,
+    /// The domains of the accepted RCPT addresses: they choose the inbound checks.
+    rcpt_domains: Vec<String>,
+    /// SPF checks started at MAIL FROM on the MX listener, finished at the end of DATA.
+    spf: Option<tern_filter::SpfTask>,
 }
 
 /// What the loop does after a command.
@@ -69,6 +74,14 @@ impl Session {
     }
 
     async fn run(&mut self, shutdown: CancellationToken) -> std::io::Result<()> {
+        if self.ctx.mode == SmtpMode::Mx
+            && self.ctx.filter.has_dnsbl()
+            && let Some(listing) = self.ctx.filter.dnsbl(self.conn.peer.ip()).await
+        {
+            tracing::info!(zone = %listing.zone, reason = ?listing.reason, "client on a block list");
+            self.reply(&replies::blocked(listing.reply_text()));
+            return self.conn.shutdown().await;
+        }
         let greeting = format!("220 {} ESMTP Tern\r\n", self.ctx.hostname);
         self.conn.write(greeting.as_bytes());
         let idle = Duration::from_secs(self.ctx.limits.smtp_idle_timeout_secs);
@@ -210,14 +223,46 @@ impl Session {
         {
             return self.reply(&replies::TOO_BIG);
         }
+        if let Some(user) = self.user.clone()
+            && let Some(refusal) = self.charge_send(&user).await
+        {
+            return self.reply(&refusal);
+        }
+        let spf = (self.ctx.mode == SmtpMode::Mx && self.ctx.filter.spf_wanted()).then(|| {
+            let helo = self.helo.as_deref().unwrap_or_default();
+            self.ctx.filter.start_spf(self.conn.peer.ip(), helo, &from)
+        });
         self.tx = Some(Transaction {
             from,
             recipients: Vec::new(),
             accepted_rcpts: 0,
             attempted_rcpts: 0,
             first_rcpt: None,
+            rcpt_domains: Vec::new(),
+            spf,
         });
         self.reply(&replies::SENDER_OK);
+    }
+
+    /// Counts this message against the user's sending limits (per hour/day, cluster-wide, in
+    /// the replicated state); the refusal to send when over them. MAIL FROM is what counts (as
+    /// with Postfix's message rate limit): a transaction abandoned later still counted.
+    async fn charge_send(&self, user: &AccountInfo) -> Option<Reply> {
+        let limits = tern_queue::SendLimits {
+            per_hour: self.ctx.limits.max_messages_per_hour,
+            per_day: self.ctx.limits.max_messages_per_day,
+        };
+        match self.ctx.queue.charge_send(user.id, limits).await {
+            Ok(true) => None,
+            Ok(false) => {
+                tracing::warn!(user = %user.address, "sending limit reached");
+                Some(replies::SEND_LIMIT)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sending limit check failed");
+                Some(replies::TRY_AGAIN)
+            }
+        }
     }
 
     /// Whether an authenticated user may send as `from` (RFC 6409 §6.1): their own address,
@@ -291,6 +336,12 @@ impl Session {
         if tx.first_rcpt.is_none() {
             tx.first_rcpt = Some(address.to_string());
         }
+        if let Some((_, domain)) = address.rsplit_once('@') {
+            let domain = domain.to_ascii_lowercase();
+            if !tx.rcpt_domains.contains(&domain) {
+                tx.rcpt_domains.push(domain);
+            }
+        }
         for r in recipients {
             if !tx.recipients.contains(&r) {
                 tx.recipients.push(r);
@@ -337,8 +388,28 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    /// Adds trace headers and commits through the queue; `250` only once that returned.
-    async fn commit(&mut self, tx: Transaction, body: Vec<u8>) -> Reply {
+    /// Runs the filter (MX) or signs (submission), adds trace headers and commits through the
+    /// queue; `250` only once that returned.
+    async fn commit(&mut self, mut tx: Transaction, body: Vec<u8>) -> Reply {
+        let helo = self.helo.as_deref().unwrap_or("unknown");
+        let (body, mailbox) = match &self.user {
+            Some(user) => {
+                let signed = policy::submitted(&self.ctx, &user.address, &tx.from, body).await;
+                (signed, None)
+            }
+            None => {
+                let envelope = policy::Envelope {
+                    ip: self.conn.peer.ip(),
+                    helo,
+                    mail_from: &tx.from,
+                    rcpt_domains: &tx.rcpt_domains,
+                };
+                match policy::inbound(&self.ctx, envelope, tx.spf.take(), body).await {
+                    Ok(screened) => (screened.body, screened.mailbox),
+                    Err(reply) => return reply,
+                }
+            }
+        };
         let trace_id = DeliveryId::random().to_string();
         let protocol = match (self.conn.is_tls(), self.user.is_some()) {
             (false, false) => "ESMTP",
@@ -366,6 +437,7 @@ impl Session {
             recipients: tx.recipients,
             body: message,
             sender_account: self.user.as_ref().map(|u| u.id),
+            mailbox,
         };
         match self.ctx.queue.accept(envelope).await {
             Ok(accepted) if accepted.accepted == 0 && !accepted.over_quota.is_empty() => {

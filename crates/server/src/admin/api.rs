@@ -8,7 +8,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -35,7 +35,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/aliases", get(list_aliases).post(add_alias))
         .route("/aliases/{address}", delete(delete_alias))
         .route("/queue", get(list_queue))
+        .route("/queue/flush", post(flush_queue))
+        .route("/queue/{id}", get(show_queued).delete(delete_queued))
+        .route("/queue/{id}/retry", post(retry_queued))
         .nest("/cluster", super::cluster::routes())
+        .merge(super::dkim::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/health/live", get(|| async { "ok\n" }))
@@ -392,47 +396,96 @@ pub struct QueuedRecipientView {
     pub last_error: Option<String>,
 }
 
-async fn list_queue(State(s): State<AdminState>) -> ApiResult<Vec<QueueView>> {
+impl From<tern_queue::QueueError> for ApiError {
+    fn from(e: tern_queue::QueueError) -> Self {
+        use tern_queue::QueueError;
+        let status = match &e {
+            QueueError::NotQueued(_) => StatusCode::NOT_FOUND,
+            QueueError::NoRecipients => StatusCode::BAD_REQUEST,
+            QueueError::Raft(_) => StatusCode::SERVICE_UNAVAILABLE,
+            QueueError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+/// A queue id from the URL; anything that is not one cannot be queued.
+fn queue_id(id: &str) -> Result<tern_core::DeliveryId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("no queued message {id}")))
+}
+
+fn queue_view(q: tern_core::records::QueueRecord) -> QueueView {
     use tern_core::records::QueuedRecipient;
-    let queued = s
-        .services
-        .queue
-        .list()
-        .await
-        .map_err(|e| ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    let view = queued
-        .into_iter()
-        .map(|q| QueueView {
-            id: q.id.to_string(),
-            sender: q.sender,
-            size: q.size,
-            created: q.created,
-            recipients: q
-                .recipients
-                .into_iter()
-                .map(|r| match r {
-                    QueuedRecipient::Local { address, .. } => QueuedRecipientView {
-                        address,
-                        kind: "local".into(),
-                        attempts: 0,
-                        next_attempt: None,
-                        last_error: None,
-                    },
-                    QueuedRecipient::Remote {
-                        address,
-                        attempts,
-                        next_attempt,
-                        last_error,
-                    } => QueuedRecipientView {
-                        address,
-                        kind: "remote".into(),
-                        attempts,
-                        next_attempt: Some(next_attempt),
-                        last_error,
-                    },
-                })
-                .collect(),
-        })
-        .collect();
-    Ok(Json(view))
+    QueueView {
+        id: q.id.to_string(),
+        sender: q.sender,
+        size: q.size,
+        created: q.created,
+        recipients: q
+            .recipients
+            .into_iter()
+            .map(|r| match r {
+                QueuedRecipient::Local { address, .. } => QueuedRecipientView {
+                    address,
+                    kind: "local".into(),
+                    attempts: 0,
+                    next_attempt: None,
+                    last_error: None,
+                },
+                QueuedRecipient::Remote {
+                    address,
+                    attempts,
+                    next_attempt,
+                    last_error,
+                } => QueuedRecipientView {
+                    address,
+                    kind: "remote".into(),
+                    attempts,
+                    next_attempt: Some(next_attempt),
+                    last_error,
+                },
+            })
+            .collect(),
+    }
+}
+
+async fn list_queue(State(s): State<AdminState>) -> ApiResult<Vec<QueueView>> {
+    let queued = s.services.queue.list().await?;
+    Ok(Json(queued.into_iter().map(queue_view).collect()))
+}
+
+async fn show_queued(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult<QueueView> {
+    let id = queue_id(&id)?;
+    match s.services.queue.get(id).await? {
+        Some(q) => Ok(Json(queue_view(q))),
+        None => Err(tern_queue::QueueError::NotQueued(id).into()),
+    }
+}
+
+async fn retry_queued(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult<()> {
+    let id = queue_id(&id)?;
+    s.services.queue.retry(id).await?;
+    tracing::info!(%id, "queued message retried by the operator");
+    Ok(Json(()))
+}
+
+async fn delete_queued(State(s): State<AdminState>, Path(id): Path<String>) -> ApiResult<()> {
+    let id = queue_id(&id)?;
+    s.services.queue.delete(id).await?;
+    tracing::info!(%id, "queued message deleted by the operator");
+    Ok(Json(()))
+}
+
+/// `POST /v1/queue/flush` reply.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FlushView {
+    /// Messages whose remote recipients are now due.
+    pub messages: usize,
+}
+
+async fn flush_queue(State(s): State<AdminState>) -> ApiResult<FlushView> {
+    let messages = s.services.queue.flush().await?;
+    tracing::info!(messages, "queue flushed by the operator");
+    Ok(Json(FlushView { messages }))
 }
