@@ -8,7 +8,7 @@ PYTHON ?= python3
 PROFILE := --release
 APT_BUILD := libclang-dev
 # swaks needs Net::SSLeay and IO::Socket::SSL for STARTTLS (recommends, not depends).
-APT_TEST := swaks libnet-ssleay-perl libio-socket-ssl-perl isync haproxy
+APT_TEST := swaks libnet-ssleay-perl libio-socket-ssl-perl isync haproxy unbound postfix openssl
 
 .PHONY: run build test unit e2e lint deps test-deps bench clean-data
 
@@ -41,6 +41,7 @@ deps:
 test-deps:
 	@./scripts/ensure-apt $(APT_TEST)
 	@$(PYTHON) -c 'import pytest' 2>/dev/null || $(PYTHON) -m pip install -q 'pytest>=7'
+	@$(PYTHON) -c 'import dkim, dns.resolver' 2>/dev/null || $(PYTHON) -m pip install -q 'dkimpy>=1.1' 'dnspython>=2.4'
 
 clean-data:
 	rm -rf ./tern-data
