@@ -98,6 +98,18 @@ def default_bin() -> str:
         return str(REPO / "target" / "release" / "tern")
 
 
+def unavailable() -> str | None:
+    """Why a real cluster cannot run here (for a test's skip reason), or None when it can: the
+    tern binary must have `tern cluster`, and HAProxy must be installed."""
+    path = default_bin()
+    if not Path(path).exists() or subprocess.run([path, "cluster", "--help"],
+                                                 capture_output=True).returncode != 0:
+        return f"needs a tern with `tern cluster` ({path})"
+    if not (shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")):
+        return "needs haproxy"
+    return None
+
+
 def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
@@ -363,8 +375,11 @@ class Cluster:
     invocations (the CLI's kill, status, ...) act on the same processes."""
 
     def __init__(self, dir: str | os.PathLike | None = None, bin: str | None = None,
-                 base_port: int | None = None, log: Callable[[str], None] | None = None):
+                 base_port: int | None = None, log: Callable[[str], None] | None = None,
+                 extra_config: str = ""):
         self.dir = Path(dir or os.environ.get("TERN_LOCAL_DIR") or DEFAULT_DIR).resolve()
+        # TOML appended to every node's config by `up` (`[dns]`, `[relay]`, `[filter]`, ...).
+        self.extra_config = extra_config
         self._bin_option = bin
         self._bin = bin
         self.base_port_option = base_port
@@ -544,6 +559,8 @@ class Cluster:
                   f"ca = {q(str(certs / 'ca.pem'))}",
                   f"cert = {q(str(certs / f'node-{i}.pem'))}",
                   f"key = {q(str(certs / f'node-{i}.key'))}"]
+        if self.extra_config:
+            lines += ["", self.extra_config.strip("\n")]
         return "\n".join(lines) + "\n"
 
     def _start_node(self, i: int) -> dict:

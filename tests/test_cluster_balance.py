@@ -1,8 +1,6 @@
 """A 3-node cluster (cluster/ternlocal.py) spreads its group leaders evenly, gives a returning
 node its share back, and a node restarted while cut off from its peers never claims readiness."""
 
-import shutil
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -18,16 +16,8 @@ PARTITIONS = 8          # 9 groups with the meta group: 3 leaders per node when 
 NODES = (1, 2, 3)
 
 
-def _real_tern_has_cluster() -> bool:
-    path = ternlocal.default_bin()
-    return Path(path).exists() and subprocess.run(
-        [path, "cluster", "--help"], capture_output=True).returncode == 0
-
-
-pytestmark = pytest.mark.skipif(
-    not _real_tern_has_cluster() or not (shutil.which("haproxy") or
-                                         shutil.which("haproxy", path="/usr/sbin")),
-    reason="needs a tern with `tern cluster` and haproxy")
+_UNAVAILABLE = ternlocal.unavailable()
+pytestmark = pytest.mark.skipif(_UNAVAILABLE is not None, reason=str(_UNAVAILABLE))
 
 
 @pytest.fixture

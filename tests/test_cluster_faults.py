@@ -7,8 +7,6 @@ Rounds: $TERN_FAULT_ROUNDS (default 6). `pytest -s` shows the summary table.
 """
 
 import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,16 +21,8 @@ ROUNDS = int(os.environ.get("TERN_FAULT_ROUNDS", "6"))
 SEED = os.environ.get("TERN_FAULT_SEED")
 
 
-def _real_tern_has_cluster() -> bool:
-    path = ternlocal.default_bin()
-    return Path(path).exists() and subprocess.run(
-        [path, "cluster", "--help"], capture_output=True).returncode == 0
-
-
-needs_cluster = pytest.mark.skipif(
-    not _real_tern_has_cluster() or not (shutil.which("haproxy") or
-                                         shutil.which("haproxy", path="/usr/sbin")),
-    reason="needs a tern with `tern cluster` and haproxy")
+_UNAVAILABLE = ternlocal.unavailable()
+needs_cluster = pytest.mark.skipif(_UNAVAILABLE is not None, reason=str(_UNAVAILABLE))
 
 
 @needs_cluster

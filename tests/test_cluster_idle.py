@@ -4,9 +4,7 @@ a leader for every group; /health/ready follows a partition (503) and its heal (
 
 import contextlib
 import re
-import shutil
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,16 +22,8 @@ USER = f"ida@{DOMAIN}"
 PASSWORD = jepsen.PASSWORD
 
 
-def _real_tern_has_cluster() -> bool:
-    path = ternlocal.default_bin()
-    return Path(path).exists() and subprocess.run(
-        [path, "cluster", "--help"], capture_output=True).returncode == 0
-
-
-pytestmark = pytest.mark.skipif(
-    not _real_tern_has_cluster() or not (shutil.which("haproxy") or
-                                         shutil.which("haproxy", path="/usr/sbin")),
-    reason="needs a tern with `tern cluster` and haproxy")
+_UNAVAILABLE = ternlocal.unavailable()
+pytestmark = pytest.mark.skipif(_UNAVAILABLE is not None, reason=str(_UNAVAILABLE))
 
 
 @pytest.fixture
