@@ -10,7 +10,7 @@ use crate::QueueError;
 use crate::actor::QueueMsg;
 use crate::bounce::{self, Original};
 use crate::dsn::{DsnKind, RecipientStatus};
-use crate::outbound::Key;
+use crate::outbound::{Key, earliest_retry, has_local, remote_due};
 use crate::relay::Relay;
 use ractor::ActorRef;
 use std::collections::HashSet;
@@ -65,18 +65,25 @@ impl Courier {
         }
         let reader = self.raft.read(self.group).await?;
         let entries = self.blocking(move || Ok(reader.queue()?)).await?;
-        let active = &entries[..entries.len().min(ACTIVE_LIMIT)];
         let now = chrono::Utc::now().timestamp();
+        let next_due = earliest_retry(&entries, now, in_flight);
+        // Only entries with work to do now count against the limit: a backlog of deferred
+        // messages (a remote domain down for days) must not hide newer mail behind it.
+        let active: Vec<QueueRecord> = entries
+            .into_iter()
+            .filter(|e| has_local(e) || remote_due(e, now, in_flight))
+            .take(ACTIVE_LIMIT)
+            .collect();
         // Remote first: it only starts tasks, so a failing local delivery cannot hold it up.
-        let (tasks, next_due) = self
-            .relay_due(active, now, in_flight, running, myself)
+        let tasks = self
+            .relay_due(&active, now, in_flight, running, myself)
             .await?;
         let mut pass = Pass {
             delivered: 0,
             tasks,
             next_due,
         };
-        for entry in active {
+        for entry in &active {
             pass.delivered += self.entry(entry).await?;
         }
         Ok(pass)

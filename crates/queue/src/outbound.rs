@@ -65,9 +65,50 @@ fn domain_of(address: &str) -> Option<String> {
         .filter(|d| !d.is_empty())
 }
 
+/// The remote recipients of `entry` that wait for a later attempt, with its time.
+fn waiting<'a>(
+    entry: &'a QueueRecord,
+    in_flight: &'a HashSet<Key>,
+) -> impl Iterator<Item = i64> + 'a {
+    entry.recipients.iter().filter_map(move |r| match r {
+        QueuedRecipient::Remote {
+            address,
+            next_attempt,
+            ..
+        } if !in_flight.contains(&(entry.id, address.clone())) => Some(*next_attempt),
+        _ => None,
+    })
+}
+
+/// Whether `entry` has a remote recipient due at `now` that no task is working on.
+pub(crate) fn remote_due(entry: &QueueRecord, now: i64, in_flight: &HashSet<Key>) -> bool {
+    waiting(entry, in_flight).any(|at| at <= now)
+}
+
+/// Whether `entry` has a local recipient in another partition (always due).
+pub(crate) fn has_local(entry: &QueueRecord) -> bool {
+    entry
+        .recipients
+        .iter()
+        .any(|r| matches!(r, QueuedRecipient::Local { .. }))
+}
+
+/// The earliest attempt after `now` among all remote recipients not in flight: when the
+/// actor should look again.
+pub(crate) fn earliest_retry(
+    entries: &[QueueRecord],
+    now: i64,
+    in_flight: &HashSet<Key>,
+) -> Option<i64> {
+    entries
+        .iter()
+        .flat_map(|e| waiting(e, in_flight))
+        .filter(|at| *at > now)
+        .min()
+}
+
 impl Courier {
-    /// Starts delivery tasks for the due remote recipients of `entries` that are not in flight;
-    /// returns the tasks and the earliest future attempt time seen (to wake up for it).
+    /// Starts delivery tasks for the due remote recipients of `entries` that are not in flight.
     pub(crate) async fn relay_due(
         &self,
         entries: &[QueueRecord],
@@ -75,9 +116,8 @@ impl Courier {
         in_flight: &mut HashSet<Key>,
         running: usize,
         myself: &ActorRef<QueueMsg>,
-    ) -> Result<(Vec<JoinHandle<()>>, Option<i64>), QueueError> {
+    ) -> Result<Vec<JoinHandle<()>>, QueueError> {
         let mut by_domain: BTreeMap<String, Vec<Work>> = BTreeMap::new();
-        let mut earliest: Option<i64> = None;
         for entry in entries {
             let mut due: Vec<(String, u32)> = Vec::new();
             for r in &entry.recipients {
@@ -94,7 +134,6 @@ impl Courier {
                     continue;
                 }
                 if *next_attempt > now {
-                    earliest = Some(earliest.map_or(*next_attempt, |e| e.min(*next_attempt)));
                     continue;
                 }
                 due.push((address.clone(), *attempts));
@@ -156,7 +195,7 @@ impl Courier {
                 courier.relay_domain(&domain, work).await;
             }));
         }
-        Ok((tasks, earliest))
+        Ok(tasks)
     }
 
     /// One delivery task: loops bounce at once, the rest goes to the domain's MX.
@@ -315,6 +354,52 @@ impl Courier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn queued(id: u128, remote: &[(&str, i64)], local: bool) -> QueueRecord {
+        let mut recipients: Vec<QueuedRecipient> = remote
+            .iter()
+            .map(|(address, next_attempt)| QueuedRecipient::Remote {
+                address: address.to_string(),
+                attempts: 1,
+                next_attempt: *next_attempt,
+                last_error: None,
+            })
+            .collect();
+        if local {
+            recipients.push(QueuedRecipient::Local {
+                account: tern_core::AccountId(1),
+                address: "a@here.example".into(),
+                mailbox: "INBOX".into(),
+            });
+        }
+        QueueRecord {
+            id: DeliveryId(id),
+            sender: "s@here.example".into(),
+            recipients,
+            blob: tern_core::BlobId::of(b"x"),
+            size: 1,
+            created: 0,
+        }
+    }
+
+    #[test]
+    fn due_and_waiting_recipients() {
+        let deferred = queued(1, &[("x@far.example", 500)], false);
+        let due = queued(2, &[("y@far.example", 100), ("z@far.example", 900)], false);
+        let local = queued(3, &[], true);
+        let mut in_flight = HashSet::new();
+        assert!(!remote_due(&deferred, 200, &in_flight));
+        assert!(remote_due(&due, 200, &in_flight));
+        assert!(!remote_due(&local, 200, &in_flight) && has_local(&local));
+        let all = [deferred, due.clone(), local];
+        assert_eq!(earliest_retry(&all, 200, &in_flight), Some(500));
+        // A recipient a task is working on is neither due nor waited for.
+        in_flight.insert((DeliveryId(2), "y@far.example".to_string()));
+        assert!(!remote_due(&due, 200, &in_flight));
+        in_flight.insert((DeliveryId(1), "x@far.example".to_string()));
+        assert_eq!(earliest_retry(&all, 200, &in_flight), Some(900));
+        assert_eq!(earliest_retry(&all, 1_000, &in_flight), None);
+    }
 
     #[test]
     fn domains_are_lower_case_and_literals_kept() {
