@@ -15,7 +15,7 @@ measurement), `durability` says when each one has written a message to stable st
 root (postfix(1) does, and Dovecot switches to the users' uid). Every wait has a deadline;
 `stop()` stops everything, also when the start fails half-way.
 
-    python3 benches/compare/stacks.py smoke --users 20     # both stacks, one message each
+    python3 benches/stacks.py smoke --users 20     # both stacks, one message each
 """
 
 import argparse
@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
+REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 from mta import _MASTER_CF, _alive, _allow_traverse, _sbin, _tail, free_port  # noqa: E402
