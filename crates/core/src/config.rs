@@ -95,7 +95,7 @@ pub struct DnsConfig {
     /// Name servers to ask, as `ip` or `ip:port` (port 53 by default); empty = the system's
     /// `/etc/resolv.conf`.
     pub servers: Vec<String>,
-    /// Seconds to wait for one answer.
+    /// Seconds to wait for one answer, over all tries.
     pub timeout_secs: u64,
 }
 
@@ -109,6 +109,13 @@ impl Default for DnsConfig {
 }
 
 impl DnsConfig {
+    /// How one lookup is tried: up to `timeout_secs` tries of one second each (at most 10), so
+    /// that a lost UDP packet costs a second rather than the whole timeout.
+    pub fn tries(&self) -> (std::time::Duration, usize) {
+        let tries = self.timeout_secs.clamp(1, 10) as usize;
+        (std::time::Duration::from_secs(1), tries)
+    }
+
     /// The configured servers as socket addresses; an entry without a port gets port 53.
     pub fn server_addrs(&self) -> Result<Vec<std::net::SocketAddr>, String> {
         self.servers
@@ -414,6 +421,20 @@ mod tests {
         assert_eq!(addrs[1].to_string(), "127.0.0.2:5353");
         let bad: Config = toml::from_str("[dns]\nservers = [\"ns.example\"]").unwrap();
         assert!(bad.dns.server_addrs().is_err());
+    }
+
+    #[test]
+    fn dns_lookups_are_tried_in_one_second_steps() {
+        let secs = |t: u64| {
+            DnsConfig {
+                timeout_secs: t,
+                ..DnsConfig::default()
+            }
+            .tries()
+        };
+        assert_eq!(secs(5), (std::time::Duration::from_secs(1), 5));
+        assert_eq!(secs(0).1, 1);
+        assert_eq!(secs(60).1, 10);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tern_core::config::DnsConfig;
 
 /// Most TXT answers kept; past that, expired entries are dropped, then everything.
@@ -38,10 +38,9 @@ pub fn authenticator(config: &DnsConfig) -> Result<MessageAuthenticator, FilterE
             ResolverOpts::default(),
         )
     };
-    // One attempt bounded by the configured timeout: every check fails open (temperror), so a
-    // retry would only delay the message.
-    opts.timeout = Duration::from_secs(config.timeout_secs.max(1));
-    opts.attempts = 1;
+    // Short tries: every check fails open (temperror) within the filter's budget, and a lost
+    // packet should cost one second, not the whole timeout.
+    (opts.timeout, opts.attempts) = config.tries();
     MessageAuthenticator::new(resolver, opts).map_err(|e| FilterError::Resolver(e.to_string()))
 }
 
@@ -99,6 +98,7 @@ impl ResolverCache<Box<str>, Txt> for TxtCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn configured_servers_take_their_port() {

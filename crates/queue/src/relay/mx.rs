@@ -60,8 +60,7 @@ impl MxResolver {
     pub(crate) fn new(dns: &DnsConfig) -> Result<MxResolver, String> {
         let servers = dns.server_addrs()?;
         let mut options = ResolverOpts::default();
-        options.timeout = Duration::from_secs(dns.timeout_secs.max(1));
-        options.attempts = 2;
+        (options.timeout, options.attempts) = dns.tries();
         options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
         options.use_hosts_file = ResolveHosts::Never;
         // Short negative caching: a domain fixed by its owner is retried with fresh answers.
