@@ -1,32 +1,55 @@
-//! `tern-load`: measures Tern's mail path end to end. Parallel SMTP sessions send messages to
-//! user1..userN, then IMAP readers wait until every message is visible in its INBOX; the
-//! report gives throughput, SMTP latency percentiles and CPU use.
+//! `tern-load`: load workloads for Tern, or any SMTP/IMAP/POP3 server (Dovecot + Postfix for
+//! comparison). `--workload smtp` (the default) measures the mail path end to end: parallel
+//! SMTP sessions send messages to user1..userN, then IMAP readers wait until every message is
+//! visible in its INBOX; the report gives throughput, SMTP latency percentiles and CPU use.
+//! `imap`, `idle` and `pop3` exercise the mailbox side.
 //!
 //! - [`wire`]: a line connection with read deadlines.
 //! - [`smtp`]: the senders (pipelined MAIL/RCPT/DATA, several messages per session).
-//! - [`imap`]: the readers (LOGIN, `STATUS INBOX (MESSAGES)` polls).
-//! - [`stats`]: percentiles and CPU time from /proc.
+//! - [`imap`]: the IMAP client and the readers (LOGIN, `STATUS INBOX (MESSAGES)` polls).
+//! - [`imap_mixed`]: `--workload imap`, clients looping over a typical mail-client session.
+//! - [`idle`]: `--workload idle`, thousands of IDLE connections and the server memory they cost.
+//! - [`pop3`]: `--workload pop3`, parallel POP3 downloads.
+//! - [`stats`]: percentiles, per-operation timings and CPU time from /proc.
+//! - [`memory`], [`procs`]: the server's processes, their memory and CPU.
+//! - [`report`]: CPU lines, latency tables and `--json`.
 //! - [`accounts`]: `--create-users` through the `tern` CLI.
 //!
 //! Plain tokio and raw protocol lines on purpose: the client should cost little CPU and hide
 //! nothing about what goes over the wire.
 
 mod accounts;
+mod idle;
 mod imap;
+mod imap_mixed;
+mod memory;
+mod pop3;
+mod procs;
+mod report;
 mod smtp;
 mod stats;
 mod wire;
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use procs::Server;
+use report::{CpuMeter, CpuUse};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Load generator for Tern: SMTP in, IMAP-visible out.
-#[derive(Debug, Parser)]
+/// Load generator for Tern (or any SMTP/IMAP/POP3 server): SMTP in, IMAP-visible out by default.
+#[derive(Debug, Parser, Serialize)]
 #[command(name = "tern-load", version)]
-struct Args {
+pub struct Args {
+    /// What to run: smtp (send, then wait until IMAP-visible), imap (mixed client sessions),
+    /// idle (many IDLE connections, server memory), pop3 (download every mailbox).
+    #[arg(long, value_enum, default_value_t = Workload::Smtp)]
+    workload: Workload,
     /// Server address (loopback for `tern serve --dev`).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -36,11 +59,15 @@ struct Args {
     /// IMAP port (plain LOGIN, allowed from loopback in --dev).
     #[arg(long, default_value_t = 1143)]
     imap_port: u16,
+    /// POP3 port (plain USER/PASS), for --workload pop3.
+    #[arg(long, default_value_t = 1110)]
+    pop3_port: u16,
     /// Recipients are user1..userN at --domain.
     #[arg(long, default_value_t = 10)]
     users: usize,
     /// The users' password.
     #[arg(long, default_value = "load-test-password")]
+    #[serde(skip)]
     password: String,
     /// The users' domain.
     #[arg(long, default_value = "load.test")]
@@ -69,6 +96,31 @@ struct Args {
     /// Seconds to wait for any single server reply.
     #[arg(long, default_value_t = 60)]
     io_timeout: u64,
+    /// Concurrent clients (imap: 50, idle: 2000 connections, pop3: 10).
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Seconds the imap workload runs.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Milliseconds each imap-workload session stays in IDLE before DONE.
+    #[arg(long, default_value_t = 50)]
+    idle_ms: u64,
+    /// Seconds the idle workload holds all its connections in IDLE.
+    #[arg(long, default_value_t = 10)]
+    hold: u64,
+    /// Connections the idle workload opens at a time.
+    #[arg(long, default_value_t = 50)]
+    open_concurrency: usize,
+    /// Connect from this local address (imap, idle, pop3), e.g. 127.1.0.1: servers cap
+    /// connections per client IP (Tern: 64, Dovecot: 10 per user and IP).
+    #[arg(long)]
+    source_ip: Option<IpAddr>,
+    /// Spread connections over this many consecutive addresses from --source-ip.
+    #[arg(long, default_value_t = 1)]
+    source_ips: u32,
+    /// Also write the report as one JSON object to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
     /// Create the domain and the users first, with the `tern` CLI.
     #[arg(long)]
     create_users: bool,
@@ -78,13 +130,79 @@ struct Args {
     /// Extra global arguments for the `tern` CLI, e.g. --tern-arg=--data=/tmp/tern-data.
     #[arg(long = "tern-arg", allow_hyphen_values = true)]
     tern_args: Vec<String>,
-    /// Also report the CPU time of this process (the server) during the run.
+    /// Also report the CPU time (and for idle the memory) of this server process during the
+    /// run; repeat for servers made of several processes.
     #[arg(long)]
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
+    /// Count every descendant of the --server-pid processes too (Dovecot's imap processes).
+    #[arg(long)]
+    server_tree: bool,
+}
+
+/// The workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// SMTP senders, then IMAP readers waiting for visibility.
+    Smtp,
+    /// Mixed IMAP client sessions.
+    Imap,
+    /// Many connections in IDLE.
+    Idle,
+    /// POP3 downloads.
+    Pop3,
+}
+
+impl Workload {
+    /// Its name in reports.
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Smtp => "smtp",
+            Workload::Imap => "imap",
+            Workload::Idle => "idle",
+            Workload::Pop3 => "pop3",
+        }
+    }
+}
+
+impl Args {
+    /// --clients, or the workload's default.
+    pub fn clients(&self) -> usize {
+        self.clients.unwrap_or(match self.workload {
+            Workload::Idle => 2000,
+            Workload::Pop3 => 10,
+            Workload::Imap | Workload::Smtp => 50,
+        })
+    }
+
+    /// The local address connection `i` comes from, if --source-ip is given.
+    pub fn source(&self, i: usize) -> Option<IpAddr> {
+        let base = self.source_ip?;
+        let step = (i % self.source_ips.max(1) as usize) as u32;
+        Some(match base {
+            IpAddr::V4(a) => IpAddr::V4(u32::from(a).wrapping_add(step).into()),
+            IpAddr::V6(a) => IpAddr::V6(u128::from(a).wrapping_add(step.into()).into()),
+        })
+    }
+
+    /// The deadline of every single server reply.
+    pub fn io_timeout(&self) -> Duration {
+        Duration::from_secs(self.io_timeout)
+    }
+}
+
+/// What a workload hands back for the summary and `--json`.
+pub struct Outcome {
+    /// Its figures.
+    pub results: Value,
+    /// CPU use over its measured phase (already printed).
+    pub cpu: CpuUse,
+    /// Whether everything went as it should; the exit status says so.
+    pub clean: bool,
 }
 
 /// A user's login name.
-fn user(args: &Args, i: usize) -> String {
+pub fn user(args: &Args, i: usize) -> String {
     format!("user{i}@{}", args.domain)
 }
 
@@ -93,6 +211,9 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     if args.users == 0 || args.senders == 0 || args.readers == 0 || args.per_session == 0 {
         bail!("--users, --senders, --readers and --per-session must be at least 1");
+    }
+    if args.clients() == 0 || args.open_concurrency == 0 {
+        bail!("--clients and --open-concurrency must be at least 1");
     }
     if args.create_users {
         println!("creating {} users at {}", args.users, args.domain);
@@ -105,14 +226,41 @@ async fn main() -> Result<()> {
         )
         .await?;
     }
-    let io_timeout = Duration::from_secs(args.io_timeout);
+    let server = Server::new(args.server_pid.clone(), args.server_tree);
+    let outcome = match args.workload {
+        Workload::Smtp => smtp_workload(&args, &server).await?,
+        Workload::Imap => imap_mixed::run(&args, &server).await?,
+        Workload::Idle => idle::run(&args, &server).await?,
+        Workload::Pop3 => pop3::run(&args, &server).await?,
+    };
+    if let Some(path) = &args.json {
+        let mut params = serde_json::to_value(&args)?;
+        if args.workload != Workload::Smtp {
+            params["clients"] = json!(args.clients());
+        }
+        let report = json!({
+            "workload": args.workload.name(),
+            "params": params,
+            "results": outcome.results,
+            "cpu": outcome.cpu.json(),
+            "clean": outcome.clean,
+        });
+        report::write_json(path, &report)?;
+    }
+    if !outcome.clean {
+        bail!("the run was not clean");
+    }
+    Ok(())
+}
+
+/// `--workload smtp`: the SMTP senders, then the IMAP readers until every message is visible.
+async fn smtp_workload(args: &Args, server: &Server) -> Result<Outcome> {
+    let io_timeout = args.io_timeout();
 
     // What the INBOXes hold already, so that earlier runs do not count.
-    let baseline = baseline(&args, io_timeout).await?;
+    let baseline = baseline(args, io_timeout).await?;
 
-    let cpu_start = stats::cpu_time("self");
-    let server_pid = args.server_pid.map(|p| p.to_string());
-    let server_cpu_start = server_pid.as_deref().and_then(stats::cpu_time);
+    let meter = CpuMeter::start(server);
     let plan = Arc::new(smtp::SendPlan {
         host: args.host.clone(),
         port: args.smtp_port,
@@ -160,7 +308,7 @@ async fn main() -> Result<()> {
     let mut shares: Vec<Vec<imap::Watch>> = (0..args.readers).map(|_| Vec::new()).collect();
     for i in 1..=args.users {
         shares[(i - 1) % args.readers].push(imap::Watch {
-            user: user(&args, i),
+            user: user(args, i),
             expected: baseline[i] + accepted_per_user[i],
         });
     }
@@ -185,22 +333,14 @@ async fn main() -> Result<()> {
             }
         }
     }
-    let cpu = stats::cpu_time("self")
-        .zip(cpu_start)
-        .map(|(end, start)| end.saturating_sub(start));
-    let server_cpu = server_pid
-        .as_deref()
-        .and_then(stats::cpu_time)
-        .zip(server_cpu_start)
-        .map(|(end, start)| end.saturating_sub(start));
-    let wall = started.elapsed();
+    let cpu = meter.finish(server);
 
     latencies.sort_unstable();
     let accepted = latencies.len();
     let per_sec = |n: usize, d: Duration| n as f64 / d.as_secs_f64().max(1e-9);
     println!();
     println!("messages sent:           {accepted} accepted, {failed} failed");
-    if let Some(e) = first_error {
+    if let Some(e) = &first_error {
         println!("first error:             {e}");
     }
     println!(
@@ -228,39 +368,35 @@ async fn main() -> Result<()> {
             missing.join(", ")
         ),
     }
-    let ms = |d: Option<Duration>| {
-        d.map_or("-".to_string(), |d| {
-            format!("{:.1} ms", d.as_secs_f64() * 1e3)
-        })
-    };
+    let ms = report::ms;
     println!(
         "SMTP transaction:        p50 {}, p99 {}, max {}",
         ms(stats::percentile(&latencies, 50.0)),
         ms(stats::percentile(&latencies, 99.0)),
         ms(latencies.last().copied())
     );
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let share = |cpu: Duration| {
-        let of_wall = cpu.as_secs_f64() / wall.as_secs_f64().max(1e-9);
-        format!(
-            "{:.2} s CPU = {:.1}% of one core, {:.1}% of {cores} cores over {:.2} s",
-            cpu.as_secs_f64(),
-            of_wall * 100.0,
-            of_wall * 100.0 / cores as f64,
-            wall.as_secs_f64()
-        )
-    };
-    match cpu {
-        Some(cpu) => println!("tern-load CPU:           {}", share(cpu)),
-        None => println!("tern-load CPU:           unavailable (no /proc)"),
-    }
-    if let (Some(pid), Some(cpu)) = (args.server_pid, server_cpu) {
-        println!("server CPU (pid {pid}):  {}", share(cpu));
-    }
-    if failed > 0 || all_visible.is_none() {
-        bail!("the run was not clean");
-    }
-    Ok(())
+    cpu.print(server);
+    let e2e = all_visible.map(|t| t - started);
+    Ok(Outcome {
+        results: json!({
+            "accepted": accepted,
+            "failed": failed,
+            "first_error": first_error,
+            "smtp_s": smtp_done.as_secs_f64(),
+            "accepted_per_s": per_sec(accepted, smtp_done),
+            "all_visible": all_visible.is_some(),
+            "visible_s": e2e.map(|d| d.as_secs_f64()),
+            "end_to_end_per_s": e2e.map(|d| per_sec(accepted, d)),
+            "missing_users": missing,
+            "smtp_transaction": {
+                "p50_ms": report::ms_json(stats::percentile(&latencies, 50.0)),
+                "p99_ms": report::ms_json(stats::percentile(&latencies, 99.0)),
+                "max_ms": report::ms_json(latencies.last().copied()),
+            },
+        }),
+        cpu,
+        clean: failed == 0 && all_visible.is_some(),
+    })
 }
 
 /// Each user's INBOX size before the run (index 0 unused), read by the readers in parallel.
