@@ -4,20 +4,21 @@
 use crate::DirectoryError;
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use std::sync::OnceLock;
+use tokio::sync::Semaphore;
 
 /// Hashes `password` into an Argon2id PHC string with a fresh random salt.
 pub(crate) async fn hash(password: &str) -> Result<String, DirectoryError> {
     let password = password.to_string();
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
+    hashing(move || hash_blocking(&password))
         .await
-        .map_err(|e| DirectoryError::Hash(e.to_string()))?
+        .unwrap_or_else(|| Err(DirectoryError::Hash("the hashing task failed".into())))
 }
 
 /// Checks `password` against `stored`, or against a dummy hash when there is no account, so
 /// that an unknown user costs as much time as a wrong password (no user-enumeration oracle).
 pub(crate) async fn verify(password: &str, stored: Option<String>) -> bool {
     let password = password.to_string();
-    let task = tokio::task::spawn_blocking(move || match stored {
+    let task = hashing(move || match stored {
         Some(hash) => verify_blocking(&password, &hash),
         None => {
             // The dummy is hashed once per process; whatever the outcome, the answer is "no".
@@ -28,6 +29,19 @@ pub(crate) async fn verify(password: &str, stored: Option<String>) -> bool {
         }
     });
     task.await.unwrap_or(false)
+}
+
+/// Runs one Argon2 computation on the blocking pool, at most one per core at a time: each holds
+/// a 19 MiB buffer, and a login storm must queue here rather than spread hundreds of buffers
+/// over the pool's threads (the allocator keeps them, and the CPU is the limit anyway).
+/// `None` when the task panicked.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    let slots = SLOTS.get_or_init(|| {
+        Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    let _slot = slots.acquire().await.ok()?;
+    tokio::task::spawn_blocking(work).await.ok()
 }
 
 fn hash_blocking(password: &str) -> Result<String, DirectoryError> {
