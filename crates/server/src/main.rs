@@ -9,6 +9,11 @@ use tokio_util::sync::CancellationToken;
 /// The commented example printed by `tern config example` (its defaults are checked by a test).
 const CONFIG_EXAMPLE: &str = include_str!("config_example.toml");
 
+/// jemalloc gives freed memory back to the OS after a few seconds; glibc malloc kept every
+/// thread arena's high-water mark (Argon2 buffers, large message bodies) for the process's life.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
