@@ -23,6 +23,9 @@ const META_PURGED: u8 = 3;
 
 type StoreResult<T> = Result<T, StorageError<u64>>;
 
+/// The encoded size of log entries one AppendEntries carries (one entry at least, however large).
+pub const MAX_APPEND_BYTES: usize = 1024 * 1024;
+
 /// Turns a RocksDB or decode failure into openraft's storage error.
 pub(crate) fn io_err(
     subject: ErrorSubject<u64>,
@@ -125,15 +128,19 @@ fn range_contains_end(range: &impl RangeBounds<u64>, index: u64) -> bool {
     }
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
+impl LogStore {
+    /// Entries of `range` in index order; with a `budget`, stops before the entry that would take
+    /// the encoded total over it (but always returns the first entry, however large).
+    fn read_entries(
+        &self,
+        range: &impl RangeBounds<u64>,
+        budget: Option<usize>,
     ) -> StoreResult<Vec<Entry<TypeConfig>>> {
         let handle = self.cf(CF_RAFT_LOG)?;
-        let start = schema::log_entry(self.group, range_start(&range));
+        let start = schema::log_entry(self.group, range_start(range));
         let prefix = schema::group_prefix(self.group);
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         let iter = self
             .db
             .rocks()
@@ -143,14 +150,39 @@ impl RaftLogReader<TypeConfig> for LogStore {
             if !k.starts_with(&prefix) {
                 break;
             }
+            bytes = bytes.saturating_add(v.len());
+            if budget.is_some_and(|limit| bytes > limit) && !out.is_empty() {
+                break;
+            }
             let entry: Entry<TypeConfig> =
                 codec::decode(&v).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
-            if !range_contains_end(&range, entry.log_id.index) {
+            if !range_contains_end(range, entry.log_id.index) {
                 break;
             }
             out.push(entry);
         }
         Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> StoreResult<Vec<Entry<TypeConfig>>> {
+        self.read_entries(&range, None)
+    }
+
+    /// What replication sends in one AppendEntries: at most [`MAX_APPEND_BYTES`] of entries.
+    /// openraft allows one heartbeat interval for the whole RPC (the follower's fsync included),
+    /// and a lagging follower would otherwise get up to 300 entries at once, which with 1 MiB
+    /// messages never arrives in time (and can pass the link's frame limit).
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> StoreResult<Vec<Entry<TypeConfig>>> {
+        self.read_entries(&(start..end), Some(MAX_APPEND_BYTES))
     }
 }
 
@@ -229,5 +261,65 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             schema::log_entry(self.group, log_id.index.saturating_add(1)),
         );
         self.write(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, EntryPayload};
+    use tern_store::Command;
+
+    /// A store holding entries 1..=sizes.len() whose commands encode to about `sizes[i]` bytes.
+    fn store_with(dir: &std::path::Path, sizes: &[usize]) -> LogStore {
+        let db = Db::open(dir).unwrap();
+        let group = GroupId::META;
+        let handle = db.cf(CF_RAFT_LOG).unwrap();
+        for (i, size) in sizes.iter().enumerate() {
+            let index = i as u64 + 1;
+            let entry = Entry::<TypeConfig> {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+                payload: EntryPayload::Normal(Command::AddDomain {
+                    name: "x".repeat(*size),
+                    now: 0,
+                }),
+            };
+            let key = schema::log_entry(group, index);
+            db.rocks()
+                .put_cf(&handle, key, codec::encode(&entry))
+                .unwrap();
+        }
+        drop(handle);
+        let writer = LogWriter::start(db.clone()).unwrap();
+        LogStore::new(group, db, writer)
+    }
+
+    fn indexes(entries: &[Entry<TypeConfig>]) -> Vec<u64> {
+        entries.iter().map(|e| e.log_id.index).collect()
+    }
+
+    #[tokio::test]
+    async fn one_append_carries_at_most_the_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let third = MAX_APPEND_BYTES / 3;
+        let mut store = store_with(dir.path(), &[third, third, third, third, 10]);
+        let limited = store.limited_get_log_entries(1, 6).await.unwrap();
+        assert_eq!(indexes(&limited), vec![1, 2]);
+        // The unlimited read (used for everything but replication) is not cut short.
+        let all = store.try_get_log_entries(1..6).await.unwrap();
+        assert_eq!(indexes(&all), vec![1, 2, 3, 4, 5]);
+        // The end of the range still bounds a limited read.
+        let short = store.limited_get_log_entries(4, 5).await.unwrap();
+        assert_eq!(indexes(&short), vec![4]);
+    }
+
+    #[tokio::test]
+    async fn an_entry_larger_than_the_budget_still_goes_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_with(dir.path(), &[2 * MAX_APPEND_BYTES, 10, 10]);
+        let first = store.limited_get_log_entries(1, 4).await.unwrap();
+        assert_eq!(indexes(&first), vec![1]);
+        let rest = store.limited_get_log_entries(2, 4).await.unwrap();
+        assert_eq!(indexes(&rest), vec![2, 3]);
     }
 }

@@ -44,6 +44,10 @@ pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause before retrying a request whose leader just changed or could not be reached.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// How long a leader keeps trying to confirm a read with a quorum before it reports the group
+/// unavailable: longer than an election, so a leader that has really lost its quorum has been
+/// replaced by then.
+const READ_QUORUM_PATIENCE: Duration = Duration::from_secs(3);
 /// `raft_meta` key (under the meta group) holding the partition count fixed at creation.
 const META_PARTITIONS: u8 = 0xFF;
 
@@ -522,22 +526,34 @@ impl RaftNode {
     }
 
     /// The read index of a group this node leads (after confirming leadership with a quorum).
+    /// A confirmation that misses its quorum (the followers' acks have one heartbeat interval,
+    /// which a busy machine can overrun) is tried again for up to [`READ_QUORUM_PATIENCE`].
     pub(crate) async fn read_index_here(&self, group: GroupId) -> Result<u64, RaftError> {
         let raft = self.group(group)?;
-        // Confirming leadership now would renew the lease a handover is waiting out.
-        self.inner.leadership.wait_handover(group).await;
-        let checked = tokio::time::timeout(REQUEST_TIMEOUT, raft.get_read_log_id())
-            .await
-            .map_err(|_| unavailable(group, "read timed out"))?;
-        match checked {
-            Ok((read_log_id, _applied)) => Ok(read_log_id.map_or(0, |l| l.index)),
-            Err(openraft::error::RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(RaftError::NotLeader {
-                    group,
-                    leader: f.leader_id,
-                })
+        let patience = Instant::now() + READ_QUORUM_PATIENCE;
+        loop {
+            // Confirming leadership now would renew the lease a handover is waiting out.
+            self.inner.leadership.wait_handover(group).await;
+            let checked = tokio::time::timeout(REQUEST_TIMEOUT, raft.get_read_log_id())
+                .await
+                .map_err(|_| unavailable(group, "read timed out"))?;
+            match checked {
+                Ok((read_log_id, _applied)) => return Ok(read_log_id.map_or(0, |l| l.index)),
+                Err(openraft::error::RaftError::APIError(CheckIsLeaderError::ForwardToLeader(
+                    f,
+                ))) => {
+                    return Err(RaftError::NotLeader {
+                        group,
+                        leader: f.leader_id,
+                    });
+                }
+                Err(openraft::error::RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(
+                    _,
+                ))) if Instant::now() < patience => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(e) => return Err(unavailable(group, e)),
             }
-            Err(e) => Err(unavailable(group, e)),
         }
     }
 
