@@ -23,6 +23,10 @@ submission, submissions, imap, imaps, pop3, pop3s), the same numbers on HAProxy 
 every node; P7 = B+7 is each node's admin API, P8 = B+8 its real node link, P9 = B+9 the link
 proxy in front of it (the address peers dial).
 
+`Cluster(direct_links=True)` (tern-local up --direct-links) starts no link proxy: peers dial each
+other's real node link, as in production. Benchmarks use it, so that a Python proxy on the same two
+cores does not sit in every Raft round trip; `partition` and `heal` are refused then.
+
 Every wait has a deadline; nothing sleeps blindly. Python 3.11 standard library only.
 """
 
@@ -376,10 +380,12 @@ class Cluster:
 
     def __init__(self, dir: str | os.PathLike | None = None, bin: str | None = None,
                  base_port: int | None = None, log: Callable[[str], None] | None = None,
-                 extra_config: str = ""):
+                 extra_config: str = "", direct_links: bool = False):
         self.dir = Path(dir or os.environ.get("TERN_LOCAL_DIR") or DEFAULT_DIR).resolve()
         # TOML appended to every node's config by `up` (`[dns]`, `[relay]`, `[filter]`, ...).
         self.extra_config = extra_config
+        # No link proxy: nodes advertise their real link (no partitions, no proxy hop).
+        self.direct_links_option = direct_links
         self._bin_option = bin
         self._bin = bin
         self.base_port_option = base_port
@@ -409,12 +415,20 @@ class Cluster:
         """Protocol → (host, port) on HAProxy."""
         return {p: (HAPROXY_IP, self.base + k) for k, p in enumerate(PROTOCOLS)}
 
+    @property
+    def direct_links(self) -> bool:
+        return bool(self.info.get("direct_links", self.direct_links_option))
+
+    @property
+    def _advertise_offset(self) -> int:
+        return LINK if self.direct_links else LINK_PROXY
+
     def node_addr(self, i: int, protocol: str) -> tuple[str, int]:
         """(ip, port) of node i's listener: a client protocol, 'admin', 'link' (the real node link)
         or 'advertise' (the link proxy in front of it)."""
         self._check_node(i)
         offsets = {p: k for k, p in enumerate(PROTOCOLS)}
-        offsets.update(admin=ADMIN, link=LINK, advertise=LINK_PROXY)
+        offsets.update(admin=ADMIN, link=LINK, advertise=self._advertise_offset)
         if protocol not in offsets:
             raise ValueError(f"unknown protocol {protocol!r}: one of {', '.join(offsets)}")
         return node_ip(i), self.base + offsets[protocol]
@@ -554,8 +568,8 @@ class Cluster:
                   "[cluster]",
                   f"node_id = {i}",
                   f"listen = {q(f'{ip}:{self.base + LINK}')}",
-                  f"advertise = {q(f'{ip}:{self.base + LINK_PROXY}')}",
-                  f"seeds = [{q(f'{node_ip(1)}:{self.base + LINK_PROXY}')}]",
+                  f"advertise = {q(f'{ip}:{self.base + self._advertise_offset}')}",
+                  f"seeds = [{q(f'{node_ip(1)}:{self.base + self._advertise_offset}')}]",
                   f"ca = {q(str(certs / 'ca.pem'))}",
                   f"cert = {q(str(certs / f'node-{i}.pem'))}",
                   f"key = {q(str(certs / f'node-{i}.key'))}"]
@@ -784,7 +798,7 @@ class Cluster:
                                f"{', '.join(ips)}")
         self.info = {
             "dir": str(self.dir), "bin": self.bin, "n": n, "partitions": partitions,
-            "base_port": base, "up": False,
+            "base_port": base, "up": False, "direct_links": self.direct_links_option,
             "ports": {p: [HAPROXY_IP, base + k] for k, p in enumerate(PROTOCOLS)},
             "haproxy": {"config": str(self.dir / "haproxy.cfg"),
                         "log": str(self.dir / "haproxy.log"),
@@ -796,7 +810,7 @@ class Cluster:
                 "id": i, "ip": node_ip(i),
                 "admin": f"http://{node_ip(i)}:{base + ADMIN}",
                 "link": f"{node_ip(i)}:{base + LINK}",
-                "advertise": f"{node_ip(i)}:{base + LINK_PROXY}",
+                "advertise": f"{node_ip(i)}:{base + self._advertise_offset}",
                 "ports": {p: base + k for k, p in enumerate(PROTOCOLS)},
                 "dir": str(self.node_dir(i)), "data": str(self.data_dir(i)),
                 "config": str(self.node_dir(i) / "node.toml"), "log": str(self.log_path(i)),
@@ -811,14 +825,15 @@ class Cluster:
         self._run([self.bin, "cluster", "ca", "--dir", str(certs)], "tern cluster ca")
         for i in range(1, n + 1):
             self._run([self.bin, "cluster", "cert", "--ca", str(certs), "--node", str(i),
-                       "--addr", f"{node_ip(i)}:{base + LINK_PROXY}", "--out", str(certs)],
+                       "--addr", f"{node_ip(i)}:{base + self._advertise_offset}", "--out", str(certs)],
                       f"tern cluster cert --node {i}")
             self.node_dir(i).mkdir()
             self.data_dir(i).mkdir()
             (self.node_dir(i) / "node.toml").write_text(
                 self._node_config(i, features["proxy_protocol"]))
 
-        self._start_linkproxy()
+        if not self.direct_links:
+            self._start_linkproxy()
 
         self.log("starting node 1")
         self._start_node(1)
@@ -830,7 +845,8 @@ class Cluster:
         for i in range(2, n + 1):
             self.wait_live(i)
             self.log(f"node {i}: cluster join")
-            self._cli_with_log(i, "cluster", "join", "--seed", f"{node_ip(1)}:{base + LINK_PROXY}")
+            self._cli_with_log(i, "cluster", "join", "--seed",
+                               f"{node_ip(1)}:{base + self._advertise_offset}")
 
         self._start_haproxy(haproxy, n, features["proxy_protocol"])
         self.log("waiting until every node is ready and every group has a leader")
@@ -891,6 +907,9 @@ class Cluster:
         return partitioned_nodes(self.dir)
 
     def _set_partitioned(self, nodes: set[int]) -> None:
+        if self.direct_links:
+            raise ClusterError(f"the cluster in {self.dir} runs with direct links (no link proxy), "
+                               "so it cannot be partitioned")
         proc = self._state().get("linkproxy")
         if proc_state(proc) is None:
             raise ClusterError(f"the link proxy is not running (is the cluster in {self.dir} up?)")

@@ -189,6 +189,24 @@ def test_down_succeeds_when_half_the_processes_are_gone(tmp_path):
     assert all(ternlocal.proc_state(p) is None for _, p in c._named_procs(state))
 
 
+@pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed")
+def test_direct_links_start_no_link_proxy_and_refuse_partitions(tmp_path):
+    d = tmp_path / "cluster"
+    with Cluster(d, bin=FAKE, direct_links=True) as c:
+        c.up(2, partitions=2)
+        assert c.status(cluster=False)["linkproxy"] == "stopped"
+        for i in (1, 2):
+            cfg = tomllib.loads((d / f"node{i}" / "node.toml").read_text())["cluster"]
+            assert cfg["advertise"] == cfg["listen"] == "%s:%d" % c.node_addr(i, "link")
+            assert cfg["seeds"] == ["%s:%d" % c.node_addr(1, "link")]
+        # A later invocation on the same dir (the CLI's) knows, from cluster.json.
+        with pytest.raises(ClusterError, match="direct links"):
+            Cluster(d).partition(2)
+        assert c.partitioned() == set()
+        with smtplib.SMTP(*c.ports["smtp"], timeout=10) as smtp:
+            assert smtp.noop()[0] == 250
+
+
 # --- the real tern ------------------------------------------------------------------------------
 
 def real_tern_has_cluster() -> bool:
