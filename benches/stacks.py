@@ -41,11 +41,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "cluster"))
 
 from mta import _MASTER_CF, _alive, _allow_traverse, _sbin, _tail, free_port  # noqa: E402
 from ternlib import Tern, wait_until  # noqa: E402
+from ternlocal import default_bin  # noqa: E402
 
-DEFAULT_TERN_BIN = "/var/tmp/tern-wip/release/tern"
+# $TERN_BIN, $CARGO_TARGET_DIR/release/tern, CI's cache dir, or cargo's target dir.
+DEFAULT_TERN_BIN = default_bin()
 DOVECOT_PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd"]
 
 # Tern hashes passwords with the argon2 crate's defaults (Argon2id v19, m=19456 KiB, t=2, p=1).

@@ -25,7 +25,7 @@ pub async fn run(args: &Args, server: &Server) -> Result<Outcome> {
     if files.current.is_some_and(|n| n < clients as u64 + 64) {
         println!("warning:                 too low for {clients} connections; raise `ulimit -Hn`");
     }
-    let before = server.memory();
+    let before = settled_memory(server, Duration::from_secs(args.settle)).await;
     println!(
         "idle: {clients} connections to {}:{}, {} at a time, held {} s",
         args.host, args.imap_port, args.open_concurrency, args.hold
@@ -125,6 +125,30 @@ pub async fn run(args: &Args, server: &Server) -> Result<Outcome> {
         cpu,
         clean: failed == 0 && done_ok == idling,
     })
+}
+
+/// The server's memory once two readings a second apart differ by less than 1% (or after
+/// `limit`, whichever comes first).
+async fn settled_memory(server: &Server, limit: Duration) -> Option<Memory> {
+    let started = Instant::now();
+    let mut last = server.memory()?;
+    loop {
+        if started.elapsed() >= limit {
+            println!("warning:                 server memory still moving after {limit:?}");
+            return Some(last);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = server.memory()?;
+        let moved = now.kib.abs_diff(last.kib) as f64;
+        if moved <= now.kib as f64 / 100.0 {
+            println!(
+                "memory settled:          after {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+            return Some(now);
+        }
+        last = now;
+    }
 }
 
 /// Prints the server's memory before, while idling and after LOGOUT, and returns it as JSON.

@@ -108,6 +108,11 @@ pub struct Args {
     /// Seconds the idle workload holds all its connections in IDLE.
     #[arg(long, default_value_t = 10)]
     hold: u64,
+    /// Seconds the idle workload waits, at most, for the server's memory to stop moving before
+    /// it takes the "before" figure (an allocator still returning an earlier run's pages would
+    /// otherwise count against the connections).
+    #[arg(long, default_value_t = 30)]
+    settle: u64,
     /// Connections the idle workload opens at a time.
     #[arg(long, default_value_t = 50)]
     open_concurrency: usize,
