@@ -13,12 +13,14 @@
 //! - `admin`: adding and removing domains, accounts and aliases.
 //! - `dkim`: storing and reading the domains' DKIM signing keys.
 //! - `resolve`: alias expansion and sub-addressing, pure over a lookup trait.
-//! - `password`: Argon2id hashing and verification on the blocking pool.
+//! - `password`: Argon2id hashing and verification (PHC strings).
+//! - `hashers`: the threads that run them, one per core, at a lower CPU priority.
 #![warn(missing_docs)]
 
 mod admin;
 mod dkim;
 mod error;
+mod hashers;
 mod lookup;
 mod password;
 mod resolve;

@@ -1,24 +1,25 @@
-//! Argon2id password hashing (argon2 crate defaults, PHC strings) run on the blocking pool,
-//! since one hash costs tens of milliseconds of CPU and would stall an async worker.
+//! Argon2id password hashing (argon2 crate defaults, PHC strings), run on the hashing threads
+//! (`hashers`).
 //!
-//! Verification (every login) fills a 19 MiB block buffer from a small pool instead of a fresh
-//! allocation: mapping, zero-filling and unmapping 19 MiB per login was a fifth of the CPU of an
-//! IMAP login load (page faults in a perf profile).
+//! Verification (every login) fills its hashing thread's own 19 MiB block buffer instead of a
+//! fresh allocation: mapping, zero-filling and unmapping 19 MiB per login was a fifth of the CPU
+//! of an IMAP login load (page faults in a perf profile).
 
 use crate::DirectoryError;
+use crate::hashers;
 use argon2::password_hash::phc::{Output, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
-use std::sync::{Mutex, OnceLock};
-use tokio::sync::Semaphore;
+use std::cell::RefCell;
+use std::sync::OnceLock;
 
-/// The largest block buffer kept for reuse (4 x the default 19 MiB); a stored hash with a
-/// larger memory cost is verified with a buffer of its own.
+/// The largest block buffer a thread keeps for reuse (4 x the default 19 MiB); a stored hash
+/// with a larger memory cost is verified with a buffer of its own.
 const MAX_POOLED_BLOCKS: usize = 4 * Params::DEFAULT_M_COST as usize;
 
 /// Hashes `password` into an Argon2id PHC string with a fresh random salt.
 pub(crate) async fn hash(password: &str) -> Result<String, DirectoryError> {
     let password = password.to_string();
-    hashing(move || hash_blocking(&password))
+    hashers::run(move || hash_blocking(&password))
         .await
         .unwrap_or_else(|| Err(DirectoryError::Hash("the hashing task failed".into())))
 }
@@ -27,7 +28,7 @@ pub(crate) async fn hash(password: &str) -> Result<String, DirectoryError> {
 /// that an unknown user costs as much time as a wrong password (no user-enumeration oracle).
 pub(crate) async fn verify(password: &str, stored: Option<String>) -> bool {
     let password = password.to_string();
-    let task = hashing(move || match stored {
+    let task = hashers::run(move || match stored {
         Some(hash) => verify_blocking(&password, &hash),
         None => {
             // The dummy is hashed once per process; whatever the outcome, the answer is "no".
@@ -38,39 +39,6 @@ pub(crate) async fn verify(password: &str, stored: Option<String>) -> bool {
         }
     });
     task.await.unwrap_or(false)
-}
-
-/// Runs one Argon2 computation on the blocking pool, at most one per core at a time: each holds
-/// a 19 MiB buffer, and a login storm must queue here rather than spread hundreds of buffers
-/// over the pool's threads (the allocator keeps them, and the CPU is the limit anyway).
-/// `None` when the task panicked.
-async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
-    let slots = SLOTS.get_or_init(|| {
-        Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-    });
-    let _slot = slots.acquire().await.ok()?;
-    tokio::task::spawn_blocking(work).await.ok()
-}
-
-/// The block buffers not in use. The hashing semaphore bounds how many exist at once.
-fn buffers() -> &'static Mutex<Vec<Vec<Block>>> {
-    static BUFFERS: OnceLock<Mutex<Vec<Vec<Block>>>> = OnceLock::new();
-    BUFFERS.get_or_init(|| Mutex::new(Vec::new()))
-}
-
-fn take_buffer() -> Vec<Block> {
-    let mut pool = buffers()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    pool.pop().unwrap_or_default()
-}
-
-fn give_back(memory: Vec<Block>) {
-    let mut pool = buffers()
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    pool.push(memory);
 }
 
 fn hash_blocking(password: &str) -> Result<String, DirectoryError> {
@@ -90,13 +58,15 @@ fn verify_blocking(password: &str, hash: &str) -> bool {
     if blocks > MAX_POOLED_BLOCKS {
         return check.matches(password.as_bytes(), &mut vec![Block::default(); blocks]);
     }
-    let mut memory = take_buffer();
-    if memory.len() < blocks {
-        memory.resize(blocks, Block::default());
+    thread_local! {
+        static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
     }
-    let matched = check.matches(password.as_bytes(), &mut memory[..blocks]);
-    give_back(memory);
-    matched
+    MEMORY.with_borrow_mut(|memory| {
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        check.matches(password.as_bytes(), &mut memory[..blocks])
+    })
 }
 
 /// A parsed PHC string: what to compute and what it must equal.
