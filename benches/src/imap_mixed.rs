@@ -4,7 +4,7 @@
 
 use crate::imap::ImapSession;
 use crate::report::{self, CpuMeter};
-use crate::stats::OpTimes;
+use crate::sessions::{Tally, Target};
 use crate::{Args, Outcome, procs::Server};
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -26,36 +26,24 @@ const OPS: &[&str] = &[
 
 /// What every client needs to know.
 struct Plan {
-    host: String,
-    port: u16,
-    password: String,
-    /// user1..userN at the domain, precomputed.
-    users: Vec<String>,
+    target: Target,
     clients: usize,
-    io_timeout: Duration,
     idle: Duration,
 }
 
 /// What one client observed.
 #[derive(Default)]
 struct ClientReport {
-    times: OpTimes,
-    sessions: usize,
-    failed_sessions: usize,
+    tally: Tally,
     body_bytes: u64,
-    first_error: Option<String>,
 }
 
 /// Runs the workload and prints its report.
 pub async fn run(args: &Args, server: &Server) -> Result<Outcome> {
     let clients = args.clients();
     let plan = Arc::new(Plan {
-        host: args.host.clone(),
-        port: args.imap_port,
-        password: args.password.clone(),
-        users: (1..=args.users).map(|i| crate::user(args, i)).collect(),
+        target: Target::new(args, args.imap_port),
         clients,
-        io_timeout: args.io_timeout(),
         idle: Duration::from_millis(args.idle_ms),
     });
     println!(
@@ -69,56 +57,46 @@ pub async fn run(args: &Args, server: &Server) -> Result<Outcome> {
         tasks.spawn(client(plan.clone(), c, args.source(c), deadline));
     }
     let mut total = ClientReport {
-        times: OpTimes::new(OPS),
+        tally: Tally::new(OPS),
         ..ClientReport::default()
     };
     while let Some(report) = tasks.join_next().await {
         let report = report.context("an IMAP client task panicked")?;
-        total.times.merge(report.times);
-        total.sessions += report.sessions;
-        total.failed_sessions += report.failed_sessions;
+        total.tally.merge(report.tally);
         total.body_bytes += report.body_bytes;
-        if total.first_error.is_none() {
-            total.first_error = report.first_error;
-        }
     }
+    let ClientReport { tally, body_bytes } = total;
     let cpu = meter.finish(server);
 
-    let ops = total.times.count();
+    let ops = tally.times.count();
     let ops_per_s = report::per_sec(ops as f64, cpu.wall);
     println!();
-    println!(
-        "sessions:                {} complete, {} failed",
-        total.sessions, total.failed_sessions
-    );
-    if let Some(e) = &total.first_error {
-        println!("first error:             {e}");
-    }
+    tally.print();
     println!(
         "operations:              {ops} in {:.2} s = {ops_per_s:.1} ops/s ({:.1} sessions/s)",
         cpu.wall.as_secs_f64(),
-        report::per_sec(total.sessions as f64, cpu.wall)
+        report::per_sec(tally.sessions as f64, cpu.wall)
     );
     println!(
         "bodies fetched:          {:.1} MiB",
-        total.body_bytes as f64 / 1048576.0
+        body_bytes as f64 / 1048576.0
     );
     println!("latency by operation:");
-    let table = report::op_table(total.times);
+    let table = report::op_table(tally.times);
     cpu.print(server);
     Ok(Outcome {
         results: json!({
-            "sessions": total.sessions,
-            "failed_sessions": total.failed_sessions,
-            "first_error": total.first_error,
+            "sessions": tally.sessions,
+            "failed_sessions": tally.failed_sessions,
+            "first_error": tally.first_error,
             "operations": ops,
             "ops_per_s": ops_per_s,
-            "sessions_per_s": report::per_sec(total.sessions as f64, cpu.wall),
-            "body_bytes": total.body_bytes,
+            "sessions_per_s": report::per_sec(tally.sessions as f64, cpu.wall),
+            "body_bytes": body_bytes,
             "ops": table,
         }),
         cpu,
-        clean: total.failed_sessions == 0 && total.sessions > 0,
+        clean: tally.failed_sessions == 0 && tally.sessions > 0,
     })
 }
 
@@ -132,18 +110,12 @@ async fn client(
     let mut report = ClientReport::default();
     let mut turn = c;
     while Instant::now() < deadline {
-        let user = &plan.users[turn % plan.users.len()];
+        let user = &plan.target.users[turn % plan.target.users.len()];
         turn += plan.clients;
-        match session(&plan, user, source, &mut report).await {
-            Ok(()) => report.sessions += 1,
-            Err(e) => {
-                report.failed_sessions += 1;
-                report
-                    .first_error
-                    .get_or_insert_with(|| format!("{user}: {e:#}"));
-                // Do not spin on a server that refuses everything.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        let outcome = session(&plan, user, source, &mut report).await;
+        if !report.tally.session(user, outcome) {
+            // Do not spin on a server that refuses everything.
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
     report
@@ -157,20 +129,21 @@ async fn session(
     report: &mut ClientReport,
 ) -> Result<()> {
     let t = Instant::now();
+    let target = &plan.target;
     let mut s = ImapSession::login_from(
-        &plan.host,
-        plan.port,
+        &target.host,
+        target.port,
         source,
         user,
-        &plan.password,
-        plan.io_timeout,
+        &target.password,
+        target.io_timeout,
     )
     .await?;
-    report.times.record("login", t.elapsed());
+    report.tally.times.record("login", t.elapsed());
 
     let t = Instant::now();
     let exists = s.select_inbox().await?;
-    report.times.record("select", t.elapsed());
+    report.tally.times.record("select", t.elapsed());
 
     if exists > 0 {
         let t = Instant::now();
@@ -180,7 +153,7 @@ async fn session(
                 "FETCH {first}:{exists} (UID FLAGS RFC822.SIZE ENVELOPE)"
             ))
             .await?;
-        report.times.record("fetch-headers", t.elapsed());
+        report.tally.times.record("fetch-headers", t.elapsed());
 
         let uids: Vec<u32> = headers.iter().filter_map(|l| fetched_uid(l)).collect();
         if !uids.is_empty() {
@@ -188,19 +161,19 @@ async fn session(
             let before = s.literal_bytes;
             let t = Instant::now();
             s.command(&format!("UID FETCH {uid} (BODY.PEEK[])")).await?;
-            report.times.record("fetch-body", t.elapsed());
+            report.tally.times.record("fetch-body", t.elapsed());
             report.body_bytes += s.literal_bytes - before;
 
             let t = Instant::now();
             s.command(&format!("UID STORE {uid} +FLAGS (\\Seen)"))
                 .await?;
-            report.times.record("store", t.elapsed());
+            report.tally.times.record("store", t.elapsed());
         }
     }
 
     let t = Instant::now();
     s.command("UID SEARCH UNSEEN").await?;
-    report.times.record("search", t.elapsed());
+    report.tally.times.record("search", t.elapsed());
 
     // IDLE's cost is the wait for '+' and for the OK after DONE, not the time spent idling.
     let t = Instant::now();
@@ -209,11 +182,11 @@ async fn session(
     tokio::time::sleep(plan.idle).await;
     let t = Instant::now();
     s.idle_done().await?;
-    report.times.record("idle", entered + t.elapsed());
+    report.tally.times.record("idle", entered + t.elapsed());
 
     let t = Instant::now();
     s.logout_checked().await?;
-    report.times.record("logout", t.elapsed());
+    report.tally.times.record("logout", t.elapsed());
     Ok(())
 }
 

@@ -26,6 +26,7 @@ mod memory;
 mod pop3;
 mod procs;
 mod report;
+mod sessions;
 mod smtp;
 mod stats;
 mod wire;

@@ -3,7 +3,7 @@
 //! is deleted, so runs repeat.
 
 use crate::report::{self, CpuMeter};
-use crate::stats::OpTimes;
+use crate::sessions::{Tally, Target};
 use crate::wire::LineConn;
 use crate::{Args, Outcome, procs::Server};
 use anyhow::{Context, Result, bail};
@@ -11,39 +11,20 @@ use serde_json::json;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
-/// What every client needs to know.
-struct Plan {
-    host: String,
-    port: u16,
-    password: String,
-    /// user1..userN at the domain, precomputed.
-    users: Vec<String>,
-    io_timeout: Duration,
-}
+use std::time::Instant;
 
 /// What one client observed.
 #[derive(Default)]
 struct ClientReport {
-    times: OpTimes,
+    tally: Tally,
     messages: usize,
     bytes: u64,
-    sessions: usize,
-    failed_sessions: usize,
-    first_error: Option<String>,
 }
 
 /// Runs the workload and prints its report.
 pub async fn run(args: &Args, server: &Server) -> Result<Outcome> {
     let clients = args.clients();
-    let plan = Arc::new(Plan {
-        host: args.host.clone(),
-        port: args.pop3_port,
-        password: args.password.clone(),
-        users: (1..=args.users).map(|i| crate::user(args, i)).collect(),
-        io_timeout: args.io_timeout(),
-    });
+    let plan = Arc::new(Target::new(args, args.pop3_port));
     println!(
         "pop3: {} users' maildrops downloaded by {clients} clients from {}:{}",
         args.users, args.host, args.pop3_port
@@ -55,36 +36,29 @@ pub async fn run(args: &Args, server: &Server) -> Result<Outcome> {
         tasks.spawn(client(plan.clone(), next.clone(), args.source(c)));
     }
     let mut total = ClientReport {
-        times: OpTimes::new(&["login", "stat", "retr", "quit"]),
+        tally: Tally::new(&["login", "stat", "retr", "quit"]),
         ..ClientReport::default()
     };
     while let Some(report) = tasks.join_next().await {
         let report = report.context("a POP3 client task panicked")?;
-        total.times.merge(report.times);
+        total.tally.merge(report.tally);
         total.messages += report.messages;
         total.bytes += report.bytes;
-        total.sessions += report.sessions;
-        total.failed_sessions += report.failed_sessions;
-        if total.first_error.is_none() {
-            total.first_error = report.first_error;
-        }
     }
+    let ClientReport {
+        tally,
+        messages,
+        bytes,
+    } = total;
     let cpu = meter.finish(server);
 
-    let messages_per_s = report::per_sec(total.messages as f64, cpu.wall);
-    let bytes_per_s = report::per_sec(total.bytes as f64, cpu.wall);
+    let messages_per_s = report::per_sec(messages as f64, cpu.wall);
+    let bytes_per_s = report::per_sec(bytes as f64, cpu.wall);
     println!();
+    tally.print();
     println!(
-        "sessions:                {} complete, {} failed",
-        total.sessions, total.failed_sessions
-    );
-    if let Some(e) = &total.first_error {
-        println!("first error:             {e}");
-    }
-    println!(
-        "downloaded:              {} messages, {:.1} MiB in {:.2} s",
-        total.messages,
-        total.bytes as f64 / 1048576.0,
+        "downloaded:              {messages} messages, {:.1} MiB in {:.2} s",
+        bytes as f64 / 1048576.0,
         cpu.wall.as_secs_f64()
     );
     println!(
@@ -92,47 +66,40 @@ pub async fn run(args: &Args, server: &Server) -> Result<Outcome> {
         bytes_per_s / 1048576.0
     );
     println!("latency by operation:");
-    let table = report::op_table(total.times);
+    let table = report::op_table(tally.times);
     cpu.print(server);
     Ok(Outcome {
         results: json!({
-            "sessions": total.sessions,
-            "failed_sessions": total.failed_sessions,
-            "first_error": total.first_error,
-            "messages": total.messages,
-            "bytes": total.bytes,
+            "sessions": tally.sessions,
+            "failed_sessions": tally.failed_sessions,
+            "first_error": tally.first_error,
+            "messages": messages,
+            "bytes": bytes,
             "messages_per_s": messages_per_s,
             "bytes_per_s": bytes_per_s,
             "ops": table,
         }),
         cpu,
-        clean: total.failed_sessions == 0,
+        clean: tally.failed_sessions == 0,
     })
 }
 
 /// One client: takes the next user not yet downloaded until none is left.
-async fn client(plan: Arc<Plan>, next: Arc<AtomicUsize>, source: Option<IpAddr>) -> ClientReport {
+async fn client(plan: Arc<Target>, next: Arc<AtomicUsize>, source: Option<IpAddr>) -> ClientReport {
     let mut report = ClientReport::default();
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(user) = plan.users.get(i) else {
             return report;
         };
-        match session(&plan, user, source, &mut report).await {
-            Ok(()) => report.sessions += 1,
-            Err(e) => {
-                report.failed_sessions += 1;
-                report
-                    .first_error
-                    .get_or_insert_with(|| format!("{user}: {e:#}"));
-            }
-        }
+        let outcome = session(&plan, user, source, &mut report).await;
+        report.tally.session(user, outcome);
     }
 }
 
 /// Downloads `user`'s maildrop, each step timed into `report`.
 async fn session(
-    plan: &Plan,
+    plan: &Target,
     user: &str,
     source: Option<IpAddr>,
     report: &mut ClientReport,
@@ -146,13 +113,13 @@ async fn session(
     conn.write_all(format!("PASS {}\r\n", plan.password).as_bytes())
         .await?;
     ok(&mut conn, "PASS").await?;
-    report.times.record("login", t.elapsed());
+    report.tally.times.record("login", t.elapsed());
 
     let t = Instant::now();
     conn.write_all(b"STAT\r\n").await?;
     let stat = ok(&mut conn, "STAT").await?;
     let count = stat_count(&stat).with_context(|| format!("STAT reply: {stat}"))?;
-    report.times.record("stat", t.elapsed());
+    report.tally.times.record("stat", t.elapsed());
 
     for n in 1..=count {
         let t = Instant::now();
@@ -165,14 +132,14 @@ async fn session(
             }
             report.bytes += line.len() as u64;
         }
-        report.times.record("retr", t.elapsed());
+        report.tally.times.record("retr", t.elapsed());
         report.messages += 1;
     }
 
     let t = Instant::now();
     conn.write_all(b"QUIT\r\n").await?;
     ok(&mut conn, "QUIT").await?;
-    report.times.record("quit", t.elapsed());
+    report.tally.times.record("quit", t.elapsed());
     Ok(())
 }
 
