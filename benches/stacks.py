@@ -43,7 +43,9 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "cluster"))
 
-from mta import _MASTER_CF, _alive, _allow_traverse, _sbin, _tail, free_port  # noqa: E402
+from mta import (  # noqa: E402
+    _MASTER_CF, POSTFIX_BASE_CF, _alive, _allow_traverse, _sbin, _tail, free_port, postfix_command,
+    postfix_master_pid, stop_postfix)
 from ternlib import Tern, wait_until  # noqa: E402
 from ternlocal import default_bin  # noqa: E402
 
@@ -151,50 +153,15 @@ def _protocol_ready(kind: str, port: int, user: str | None = None, password: str
 
 _POSTFIX_MASTER_CF = _MASTER_CF + "lmtp      unix  - - n - - lmtp\n"
 
-_POSTFIX_MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {dir}/queue
-data_directory = {dir}/data
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.{domain}
-mydomain = {domain}
-myorigin = $myhostname
-mydestination =
-local_recipient_maps =
-alias_maps =
-alias_database =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.1/32
-relay_domains =
-smtpd_relay_restrictions = reject_unauth_destination
+_POSTFIX_MAIN_CF = POSTFIX_BASE_CF + """\
 smtpd_recipient_restrictions = permit
 virtual_mailbox_domains = {domain}
 virtual_mailbox_maps = texthash:{dir}/etc/virtual_mailboxes
 virtual_transport = lmtp:inet:127.0.0.1:{lmtp_port}
-default_transport = error:this benchmark instance sends no mail
-relay_transport = error:this benchmark instance sends no mail
-smtputf8_enable = yes
-smtpd_tls_security_level = none
-smtp_tls_security_level = none
 lmtp_tls_security_level = none
-smtpd_peername_lookup = no
-smtpd_error_sleep_time = 0s
-smtpd_soft_error_limit = 1000
-smtpd_hard_error_limit = 1000
 smtpd_client_connection_count_limit = 1000
-smtpd_client_connection_rate_limit = 0
-smtpd_client_message_rate_limit = 0
 smtpd_client_recipient_rate_limit = 0
 default_process_limit = 500
-in_flow_delay = 0s
-message_size_limit = 52428800
-biff = no
-append_dot_mydomain = no
-delay_warning_time = 0h
-maillog_file = {dir}/maillog
-maillog_file_prefixes = {dir}
 """
 
 _DOVECOT_CONF = """\
@@ -392,8 +359,7 @@ class PostfixDovecot:
         return True
 
     def _postfix(self, *args, timeout=60) -> subprocess.CompletedProcess:
-        return subprocess.run([_sbin("postfix"), "-c", str(self.pf_etc), *args], capture_output=True,
-                              text=True, timeout=timeout)
+        return postfix_command(self.pf_etc, *args, timeout=timeout)
 
     def _start_postfix(self, timeout: float, attempts: int = 5):
         log_path = self.pf_dir / "maillog"
@@ -401,7 +367,8 @@ class PostfixDovecot:
             self.smtp_port = free_port()
             while self.smtp_port in (self.imap_port, self.pop3_port, self.lmtp_port):
                 self.smtp_port = free_port()
-            main_cf = _POSTFIX_MAIN_CF.format(dir=self.pf_dir, domain=self.domain, lmtp_port=self.lmtp_port)
+            main_cf = _POSTFIX_MAIN_CF.format(dir=self.pf_dir, hostname=f"mx.{self.domain}",
+                                              domain=self.domain, lmtp_port=self.lmtp_port)
             (self.pf_etc / "main.cf").write_text(main_cf + self.postfix_extra.strip("\n") + "\n")
             master_cf = _POSTFIX_MASTER_CF.format(listen=f"127.0.0.1:{self.smtp_port}")
             (self.pf_etc / "master.cf").write_text(master_cf)
@@ -432,23 +399,10 @@ class PostfixDovecot:
             self._stop_dovecot(timeout)
             _kill_leftovers(recorded)
 
-    def _postfix_master_pid(self) -> int | None:
-        try:
-            return int((self.pf_dir / "queue" / "pid" / "master.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
-
     def _stop_postfix(self, timeout: float = 30.0):
-        if not self.postfix_running:
-            return
-        self.postfix_running = False
-        pid = self._postfix_master_pid()
-        self._postfix("stop")
-        if pid:
-            try:
-                wait_until(lambda: not _alive(pid), timeout=timeout, what="postfix master to exit")
-            except TimeoutError:
-                os.kill(pid, signal.SIGKILL)
+        if self.postfix_running:
+            self.postfix_running = False
+            stop_postfix(self.pf_etc, self.pf_dir, timeout)
 
     def _stop_dovecot(self, timeout: float = 30.0):
         proc, self.dovecot = self.dovecot, None
@@ -471,7 +425,7 @@ class PostfixDovecot:
 
     def pids(self) -> list[int]:
         """The Postfix master and Dovecot master with all their descendants."""
-        roots = [self._postfix_master_pid() if self.postfix_running else None,
+        roots = [postfix_master_pid(self.pf_dir) if self.postfix_running else None,
                  self.dovecot.pid if self.dovecot and self.dovecot.poll() is None else None]
         return _process_tree([r for r in roots if r])
 

@@ -1,4 +1,5 @@
-"""Fixtures: a running `tern` with a test domain and two accounts."""
+"""Fixtures: a running `tern` with a test domain and two accounts; a private Postfix as the
+remote MX of `remote.test` (tests/mta.py)."""
 
 import pytest
 
@@ -21,3 +22,13 @@ def fresh_tern(tmp_path):
     server = Tern(tmp_path / "node").start()
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="module")
+def postfix(tmp_path_factory):
+    """A private Postfix accepting mail for remote.test on a loopback port, one per test module."""
+    from mta import Postfix  # imported here: mta needs dkimpy and dnspython, most tests do not
+
+    server = Postfix(tmp_path_factory.mktemp("mx"), ["remote.test"])
+    yield server
+    server.stop()

@@ -276,14 +276,18 @@ scache    unix  - - n - 1 scache
 postlog   unix-dgram n - n - 1 postlogd
 """
 
-_MAIN_CF = """\
+# What every private Postfix here has (the test MX and the benchmark's): its own queue and
+# data dirs, loopback only, no local delivery, no relaying, no TLS, no anti-abuse throttling,
+# no outbound mail. Postfix takes the last value of a repeated parameter, so a user may append
+# its own settings.
+POSTFIX_BASE_CF = """\
 compatibility_level = 3.6
 queue_directory = {dir}/queue
 data_directory = {dir}/data
 mail_owner = postfix
 setgid_group = postdrop
 myhostname = {hostname}
-mydomain = {hostname}
+mydomain = {domain}
 myorigin = $myhostname
 mydestination =
 local_recipient_maps =
@@ -294,15 +298,8 @@ inet_protocols = ipv4
 mynetworks = 127.0.0.1/32
 relay_domains =
 smtpd_relay_restrictions = reject_unauth_destination
-smtpd_recipient_restrictions = check_recipient_access tcp:127.0.0.1:{access_port}, permit
-smtpd_end_of_data_restrictions = check_recipient_access tcp:127.0.0.1:{eod_port}, permit
-virtual_mailbox_domains = {domains}
-virtual_mailbox_base = {dir}/maildirs
-virtual_mailbox_maps = static:all/
-virtual_uid_maps = static:{uid}
-virtual_gid_maps = static:{gid}
-default_transport = error:this test instance sends no mail
-relay_transport = error:this test instance sends no mail
+default_transport = error:this private instance sends no mail
+relay_transport = error:this private instance sends no mail
 smtputf8_enable = yes
 smtpd_tls_security_level = none
 smtp_tls_security_level = none
@@ -314,12 +311,22 @@ smtpd_client_connection_rate_limit = 0
 smtpd_client_message_rate_limit = 0
 in_flow_delay = 0s
 message_size_limit = 52428800
-virtual_mailbox_limit = 0
 biff = no
 append_dot_mydomain = no
 delay_warning_time = 0h
 maillog_file = {dir}/maillog
 maillog_file_prefixes = {dir}
+"""
+
+_MAIN_CF = POSTFIX_BASE_CF + """\
+smtpd_recipient_restrictions = check_recipient_access tcp:127.0.0.1:{access_port}, permit
+smtpd_end_of_data_restrictions = check_recipient_access tcp:127.0.0.1:{eod_port}, permit
+virtual_mailbox_domains = {domains}
+virtual_mailbox_base = {dir}/maildirs
+virtual_mailbox_maps = static:all/
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+virtual_mailbox_limit = 0
 """
 
 
@@ -422,12 +429,12 @@ class Postfix:
         os.chown(self.maildirs, nobody.pw_uid, nobody.pw_gid)
         _allow_traverse(self.dir)
         (self.etc / "main.cf").write_text(_MAIN_CF.format(
-            dir=self.dir, hostname=self.hostname, access_port=self.access.port, eod_port=self.end_of_data.port,
+            dir=self.dir, hostname=self.hostname, domain=self.hostname, access_port=self.access.port,
+            eod_port=self.end_of_data.port,
             domains=", ".join(self.domains) or "fixture.invalid", uid=nobody.pw_uid, gid=nobody.pw_gid))
 
     def _postfix(self, *args, timeout=60) -> subprocess.CompletedProcess:
-        return subprocess.run([_sbin("postfix"), "-c", str(self.etc), *args], capture_output=True, text=True,
-                              timeout=timeout)
+        return postfix_command(self.etc, *args, timeout=timeout)
 
     def _start(self, attempts: int = 5):
         for _ in range(attempts):
@@ -546,19 +553,32 @@ class Postfix:
     def _stop_postfix(self, timeout: float = 30.0):
         if self.running:
             self.running = False
-            pid = self._master_pid()
-            self._postfix("stop")
-            if pid:
-                try:
-                    wait_until(lambda: not _alive(pid), timeout=timeout, what="postfix master to exit")
-                except TimeoutError:
-                    os.kill(pid, signal.SIGKILL)
+            stop_postfix(self.etc, self.dir, timeout)
 
-    def _master_pid(self) -> int | None:
+
+def postfix_command(etc: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`postfix -c ETC ARGS...` for a private instance."""
+    return subprocess.run([_sbin("postfix"), "-c", str(etc), *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def postfix_master_pid(dir: Path) -> int | None:
+    """The master's pid of the private instance whose queue is under `dir`, if it runs."""
+    try:
+        return int((dir / "queue" / "pid" / "master.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stop_postfix(etc: Path, dir: Path, timeout: float = 30.0) -> None:
+    """`postfix stop`, then waits for the master to exit; SIGKILL when it has not in `timeout`."""
+    pid = postfix_master_pid(dir)
+    postfix_command(etc, "stop")
+    if pid:
         try:
-            return int((self.dir / "queue" / "pid" / "master.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
+            wait_until(lambda: not _alive(pid), timeout=timeout, what="postfix master to exit")
+        except TimeoutError:
+            os.kill(pid, signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:

@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cluster"))
 
 import ternlocal  # noqa: E402
-from mta import Postfix, Unbound  # noqa: E402
+from mta import Unbound  # noqa: E402
 from ternlib import message, wait_until  # noqa: E402
 
 DOMAIN = "relay.test"
@@ -33,13 +33,6 @@ def unbound(tmp_path_factory):
         "remote.test. IN MX 10 mx.remote.test.",
         "mx.remote.test. IN A 127.0.0.1",
     ])
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def postfix(tmp_path_factory):
-    server = Postfix(tmp_path_factory.mktemp("mx"), ["remote.test"])
     yield server
     server.stop()
 

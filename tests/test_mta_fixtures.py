@@ -30,13 +30,6 @@ def unbound(tmp_path_factory, dkim_key):
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def postfix(tmp_path_factory):
-    server = Postfix(tmp_path_factory.mktemp("mx"), ["remote.test"])
-    yield server
-    server.stop()
-
-
 def swaks(port, to, subject="fixture test", sender="sender@elsewhere.test"):
     return subprocess.run(
         ["swaks", "--server", "127.0.0.1", "--port", str(port), "--ehlo", "client.test", "--from", sender,

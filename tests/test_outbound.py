@@ -9,7 +9,7 @@ import smtplib
 
 import pytest
 
-from mta import Postfix, Unbound, dkim_verify
+from mta import Unbound, dkim_verify
 from ternlib import PASSWORD, Tern, fetch_messages, message, wait_until
 
 LOCAL = "bob@test.example"
@@ -22,13 +22,6 @@ DNS_RECORDS = [
 @pytest.fixture(scope="module")
 def unbound(tmp_path_factory):
     server = Unbound(tmp_path_factory.mktemp("dns"), DNS_RECORDS, zones=["nowhere.test"])
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def postfix(tmp_path_factory):
-    server = Postfix(tmp_path_factory.mktemp("mx"), ["remote.test"])
     yield server
     server.stop()
 
