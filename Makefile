@@ -10,7 +10,7 @@ APT_BUILD := libclang-dev
 # swaks needs Net::SSLeay and IO::Socket::SSL for STARTTLS (recommends, not depends).
 APT_TEST := swaks libnet-ssleay-perl libio-socket-ssl-perl isync haproxy unbound postfix openssl
 
-.PHONY: run build test unit e2e lint deps test-deps bench clean-data
+.PHONY: run build test unit e2e lint check-deps deps test-deps lint-deps bench clean-data
 
 run: deps
 	$(CARGO) run $(PROFILE) -p tern -- serve --dev
@@ -18,7 +18,7 @@ run: deps
 build: deps
 	$(CARGO) build $(PROFILE) --workspace
 
-test: deps test-deps build unit e2e
+test: deps test-deps build check-deps unit e2e
 
 unit:
 	$(CARGO) test $(PROFILE) --workspace
@@ -27,9 +27,15 @@ e2e:
 	TERN_BIN="$$($(CARGO) metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/tern" \
 		$(PYTHON) -m pytest -q tests cluster
 
-lint:
+lint: check-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
+
+# The crate map of ARCHITECTURE.md holds, and no crate declares a dependency it does not use
+# (cargo-machete reads the sources; neither check builds anything).
+check-deps: lint-deps
+	./scripts/check-crate-map
+	$(CARGO) machete
 
 bench: build
 	./scripts/bench
@@ -37,6 +43,9 @@ bench: build
 # --- installation of missing tools -------------------------------------------------------
 deps:
 	@./scripts/ensure-apt $(APT_BUILD)
+
+lint-deps:
+	@./scripts/ensure-cargo-tool cargo-machete 0.9.2
 
 test-deps:
 	@./scripts/ensure-apt $(APT_TEST)

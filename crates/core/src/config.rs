@@ -255,14 +255,6 @@ impl ListenerConfig {
         }
     }
 
-    /// The parsed [`proxy_protocol_from`](Self::proxy_protocol_from) networks; an entry that
-    /// is not an IP address or CIDR network is an error.
-    pub fn trusted_proxies(
-        &self,
-    ) -> Result<crate::proxy::TrustedProxies, crate::proxy::InvalidNetwork> {
-        crate::proxy::TrustedProxies::parse(&self.proxy_protocol_from)
-    }
-
     /// The dev listeners: SMTP 2525, submission 2587, submissions 2465, IMAP 1143, IMAPS 1993,
     /// POP3 1110, POP3S 1995, admin 8080.
     pub fn dev(host: &str) -> ListenerConfig {

@@ -5,7 +5,7 @@
 //! pipelined after the command (the CVE-2011-0411 class of command injection).
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use thiserror::Error;
@@ -70,6 +70,13 @@ pub enum ReadError {
 
 const READ_CHUNK: usize = 16 * 1024;
 
+/// The one plaintext-login policy of SMTP, IMAP and POP3: a password travels only over TLS,
+/// except from a loopback peer when `allow_on_loopback` is set (`--dev`). An IPv4-mapped IPv6
+/// peer (`::ffff:127.0.0.1`, as a dual-stack listener reports it) counts as the IPv4 address.
+pub fn plaintext_auth_allowed(tls: bool, peer: IpAddr, allow_on_loopback: bool) -> bool {
+    tls || (allow_on_loopback && peer.to_canonical().is_loopback())
+}
+
 /// A client connection with buffered reads and writes.
 pub struct Connection {
     stream: Option<Stream>,
@@ -99,6 +106,12 @@ impl Connection {
     /// Whether the transport is TLS.
     pub fn is_tls(&self) -> bool {
         matches!(self.stream, Some(Stream::Tls(_)))
+    }
+
+    /// Whether a password may be sent in the clear on this connection: see
+    /// [`plaintext_auth_allowed`].
+    pub fn plaintext_auth_allowed(&self, allow_on_loopback: bool) -> bool {
+        plaintext_auth_allowed(self.is_tls(), self.peer.ip(), allow_on_loopback)
     }
 
     /// Whether the client has sent bytes we have not consumed yet (pipelined input).
@@ -269,6 +282,19 @@ mod tests {
         let client = TcpStream::connect(addr).await.unwrap();
         let (server, peer) = listener.accept().await.unwrap();
         (Connection::new(Stream::Plain(server), peer, addr), client)
+    }
+
+    #[test]
+    fn plaintext_login_needs_tls_or_dev_loopback() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for peer in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
+            assert!(plaintext_auth_allowed(false, ip(peer), true), "{peer}");
+            assert!(!plaintext_auth_allowed(false, ip(peer), false), "{peer}");
+        }
+        for peer in ["192.0.2.1", "::ffff:192.0.2.1", "2001:db8::1"] {
+            assert!(!plaintext_auth_allowed(false, ip(peer), true), "{peer}");
+            assert!(plaintext_auth_allowed(true, ip(peer), false), "{peer}");
+        }
     }
 
     #[tokio::test]

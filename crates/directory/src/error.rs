@@ -2,8 +2,9 @@
 
 use tern_core::GroupId;
 use tern_core::address::AddressError;
+use tern_core::ops::{Rejection, Unavailable};
 use tern_raft::RaftError;
-use tern_store::{Rejection, Response, StoreError};
+use tern_store::{Response, StoreError};
 
 /// Directory failures.
 #[derive(Debug, thiserror::Error)]
@@ -19,15 +20,21 @@ pub enum DirectoryError {
     Rejected(#[from] Rejection),
     /// Temporarily unavailable (retry later).
     #[error(transparent)]
-    Raft(#[from] RaftError),
+    Unavailable(#[from] Unavailable),
     /// Password hashing failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
 
+impl From<RaftError> for DirectoryError {
+    fn from(e: RaftError) -> Self {
+        DirectoryError::Unavailable(Unavailable(e.to_string()))
+    }
+}
+
 impl From<StoreError> for DirectoryError {
     fn from(e: StoreError) -> Self {
-        DirectoryError::Raft(RaftError::Store(e))
+        DirectoryError::from(RaftError::Store(e))
     }
 }
 
@@ -35,7 +42,7 @@ impl DirectoryError {
     /// A blocking lookup task died (panicked or was cancelled at shutdown). Callers may retry,
     /// so it is reported as a temporary failure of the meta group.
     pub(crate) fn task_failed(group: GroupId, e: &tokio::task::JoinError) -> DirectoryError {
-        DirectoryError::Raft(RaftError::Unavailable {
+        DirectoryError::from(RaftError::Unavailable {
             group,
             reason: format!("lookup task failed: {e}"),
         })
@@ -44,7 +51,7 @@ impl DirectoryError {
     /// The state machine answered with a response this command never produces: a version
     /// mismatch between proposer and state machine, reported as temporary rather than a panic.
     pub(crate) fn unexpected(group: GroupId, response: &Response) -> DirectoryError {
-        DirectoryError::Raft(RaftError::Unavailable {
+        DirectoryError::from(RaftError::Unavailable {
             group,
             reason: format!("unexpected response {response:?}"),
         })

@@ -54,10 +54,7 @@ fn queue() -> &'static Sender<Job> {
 fn serve(jobs: &Mutex<Receiver<Job>>) {
     lower_priority();
     loop {
-        let next = jobs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .recv();
+        let next = tern_core::sync::lock(jobs).recv();
         let Ok(job) = next else {
             return;
         };

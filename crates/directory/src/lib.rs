@@ -15,6 +15,9 @@
 //! - `resolve`: alias expansion and sub-addressing, pure over a lookup trait.
 //! - `password`: Argon2id hashing and verification (PHC strings).
 //! - `hashers`: the threads that run them, one per core, at a lower CPU priority.
+//!
+//! New lookups go in `lookup` (reads of the local meta replica), new operator changes in
+//! `admin` (one meta-group proposal each); both are methods on [`Directory`].
 #![warn(missing_docs)]
 
 mod admin;

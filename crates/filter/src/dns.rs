@@ -57,9 +57,7 @@ impl TxtCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, (Txt, Instant)>> {
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        tern_core::sync::lock(&self.entries)
     }
 }
 

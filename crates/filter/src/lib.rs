@@ -15,15 +15,20 @@
 //! - [`dnsbl`]: block-list query names and answers.
 //! - [`keys`]: generating rsa-2048 / ed25519 keys, public keys, the DKIM TXT record.
 //! - [`sign`]: DKIM-Signature for submitted mail.
-//! - [`records`]: the records `tern domain dns` prints.
+//! - [`dns_records`]: the records `tern domain dns` prints.
 //! - `error`: [`FilterError`].
+//! - `tests`: the checks against a private DNS server.
+//!
+//! A new check gets its own module returning a result for [`Verdict`], is run from
+//! [`Filter::verify`] (end of DATA) or earlier phases, and is switched by `[filter]` in the
+//! configuration.
 #![warn(missing_docs)]
 
 pub mod dns;
+pub mod dns_records;
 pub mod dnsbl;
 mod error;
 pub mod keys;
-pub mod records;
 pub mod results;
 pub mod sign;
 pub mod verdict;

@@ -7,13 +7,17 @@
 //! - [`session`]: the connection loop: literals, the state gate, authentication.
 //! - [`cmd`]: command handlers by family (mailboxes, messages, idle).
 //! - [`view`]: the selected mailbox as the client knows it, and its resynchronisation.
-//! - [`message`]: ENVELOPE, BODYSTRUCTURE and sections from mail-parser.
+//! - [`mime`]: ENVELOPE, BODYSTRUCTURE and sections from mail-parser.
 //! - [`search`]: evaluating SEARCH keys.
 //! - [`response`]: response pieces shared by commands.
+//!
+//! A new command gets a variant and its grammar in [`proto::command`], its state in the
+//! session's gate, and a handler in the [`cmd`] module of its family; its capability, if any,
+//! goes in the CAPABILITY list in [`session`].
 #![warn(missing_docs)]
 
 pub mod cmd;
-pub mod message;
+pub mod mime;
 pub mod proto;
 pub mod response;
 pub mod search;

@@ -1,6 +1,6 @@
 //! Evaluating SEARCH keys against a mailbox view, reading bodies only when a key needs them.
 
-use crate::message::Parsed;
+use crate::mime::Parsed;
 use crate::proto::search::SearchKey;
 use chrono::NaiveDate;
 use tern_core::records::MessageRecord;

@@ -7,9 +7,9 @@ use crate::view::View;
 use std::sync::Arc;
 use std::time::Duration;
 use tern_core::net::{Connection, ReadError};
+use tern_core::ops::Rejection;
 use tern_directory::{DirectoryError, sasl};
 use tern_mailbox::{Account, MailboxError};
-use tern_store::Rejection;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -125,8 +125,8 @@ impl Session {
     }
 
     fn login_allowed(&self) -> bool {
-        self.conn.is_tls()
-            || (self.ctx.allow_plaintext_auth_on_loopback && self.conn.peer.ip().is_loopback())
+        self.conn
+            .plaintext_auth_allowed(self.ctx.allow_plaintext_auth_on_loopback)
     }
 
     pub(crate) fn account(&self) -> Option<Account> {

@@ -1,8 +1,9 @@
 //! The mailbox error type, and the conversions from the layers below it.
 
+use tern_core::ops::{Rejection, Unavailable};
 use tern_core::{BlobId, GroupId};
 use tern_raft::RaftError;
-use tern_store::{Rejection, Response, StoreError};
+use tern_store::{Response, StoreError};
 
 /// Mailbox operation failures.
 #[derive(Debug, thiserror::Error)]
@@ -12,7 +13,7 @@ pub enum MailboxError {
     Rejected(#[from] Rejection),
     /// Temporarily unavailable (IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]).
     #[error(transparent)]
-    Raft(#[from] RaftError),
+    Unavailable(#[from] Unavailable),
     /// A blob referenced by a message is missing on this node.
     #[error("message body {0:?} missing")]
     MissingBlob(BlobId),
@@ -24,9 +25,15 @@ pub enum MailboxError {
     ActorGone,
 }
 
+impl From<RaftError> for MailboxError {
+    fn from(e: RaftError) -> Self {
+        MailboxError::Unavailable(Unavailable(e.to_string()))
+    }
+}
+
 impl From<StoreError> for MailboxError {
     fn from(e: StoreError) -> Self {
-        MailboxError::Raft(RaftError::Store(e))
+        MailboxError::from(RaftError::Store(e))
     }
 }
 
@@ -34,7 +41,7 @@ impl MailboxError {
     /// A temporary failure of `group` that is neither Raft's nor the store's own (a timeout
     /// waiting for the actor, a blocking task that died): sessions answer "try again".
     pub(crate) fn unavailable(group: GroupId, reason: impl Into<String>) -> MailboxError {
-        MailboxError::Raft(RaftError::Unavailable {
+        MailboxError::from(RaftError::Unavailable {
             group,
             reason: reason.into(),
         })

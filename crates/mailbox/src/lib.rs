@@ -15,6 +15,10 @@
 //! - `snapshot`: a self-consistent [`Snapshot`] from two reads.
 //! - `types`: the values operations return.
 //! - `error`: [`MailboxError`].
+//!
+//! A new mailbox operation is a method on [`Account`] (a read runs after the partition's
+//! ReadIndex; a write is a message to the actor, which proposes one tern-store command) and,
+//! if it changes what sessions see, a case in `events`.
 #![warn(missing_docs)]
 
 mod account;

@@ -137,10 +137,7 @@ impl Mailboxes {
     fn lock_shared(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, Arc<Shared>>> {
         // A panic while holding this lock cannot leave the map inconsistent (single inserts),
         // so a poisoned lock is still usable.
-        self.inner
-            .shared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        tern_core::sync::lock(&self.inner.shared)
     }
 
     fn shared(&self, account: AccountId) -> Arc<Shared> {

@@ -6,10 +6,10 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use tern_core::ops::FlagOp;
 use tern_core::{BlobId, MailboxId, Uid};
 use tern_directory::{AccountInfo, DirectoryError};
 use tern_mailbox::{MailboxError, Snapshot};
-use tern_store::FlagOp;
 
 /// Authentication and account lookup.
 pub trait Backend: Send + Sync {

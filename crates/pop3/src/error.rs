@@ -67,7 +67,9 @@ impl Pop3Error {
                 DirectoryError::AuthFailed
                 | DirectoryError::InvalidAddress(_)
                 | DirectoryError::Rejected(_) => replies::INVALID_CREDENTIALS,
-                DirectoryError::Raft(_) | DirectoryError::Hash(_) => replies::TEMPORARY_FAILURE,
+                DirectoryError::Unavailable(_) | DirectoryError::Hash(_) => {
+                    replies::TEMPORARY_FAILURE
+                }
             }),
             Pop3Error::Open { source, .. }
             | Pop3Error::Retrieve { source, .. }
@@ -83,7 +85,7 @@ fn mailbox_reply(error: &MailboxError) -> Reply {
         MailboxError::Rejected(_) => replies::PERMANENT_FAILURE,
         // No leader, a timeout, a body not replicated here yet, an actor restarting: all of
         // these heal by themselves.
-        MailboxError::Raft(_) | MailboxError::MissingBlob(_) | MailboxError::ActorGone => {
+        MailboxError::Unavailable(_) | MailboxError::MissingBlob(_) | MailboxError::ActorGone => {
             replies::TEMPORARY_FAILURE
         }
     }
@@ -93,9 +95,7 @@ fn mailbox_reply(error: &MailboxError) -> Reply {
 mod tests {
     use super::*;
     use crate::proto::RespCode;
-    use tern_core::GroupId;
-    use tern_raft::RaftError;
-    use tern_store::Rejection;
+    use tern_core::ops::{Rejection, Unavailable};
 
     fn code(e: Pop3Error) -> Option<Option<RespCode>> {
         e.reply().map(|r| r.code)
@@ -104,14 +104,11 @@ mod tests {
     #[test]
     fn errors_map_to_temporary_or_permanent_codes() {
         let account = AccountId(7);
-        let unavailable = || RaftError::Unavailable {
-            group: GroupId(3),
-            reason: "no quorum".into(),
-        };
+        let unavailable = || Unavailable("group 3: no quorum".into());
         let open = |source| Pop3Error::Open { account, source };
         assert_eq!(code(open(MailboxError::InUse)), Some(Some(RespCode::InUse)));
         assert_eq!(
-            code(open(MailboxError::Raft(unavailable()))),
+            code(open(MailboxError::Unavailable(unavailable()))),
             Some(Some(RespCode::SysTemp))
         );
         assert_eq!(
@@ -127,7 +124,7 @@ mod tests {
             Some(Some(RespCode::Auth))
         );
         assert_eq!(
-            code(dir(DirectoryError::Raft(unavailable()))),
+            code(dir(DirectoryError::Unavailable(unavailable()))),
             Some(Some(RespCode::SysTemp))
         );
         assert_eq!(code(Pop3Error::Io(io::ErrorKind::BrokenPipe.into())), None);

@@ -14,6 +14,7 @@
 //! - `backend`: the two traits the session needs from storage, implemented over the
 //!   directory and the mailbox actors (and in memory by the session tests).
 //! - [`error`]: the crate's error type and its mapping to replies.
+//! - `tests`: the session driven over a socket against an in-memory backend.
 //!
 //! New commands get a variant in `proto`, their replies in `replies` and a file in `cmd`.
 #![warn(missing_docs)]

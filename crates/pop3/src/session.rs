@@ -120,9 +120,8 @@ impl<B: Backend> Session<'_, B> {
 
     /// Whether USER/PASS and AUTH PLAIN may be used now: on TLS, or from loopback in `--dev`.
     pub fn plaintext_auth_allowed(&self) -> bool {
-        self.conn.is_tls()
-            || (self.cfg.allow_plaintext_auth_on_loopback
-                && self.conn.peer.ip().to_canonical().is_loopback())
+        self.conn
+            .plaintext_auth_allowed(self.cfg.allow_plaintext_auth_on_loopback)
     }
 
     /// Whether STLS can be offered: a certificate is configured and TLS is not on yet.

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tern_core::config::Limits;
 use tern_core::net::{Connection, Stream};
+use tern_core::ops::Unavailable;
 use tern_core::records::{MailboxRecord, MessageRecord};
-use tern_core::{AccountId, BlobId, GroupId, MailboxId, ModSeq, Uid, flags};
+use tern_core::{AccountId, BlobId, MailboxId, ModSeq, Uid, flags};
 use tern_directory::{AccountInfo, DirectoryError};
 use tern_mailbox::{MailboxError, Snapshot};
-use tern_raft::RaftError;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -52,10 +52,7 @@ impl Drop for MemLock {
 }
 
 fn unavailable() -> MailboxError {
-    MailboxError::Raft(RaftError::Unavailable {
-        group: GroupId(1),
-        reason: "test".into(),
-    })
+    MailboxError::Unavailable(Unavailable("test".into()))
 }
 
 impl MailAccount for MemAccount {

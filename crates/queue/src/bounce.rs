@@ -7,7 +7,7 @@
 
 use crate::accept;
 use crate::dsn::{self, DsnKind, RecipientStatus, Report};
-use crate::message::header_section;
+use crate::headers::header_section;
 use crate::{Envelope, QueueError};
 use tern_core::{BlobId, DeliveryId};
 use tern_directory::{Directory, DirectoryError, Recipient, Resolution};

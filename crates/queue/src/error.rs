@@ -1,5 +1,6 @@
 //! The queue's error type.
 
+use tern_core::ops::Unavailable;
 use tern_core::{DeliveryId, GroupId};
 use tern_raft::RaftError;
 use tern_store::{Response, StoreError};
@@ -9,7 +10,7 @@ use tern_store::{Response, StoreError};
 pub enum QueueError {
     /// The commit did not happen or its outcome is unknown: SMTP answers 451 4.3.0.
     #[error(transparent)]
-    Raft(#[from] RaftError),
+    Unavailable(#[from] Unavailable),
     /// No recipient to deliver to.
     #[error("no recipients")]
     NoRecipients,
@@ -21,9 +22,15 @@ pub enum QueueError {
     Config(String),
 }
 
+impl From<RaftError> for QueueError {
+    fn from(e: RaftError) -> Self {
+        QueueError::Unavailable(Unavailable(e.to_string()))
+    }
+}
+
 impl From<StoreError> for QueueError {
     fn from(e: StoreError) -> Self {
-        QueueError::Raft(RaftError::Store(e))
+        QueueError::from(RaftError::Store(e))
     }
 }
 
@@ -31,7 +38,7 @@ impl QueueError {
     /// A temporary failure of `group` outside Raft itself (an actor that would not start, a
     /// blocking task that died, an unexpected response): SMTP still answers 451.
     pub(crate) fn unavailable(group: GroupId, reason: impl Into<String>) -> QueueError {
-        QueueError::Raft(RaftError::Unavailable {
+        QueueError::from(RaftError::Unavailable {
             group,
             reason: reason.into(),
         })

@@ -19,9 +19,13 @@
 //! - `relay`: [`Relay`]: MX lookup, SMTP client, TLS, per-destination limits.
 //! - `schedule`: the retry backoff and expiry.
 //! - `bounce`: sending DSNs once, to the right place; `dsn`: building them (RFC 3464).
-//! - `message`: header facts (Received count for loop detection, Return-Path removal).
+//! - `headers`: header facts (Received count for loop detection, Return-Path removal).
 //! - `envelope`: [`Envelope`] and [`Accepted`].
 //! - `error`: [`QueueError`].
+//!
+//! New delivery behaviour goes in `delivery` (local) or `outbound` (remote) and commits its
+//! outcome through a tern-store command; new operator commands are methods on [`Queue`] in
+//! `service`, reached from the server's admin API.
 #![warn(missing_docs)]
 
 mod accept;
@@ -31,7 +35,7 @@ mod delivery;
 mod dsn;
 mod envelope;
 mod error;
-mod message;
+mod headers;
 mod outbound;
 mod plan;
 mod relay;

@@ -18,7 +18,7 @@ use crate::actor::QueueMsg;
 use crate::bounce::{self, Original};
 use crate::delivery::Courier;
 use crate::dsn::{DsnKind, RecipientStatus};
-use crate::message::{received_count, without_return_path};
+use crate::headers::{received_count, without_return_path};
 use crate::relay::{Failure, Outcome, Parcel};
 use ractor::ActorRef;
 use std::collections::{BTreeMap, HashSet};

@@ -7,6 +7,7 @@ use crate::{Accepted, Envelope, QueueError};
 use ractor::{Actor, ActorRef};
 use std::sync::{Arc, Mutex};
 use tern_core::records::{QueueRecord, QueuedRecipient};
+use tern_core::sync::lock;
 use tern_core::{AccountId, DeliveryId, GroupId};
 use tern_directory::Directory;
 use tern_raft::RaftNode;
@@ -30,10 +31,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct Queue {
     inner: Arc<Inner>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Queue {

@@ -10,7 +10,7 @@
 
 use crate::RaftError;
 use crate::leadership::{SETTLE, preferred_leaders};
-use crate::link::{ClusterInfo, GroupView, Reply, Request};
+use crate::link::{Answer, ClusterInfo, GroupView, Request};
 use crate::node::{ELECTION_TIMEOUT_MAX_MS, REQUEST_TIMEOUT, RaftNode, unavailable};
 use openraft::{BasicNode, ChangeMembers};
 use std::collections::{BTreeMap, BTreeSet};
@@ -134,7 +134,7 @@ impl RaftNode {
                 .call(placeholder, seed, &Request::Info, STATUS_TIMEOUT)
                 .await
             {
-                Ok(Reply::Info(Ok(info))) => {
+                Ok(Answer::Info(Ok(info))) => {
                     self.store_partitions(info.partitions)?;
                     self.start_groups(info.partitions).await?;
                     let join = Request::Join(self.node_id(), link.advertise.clone());
@@ -143,18 +143,18 @@ impl RaftNode {
                         .call(placeholder, seed, &join, JOIN_TIMEOUT)
                         .await
                     {
-                        Ok(Reply::Info(Ok(info))) => {
+                        Ok(Answer::Info(Ok(info))) => {
                             tracing::info!(%seed, "joined the cluster");
                             Ok(info)
                         }
-                        Ok(Reply::Info(Err(refusal))) => Err(unavailable(GroupId::META, refusal)),
+                        Ok(Answer::Info(Err(refusal))) => Err(unavailable(GroupId::META, refusal)),
                         Ok(other) => {
                             Err(unavailable(GroupId::META, format!("unexpected {other:?}")))
                         }
                         Err(e) => Err(unavailable(GroupId::META, e)),
                     };
                 }
-                Ok(Reply::Info(Err(refusal))) => failures.push(format!("{seed}: {refusal}")),
+                Ok(Answer::Info(Err(refusal))) => failures.push(format!("{seed}: {refusal}")),
                 Ok(other) => failures.push(format!("{seed}: unexpected {other:?}")),
                 Err(e) => failures.push(format!("{seed}: {e}")),
             }
@@ -174,7 +174,7 @@ impl RaftNode {
 
     /// Sends `request` to the meta leader and returns its reply (used when this node does not
     /// lead the meta group).
-    async fn to_meta_leader(&self, leader: NodeId, request: Request) -> Result<Reply, RaftError> {
+    async fn to_meta_leader(&self, leader: NodeId, request: Request) -> Result<Answer, RaftError> {
         self.call(GroupId::META, leader, &request, JOIN_TIMEOUT)
             .await
             .map_err(|e| unavailable(GroupId::META, e))
@@ -190,7 +190,7 @@ impl RaftNode {
                 .to_meta_leader(leader, Request::Join(node, addr))
                 .await?
             {
-                Reply::Info(result) => result.map_err(|r| unavailable(GroupId::META, r)),
+                Answer::Info(result) => result.map_err(|r| unavailable(GroupId::META, r)),
                 other => Err(unavailable(GroupId::META, format!("unexpected {other:?}"))),
             };
         }
@@ -222,7 +222,7 @@ impl RaftNode {
         let leader = self.leader(GroupId::META, deadline).await?;
         if leader != self.node_id() {
             return match self.to_meta_leader(leader, Request::Remove(node)).await? {
-                Reply::Done(result) => result.map_err(|r| unavailable(GroupId::META, r)),
+                Answer::Done(result) => result.map_err(|r| unavailable(GroupId::META, r)),
                 other => Err(unavailable(GroupId::META, format!("unexpected {other:?}"))),
             };
         }
@@ -262,7 +262,7 @@ impl RaftNode {
                     .call(GroupId::META, id, &Request::Status, STATUS_TIMEOUT)
                     .await
                 {
-                    Ok(Reply::Status(views)) => Some(views),
+                    Ok(Answer::Status(views)) => Some(views),
                     _ => None,
                 }
             };

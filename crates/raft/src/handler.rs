@@ -3,7 +3,7 @@
 //! most one hop); cluster management runs on the meta leader.
 
 use crate::RaftError;
-use crate::link::{Handler, Refusal, Reply, Request};
+use crate::link::{Answer, Handler, Refusal, Request};
 use crate::node::RaftNode;
 use openraft::raft::AppendEntriesResponse;
 use tern_core::{GroupId, NodeId};
@@ -16,13 +16,13 @@ fn refusal(e: RaftError) -> Refusal {
 }
 
 impl Handler for RaftNode {
-    async fn handle(&self, from: NodeId, request: Request) -> Reply {
+    async fn handle(&self, from: NodeId, request: Request) -> Answer {
         self.answer(from, request).await
     }
 }
 
 impl RaftNode {
-    async fn answer(&self, from: NodeId, request: Request) -> Reply {
+    async fn answer(&self, from: NodeId, request: Request) -> Answer {
         let no_group = |group: GroupId| format!("{group}: not running on this node");
         match request {
             Request::Append(group, rpc) => match self.group(group) {
@@ -33,25 +33,25 @@ impl RaftNode {
                     {
                         self.inner.leadership.heard_leader(group);
                     }
-                    Reply::Append(result)
+                    Answer::Append(result)
                 }
-                Err(_) => Reply::Error(no_group(group)),
+                Err(_) => Answer::Error(no_group(group)),
             },
             Request::Vote(group, rpc) => match self.group(group) {
-                Ok(raft) => Reply::Vote(raft.vote(rpc).await),
-                Err(_) => Reply::Error(no_group(group)),
+                Ok(raft) => Answer::Vote(raft.vote(rpc).await),
+                Err(_) => Answer::Error(no_group(group)),
             },
             Request::Snapshot(group, rpc) => match self.group(group) {
-                Ok(raft) => Reply::Snapshot(raft.install_snapshot(rpc).await),
-                Err(_) => Reply::Error(no_group(group)),
+                Ok(raft) => Answer::Snapshot(raft.install_snapshot(rpc).await),
+                Err(_) => Answer::Error(no_group(group)),
             },
             Request::Propose(group, command) => {
-                Reply::Proposed(self.propose_here(group, command).await.map_err(refusal))
+                Answer::Proposed(self.propose_here(group, command).await.map_err(refusal))
             }
             Request::ReadIndex(group) => {
-                Reply::ReadIndex(self.read_index_here(group).await.map_err(refusal))
+                Answer::ReadIndex(self.read_index_here(group).await.map_err(refusal))
             }
-            Request::Info => Reply::Info(if self.has_groups() {
+            Request::Info => Answer::Info(if self.has_groups() {
                 Ok(self.info())
             } else {
                 Err(Refusal::Unavailable(
@@ -60,12 +60,12 @@ impl RaftNode {
             }),
             Request::Join(node, addr) => {
                 tracing::info!(from, node, %addr, "join request");
-                Reply::Info(self.admit(node, addr).await.map_err(refusal))
+                Answer::Info(self.admit(node, addr).await.map_err(refusal))
             }
-            Request::Remove(node) => Reply::Done(self.expel(node).await.map_err(refusal)),
-            Request::Status => Reply::Status(self.views()),
-            Request::Digests => Reply::Digests(self.digests().await.map_err(refusal)),
-            Request::Campaign(group) => Reply::Done(self.campaign(from, group).map_err(refusal)),
+            Request::Remove(node) => Answer::Done(self.expel(node).await.map_err(refusal)),
+            Request::Status => Answer::Status(self.views()),
+            Request::Digests => Answer::Digests(self.digests().await.map_err(refusal)),
+            Request::Campaign(group) => Answer::Done(self.campaign(from, group).map_err(refusal)),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::RaftError;
 use crate::leadership::HANDOVER_LIMIT;
-use crate::link::{Reply, Request};
+use crate::link::{Answer, Request};
 use crate::node::{ELECTION_TIMEOUT_MAX_MS, RaftNode, unavailable};
 use std::time::{Duration, Instant};
 use tern_core::{GroupId, NodeId};
@@ -39,7 +39,7 @@ impl RaftNode {
             .call(group, target, &Request::Campaign(group), ASK_TIMEOUT)
             .await
         {
-            Ok(Reply::Done(Ok(()))) => {}
+            Ok(Answer::Done(Ok(()))) => {}
             Ok(other) => {
                 tracing::debug!(%group, target, "handover declined: {other:?}");
                 return;

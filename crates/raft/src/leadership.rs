@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tern_core::sync::lock;
 use tern_core::{GroupId, NodeId};
 
 /// How long a handover may hold requests before the leader gives up and carries on.
@@ -29,10 +30,6 @@ pub(crate) const HANDOVER_LIMIT: Duration = Duration::from_secs(3);
 pub(crate) const SETTLE: Duration = Duration::from_secs(5);
 /// At most this many handovers from one node at a time.
 pub(crate) const MAX_HANDOVERS: usize = 8;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Per-node leadership bookkeeping.
 pub(crate) struct Leadership {

@@ -12,7 +12,16 @@
 //! - [`observers`]: code above learns of every applied command on every replica.
 //! - [`node`]: [`RaftNode`], which starts, drives and stops every group, and forwards
 //!   proposals and reads to the group leader.
+//! - `handler`: answering node-link requests (Raft RPCs, forwarded proposals and reads,
+//!   cluster management on the meta leader).
+//! - `leadership`: readiness (when each group's leader was last heard from) and the preferred
+//!   leader of every group; `handover`: moving a group's leadership to its preferred node.
+//! - `codec`: bincode for entries, votes and snapshots, in one place.
 //! - `testing` (feature `testing`): a harness for tests of the crates above this one.
+//!
+//! New node-link requests get a variant in [`link::rpc`] (`Request` and `Answer`), a case in
+//! `handler` and a caller on [`RaftNode`]; a new replicated command needs nothing here (it is a
+//! tern-store `Command`).
 #![warn(missing_docs)]
 // openraft's `StorageError` (the error type its storage traits require) is large; boxing it in
 // our helpers would only move the allocation.

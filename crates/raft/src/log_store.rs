@@ -9,11 +9,11 @@ use openraft::{
     Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, StorageError,
     StorageIOError, Vote,
 };
-use rocksdb::{Direction, IteratorMode, WriteBatch};
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use tern_core::GroupId;
 use tern_store::Db;
+use tern_store::db::{Direction, WriteBatch};
 use tern_store::schema::{self, CF_RAFT_LOG, CF_RAFT_META};
 
 /// Items in `raft_meta`.
@@ -70,7 +70,7 @@ impl LogStore {
     fn cf(
         &self,
         name: &'static str,
-    ) -> StoreResult<std::sync::Arc<rocksdb::BoundColumnFamily<'_>>> {
+    ) -> StoreResult<std::sync::Arc<tern_store::db::ColumnFamily<'_>>> {
         self.db
             .cf(name)
             .map_err(|e| io_err(ErrorSubject::Store, ErrorVerb::Read, e))
@@ -94,12 +94,11 @@ impl LogStore {
     }
 
     fn last_entry_id(&self) -> StoreResult<Option<LogId<u64>>> {
-        let handle = self.cf(CF_RAFT_LOG)?;
         let end = schema::log_entry(self.group, u64::MAX);
         let mut iter = self
             .db
-            .rocks()
-            .iterator_cf(&handle, IteratorMode::From(&end, Direction::Reverse));
+            .iter_from(CF_RAFT_LOG, &end, Direction::Reverse)
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
         match iter.next() {
             Some(Ok((k, v))) if k.starts_with(&schema::group_prefix(self.group)) => {
                 let entry: Entry<TypeConfig> = codec::decode(&v)
@@ -136,15 +135,14 @@ impl LogStore {
         range: &impl RangeBounds<u64>,
         budget: Option<usize>,
     ) -> StoreResult<Vec<Entry<TypeConfig>>> {
-        let handle = self.cf(CF_RAFT_LOG)?;
         let start = schema::log_entry(self.group, range_start(range));
         let prefix = schema::group_prefix(self.group);
         let mut out = Vec::new();
         let mut bytes = 0usize;
         let iter = self
             .db
-            .rocks()
-            .iterator_cf(&handle, IteratorMode::From(&start, Direction::Forward));
+            .iter_from(CF_RAFT_LOG, &start, Direction::Forward)
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
         for item in iter {
             let (k, v) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
             if !k.starts_with(&prefix) {
@@ -285,9 +283,9 @@ mod tests {
                 }),
             };
             let key = schema::log_entry(group, index);
-            db.rocks()
-                .put_cf(&handle, key, codec::encode(&entry))
-                .unwrap();
+            let mut batch = WriteBatch::default();
+            batch.put_cf(&handle, key, codec::encode(&entry));
+            db.write(batch, false).unwrap();
         }
         drop(handle);
         let writer = LogWriter::start(db.clone()).unwrap();

@@ -79,7 +79,7 @@ impl LogWriter {
     /// runtime).
     pub async fn stop(&self) {
         let _ = self.tx.send(Waiter::Stop);
-        let handle = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let handle = tern_core::sync::lock(&self.thread).take();
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }

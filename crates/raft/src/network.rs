@@ -2,7 +2,7 @@
 //! every RPC reports the peer unreachable.
 
 use crate::TypeConfig;
-use crate::link::{LinkError, Peers, Reply, Request};
+use crate::link::{Answer, LinkError, Peers, Request};
 use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -56,7 +56,7 @@ impl PeerClient {
         &self,
         request: Request,
         option: &RPCOption,
-    ) -> RpcResult<Reply, E> {
+    ) -> RpcResult<Answer, E> {
         let Some(peers) = &self.peers else {
             let why = std::io::Error::other(format!("no node link to node {}", self.target));
             return Err(RPCError::Unreachable(Unreachable::new(&why)));
@@ -70,7 +70,7 @@ impl PeerClient {
             })
     }
 
-    fn unexpected<E: std::error::Error>(&self, reply: Reply) -> RPCError<NodeId, BasicNode, E> {
+    fn unexpected<E: std::error::Error>(&self, reply: Answer) -> RPCError<NodeId, BasicNode, E> {
         let why = std::io::Error::other(format!(
             "{}: unexpected reply from node {}: {reply:?}",
             self.group, self.target
@@ -90,8 +90,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
         match self.call(Request::Append(self.group, rpc), &option).await? {
-            Reply::Append(Ok(r)) => Ok(r),
-            Reply::Append(Err(e)) => Err(self.remote(e)),
+            Answer::Append(Ok(r)) => Ok(r),
+            Answer::Append(Err(e)) => Err(self.remote(e)),
             other => Err(self.unexpected(other)),
         }
     }
@@ -105,8 +105,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             .call(Request::Snapshot(self.group, rpc), &option)
             .await?
         {
-            Reply::Snapshot(Ok(r)) => Ok(r),
-            Reply::Snapshot(Err(e)) => Err(self.remote(e)),
+            Answer::Snapshot(Ok(r)) => Ok(r),
+            Answer::Snapshot(Err(e)) => Err(self.remote(e)),
             other => Err(self.unexpected(other)),
         }
     }
@@ -117,8 +117,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
         match self.call(Request::Vote(self.group, rpc), &option).await? {
-            Reply::Vote(Ok(r)) => Ok(r),
-            Reply::Vote(Err(e)) => Err(self.remote(e)),
+            Answer::Vote(Ok(r)) => Ok(r),
+            Answer::Vote(Err(e)) => Err(self.remote(e)),
             other => Err(self.unexpected(other)),
         }
     }

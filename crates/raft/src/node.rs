@@ -6,7 +6,7 @@
 //! dir, from `tern cluster init`, or from the seed it joins through (see [`crate::cluster`]).
 
 use crate::link::{
-    ClusterInfo, GroupDigest, GroupView, LinkError, LinkTls, Peers, Refusal, Reply, Request,
+    Answer, ClusterInfo, GroupDigest, GroupView, LinkError, LinkTls, Peers, Refusal, Request,
 };
 use crate::log_store::LogStore;
 use crate::log_writer::LogWriter;
@@ -169,7 +169,7 @@ fn stored_partitions(db: &Db) -> Result<Option<u32>, RaftError> {
 
 fn store_partitions(db: &Db, count: u32) -> Result<(), RaftError> {
     let key = tern_store::schema::raft_meta(GroupId::META, META_PARTITIONS);
-    let mut batch = rocksdb::WriteBatch::default();
+    let mut batch = tern_store::db::WriteBatch::default();
     batch.put_cf(&db.cf(CF_RAFT_META)?, key, count.to_be_bytes());
     db.write(batch, true)?;
     Ok(())
@@ -398,7 +398,7 @@ impl RaftNode {
         node: NodeId,
         request: &Request,
         timeout: Duration,
-    ) -> Result<Reply, LinkError> {
+    ) -> Result<Answer, LinkError> {
         let unreachable = |reason: &str| LinkError::Unreachable {
             node,
             reason: reason.into(),
@@ -490,11 +490,11 @@ impl RaftNode {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let request = Request::Propose(group, command.clone());
         match self.call(group, leader, &request, remaining).await {
-            Ok(Reply::Proposed(Ok(response))) => Ok(response),
-            Ok(Reply::Proposed(Err(Refusal::NotLeader(leader)))) => {
+            Ok(Answer::Proposed(Ok(response))) => Ok(response),
+            Ok(Answer::Proposed(Err(Refusal::NotLeader(leader)))) => {
                 Err(RaftError::NotLeader { group, leader })
             }
-            Ok(Reply::Proposed(Err(Refusal::Unavailable(why)))) => Err(unavailable(group, why)),
+            Ok(Answer::Proposed(Err(Refusal::Unavailable(why)))) => Err(unavailable(group, why)),
             Ok(other) => Err(unavailable(group, format!("unexpected reply {other:?}"))),
             // Never sent: as good as not the leader; wait for the next one.
             Err(LinkError::Unreachable { .. }) => Err(RaftError::NotLeader {
@@ -573,11 +573,11 @@ impl RaftNode {
             .call(group, leader, &Request::ReadIndex(group), remaining)
             .await
         {
-            Ok(Reply::ReadIndex(Ok(index))) => Ok(index),
-            Ok(Reply::ReadIndex(Err(Refusal::NotLeader(leader)))) => {
+            Ok(Answer::ReadIndex(Ok(index))) => Ok(index),
+            Ok(Answer::ReadIndex(Err(Refusal::NotLeader(leader)))) => {
                 Err(RaftError::NotLeader { group, leader })
             }
-            Ok(Reply::ReadIndex(Err(Refusal::Unavailable(why)))) => Err(unavailable(group, why)),
+            Ok(Answer::ReadIndex(Err(Refusal::Unavailable(why)))) => Err(unavailable(group, why)),
             Ok(other) => Err(unavailable(group, format!("unexpected reply {other:?}"))),
             Err(LinkError::Unreachable { .. }) => Err(RaftError::NotLeader {
                 group,

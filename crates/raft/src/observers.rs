@@ -19,18 +19,12 @@ pub struct Observers {
 impl Observers {
     /// Adds `observer` for every command applied from now on.
     pub fn add(&self, observer: Observer) {
-        self.list
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(observer);
+        tern_core::sync::write(&self.list).push(observer);
     }
 
     /// Tells every observer about one applied command.
     pub(crate) fn applied(&self, group: GroupId, command: &Command, response: &Response) {
-        let list = self
-            .list
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let list = tern_core::sync::read(&self.list);
         for observer in list.iter() {
             observer(group, command, response);
         }

@@ -11,12 +11,12 @@ use openraft::{
     BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend,
     RaftSnapshotBuilder, StorageError, StoredMembership,
 };
-use rocksdb::WriteBatch;
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tern_core::GroupId;
+use tern_store::db::WriteBatch;
 use tern_store::schema::{self, CF_BLOBS, CF_STATE};
 use tern_store::{Db, Response};
 
@@ -201,13 +201,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         self.put_applied(&mut batch)?;
         self.db.write(batch, true).map_err(write_err)?;
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((meta.clone(), Arc::new(bytes)));
+        *tern_core::sync::lock(&self.current) = Some((meta.clone(), Arc::new(bytes)));
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> StoreResult<Option<Snapshot<TypeConfig>>> {
-        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let current = tern_core::sync::lock(&self.current);
         Ok(current.as_ref().map(|(meta, data)| Snapshot {
             meta: meta.clone(),
             snapshot: Box::new(Cursor::new(data.as_ref().clone())),
@@ -235,8 +234,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             snapshot_id: format!("{}-{index}-{seq}", self.group),
         };
         let data = Arc::new(data);
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((meta.clone(), data.clone()));
+        *tern_core::sync::lock(&self.current) = Some((meta.clone(), data.clone()));
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data.as_ref().clone())),

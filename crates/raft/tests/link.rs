@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tern_core::NodeId;
-use tern_raft::link::{ClusterCa, Handler, LinkError, LinkTls, Peers, Reply, Request, serve};
+use tern_raft::link::{Answer, ClusterCa, Handler, LinkError, LinkTls, Peers, Request, serve};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 struct WhoAsked;
 
 impl Handler for WhoAsked {
-    async fn handle(&self, from: NodeId, _request: Request) -> Reply {
-        Reply::Error(format!("asked by {from}"))
+    async fn handle(&self, from: NodeId, _request: Request) -> Answer {
+        Answer::Error(format!("asked by {from}"))
     }
 }
 
@@ -39,7 +39,7 @@ async fn members_talk_and_a_foreign_certificate_is_refused() {
 
     let member = Peers::new(2, tls(&ca, 2), None);
     match member.call(1, &addr, &Request::Status, TIMEOUT).await {
-        Ok(Reply::Error(text)) => assert_eq!(text, "asked by 2"),
+        Ok(Answer::Error(text)) => assert_eq!(text, "asked by 2"),
         other => panic!("a member was not answered: {other:?}"),
     }
 
@@ -101,7 +101,7 @@ async fn a_caller_reconnects_after_the_peer_restarts() {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         match peers.call(1, &addr, &Request::Status, TIMEOUT).await {
-            Ok(Reply::Error(text)) => {
+            Ok(Answer::Error(text)) => {
                 assert_eq!(text, "asked by 2");
                 break;
             }

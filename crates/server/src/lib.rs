@@ -3,10 +3,15 @@
 //! - [`services`]: Raft, directory, mailboxes, queue and the protocol contexts.
 //! - [`listeners`]: bind the client ports and spawn a connection actor per connection.
 //! - [`connection`]: the connection actor.
+//! - [`proxy`]: the PROXY protocol header a load balancer sends ahead of a client connection.
 //! - [`limits`]: per-IP and total connection caps.
 //! - [`tls`]: the server certificate (configured or self-signed).
 //! - [`admin`]: the admin HTTP API and its client.
 //! - [`cli`]: the command line; [`cluster_cli`]: `tern cluster ...`.
+//!
+//! A new admin operation is a route in [`admin`] (`api`, `cluster` or `dkim`), a call in the
+//! CLI ([`cli`]) through [`admin::client`], and the service method it calls in its crate; a new
+//! listener or protocol is wired in [`services`] and [`listeners`].
 
 pub mod admin;
 pub mod cli;
@@ -14,6 +19,7 @@ pub mod cluster_cli;
 pub mod connection;
 pub mod limits;
 pub mod listeners;
+pub mod proxy;
 pub mod services;
 pub mod tls;
 

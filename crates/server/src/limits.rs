@@ -31,7 +31,7 @@ struct Counts {
 
 impl Shared {
     fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+        tern_core::sync::lock(&self.counts)
     }
 }
 

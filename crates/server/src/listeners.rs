@@ -8,6 +8,7 @@
 
 use crate::connection::{ConnectionActor, ConnectionArgs};
 use crate::limits::{ConnectionLimiter, ConnectionPermit, Refusal};
+use crate::proxy::TrustedProxies;
 use crate::services::Services;
 use anyhow::{Context, Result};
 use ractor::Actor;
@@ -15,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tern_core::config::ListenerConfig;
-use tern_core::proxy::TrustedProxies;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -94,8 +94,7 @@ pub struct Bound {
 /// Binds every non-empty listener address in `config`, failing if any cannot be bound or if
 /// `proxy_protocol_from` has an entry that is not an IP address or network.
 pub async fn bind_all(config: &ListenerConfig) -> Result<Vec<Bound>> {
-    let proxies = config
-        .trusted_proxies()
+    let proxies = TrustedProxies::parse(&config.proxy_protocol_from)
         .context("invalid listeners.proxy_protocol_from")?;
     if !proxies.is_empty() {
         tracing::info!(from = %proxies, "PROXY protocol required from these peers");
@@ -211,7 +210,7 @@ pub(crate) async fn admit_proxied(
     permit: &mut ConnectionPermit,
 ) -> Option<(TcpStream, SocketAddr)> {
     let deadline = tokio::time::Instant::now() + PROXY_HEADER_TIMEOUT;
-    let header = match tern_core::proxy::read_header(&mut stream, deadline).await {
+    let header = match crate::proxy::read_header(&mut stream, deadline).await {
         Ok(header) => header,
         Err(e) => {
             // Not a mail client: a reply could only confuse whatever it is.

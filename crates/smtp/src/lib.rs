@@ -12,6 +12,9 @@
 //! - [`data`]: the DATA reader (CRLF.CRLF only, dot-unstuffing, size limit).
 //! - [`headers`]: Return-Path and Received.
 //! - [`policy`]: the inbound verdict and DKIM signing at the end of DATA.
+//!
+//! A new command gets a variant in [`proto`], its replies in [`replies`] and its handling in
+//! [`session`]; an EHLO keyword is added where `session` builds the EHLO answer.
 #![warn(missing_docs)]
 
 pub mod auth;

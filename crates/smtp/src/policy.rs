@@ -21,7 +21,7 @@ pub struct Screened {
 }
 
 /// The transaction facts the MX checks need.
-pub struct Envelope<'a> {
+pub struct MxFacts<'a> {
     /// The client.
     pub ip: IpAddr,
     /// Its EHLO/HELO name.
@@ -35,7 +35,7 @@ pub struct Envelope<'a> {
 /// The MX listener: judges the message; `Err` is the reply refusing it.
 pub async fn inbound(
     ctx: &SmtpContext,
-    envelope: Envelope<'_>,
+    facts: MxFacts<'_>,
     spf: Option<SpfTask>,
     body: Vec<u8>,
 ) -> Result<Screened, Reply> {
@@ -44,22 +44,22 @@ pub async fn inbound(
         Some(task) => Some(task.finish().await),
         None => None,
     };
-    let checks = filter.checks_for(envelope.rcpt_domains.iter().map(String::as_str));
+    let checks = filter.checks_for(facts.rcpt_domains.iter().map(String::as_str));
     let inbound = Inbound {
-        ip: envelope.ip,
-        helo: envelope.helo,
-        mail_from: envelope.mail_from,
+        ip: facts.ip,
+        helo: facts.helo,
+        mail_from: facts.mail_from,
         message: &body,
     };
     let verdict = filter.verify(inbound, spf.as_ref(), checks).await;
     let mailbox = match verdict.disposition {
         Disposition::Accept => None,
         Disposition::Junk => {
-            tracing::info!(from = %envelope.mail_from, "DMARC quarantine: filed to Junk");
+            tracing::info!(from = %facts.mail_from, "DMARC quarantine: filed to Junk");
             Some(JUNK.to_string())
         }
         Disposition::Reject(text) => {
-            tracing::info!(from = %envelope.mail_from, "DMARC reject: {text}");
+            tracing::info!(from = %facts.mail_from, "DMARC reject: {text}");
             return Err(replies::dmarc_rejected(text));
         }
     };

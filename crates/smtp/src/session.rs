@@ -167,11 +167,10 @@ impl Session {
     }
 
     fn auth_allowed(&self) -> bool {
-        self.ctx.mode == SmtpMode::Submission && (self.conn.is_tls() || self.plaintext_ok())
-    }
-
-    fn plaintext_ok(&self) -> bool {
-        self.ctx.allow_plaintext_auth_on_loopback && self.conn.peer.ip().is_loopback()
+        self.ctx.mode == SmtpMode::Submission
+            && self
+                .conn
+                .plaintext_auth_allowed(self.ctx.allow_plaintext_auth_on_loopback)
     }
 
     fn ehlo(&mut self, domain: String, extended: bool) {
@@ -398,13 +397,13 @@ impl Session {
                 (signed, None)
             }
             None => {
-                let envelope = policy::Envelope {
+                let facts = policy::MxFacts {
                     ip: self.conn.peer.ip(),
                     helo,
                     mail_from: &tx.from,
                     rcpt_domains: &tx.rcpt_domains,
                 };
-                match policy::inbound(&self.ctx, envelope, tx.spf.take(), body).await {
+                match policy::inbound(&self.ctx, facts, tx.spf.take(), body).await {
                     Ok(screened) => (screened.body, screened.mailbox),
                     Err(reply) => return reply,
                 }

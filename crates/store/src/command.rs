@@ -4,6 +4,7 @@
 //! UIDs, MODSEQs, account ids and quota enforcement are decided in `apply`.
 
 use serde::{Deserialize, Serialize};
+pub use tern_core::ops::{FlagOp, Rejection};
 use tern_core::records::{DkimAlgorithm, SecretBytes, SpecialUse};
 use tern_core::{AccountId, DeliveryId, MailboxId, ModSeq, Uid};
 
@@ -292,17 +293,6 @@ impl SendLimits {
     }
 }
 
-/// How STORE combines flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FlagOp {
-    /// `FLAGS`: replace.
-    Replace,
-    /// `+FLAGS`: add.
-    Add,
-    /// `-FLAGS`: remove.
-    Remove,
-}
-
 /// A local recipient of an `Accept` or `Deliver`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalRecipient {
@@ -333,53 +323,6 @@ pub enum DeliveryOutcome {
         /// The account.
         account: AccountId,
     },
-}
-
-/// A deterministic refusal: every replica refuses the same command the same way.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub enum Rejection {
-    /// The domain already exists.
-    #[error("domain already exists")]
-    DomainExists,
-    /// No such domain.
-    #[error("no such domain")]
-    NoSuchDomain,
-    /// Accounts or aliases still use the domain.
-    #[error("domain still has accounts or aliases")]
-    DomainNotEmpty,
-    /// An account or alias already has this address.
-    #[error("address already exists")]
-    AccountExists,
-    /// No such account.
-    #[error("no such account")]
-    NoSuchAccount,
-    /// No such alias.
-    #[error("no such alias")]
-    NoSuchAlias,
-    /// No such mailbox.
-    #[error("no such mailbox")]
-    NoSuchMailbox,
-    /// The mailbox already exists.
-    #[error("mailbox already exists")]
-    MailboxExists,
-    /// INBOX cannot be deleted.
-    #[error("INBOX cannot be deleted")]
-    CannotDeleteInbox,
-    /// The mailbox has child mailboxes.
-    #[error("mailbox has children")]
-    HasChildren,
-    /// The mailbox name is not acceptable.
-    #[error("invalid mailbox name")]
-    InvalidName,
-    /// The operation would exceed the quota.
-    #[error("over quota")]
-    OverQuota,
-    /// No such queued message or recipient.
-    #[error("not queued")]
-    NotQueued,
-    /// The account sent its allowance of messages for this hour or day.
-    #[error("sending limit exceeded")]
-    SendLimitExceeded,
 }
 
 /// The result of applying a command.

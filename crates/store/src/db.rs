@@ -3,18 +3,22 @@
 
 use crate::StoreError;
 use crate::schema::{ALL_CFS, CF_BLOBS, CF_STATE, prefix_end};
+/// The types callers need to build writes and iterate; no RocksDB handle leaves this crate.
+pub use rocksdb::{BoundColumnFamily as ColumnFamily, Direction, WriteBatch};
 use rocksdb::{
-    BoundColumnFamily, ColumnFamilyDescriptor, DBWithThreadMode, Direction, IteratorMode,
-    MultiThreaded, Options, WriteBatch, WriteOptions,
+    ColumnFamilyDescriptor, DBWithThreadMode, IteratorMode, MultiThreaded, Options, WriteOptions,
 };
 use std::path::Path;
 use std::sync::Arc;
 
 /// The RocksDB type Tern uses.
-pub type Rocks = DBWithThreadMode<MultiThreaded>;
+pub(crate) type Rocks = DBWithThreadMode<MultiThreaded>;
 
 /// Key/value pairs read by a prefix scan, in key order.
 pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// One key and its value, as an iterator yields them.
+pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 
 /// A handle on the node's database. Cheap to clone.
 #[derive(Clone)]
@@ -49,13 +53,8 @@ impl Db {
         Ok(db)
     }
 
-    /// The raw RocksDB (for tern-raft's log store).
-    pub fn rocks(&self) -> &Rocks {
-        &self.inner
-    }
-
     /// A column family handle.
-    pub fn cf(&self, name: &'static str) -> Result<Arc<BoundColumnFamily<'_>>, StoreError> {
+    pub fn cf(&self, name: &'static str) -> Result<Arc<ColumnFamily<'_>>, StoreError> {
         self.inner
             .cf_handle(name)
             .ok_or(StoreError::MissingColumnFamily(name))
@@ -81,6 +80,22 @@ impl Db {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
+    }
+
+    /// The (key, value) pairs of `cf` from `start` on, in key order (`Forward`) or in reverse
+    /// from the last key at or before `start` (`Reverse`); read lazily, so the caller stops
+    /// when it has what it needs.
+    pub fn iter_from<'a>(
+        &'a self,
+        cf: &'static str,
+        start: &[u8],
+        direction: Direction,
+    ) -> Result<impl Iterator<Item = Result<KeyValue, StoreError>> + 'a, StoreError> {
+        let handle = self.cf(cf)?;
+        let iter = self
+            .inner
+            .iterator_cf(&handle, IteratorMode::From(start, direction));
+        Ok(iter.map(|item| item.map_err(StoreError::from)))
     }
 
     /// Writes a batch; `sync` waits for the WAL fsync.

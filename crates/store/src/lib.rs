@@ -10,6 +10,11 @@
 //! - [`reader`]: typed, read-only queries over one group's state.
 //! - [`error`]: the crate's error type.
 //! - `codec` (bincode in one place) and `tx` (a command's staged writes) are internal.
+//!
+//! A new replicated command is a [`Command`] variant (appended at the end: variants are
+//! encoded by position in the Raft log), its apply function in the [`apply`] module of its
+//! family, its [`Response`], and any new keys in [`schema`]. RocksDB stays inside this crate:
+//! callers get typed reads ([`Reader`]) and [`db::Db`]'s narrow API, never the database.
 #![warn(missing_docs)]
 
 pub mod apply;

@@ -4,9 +4,9 @@ use crate::proto::encode;
 use crate::proto::{ListArgs, StatusItem};
 use crate::session::{Session, no_for};
 use crate::view::View;
+use tern_core::ops::Rejection;
 use tern_core::records::MailboxRecord;
 use tern_mailbox::{Account, MailboxError};
-use tern_store::Rejection;
 
 /// Does `name` match a LIST pattern (`*` anything, `%` anything but the separator)?
 pub fn matches(pattern: &str, name: &str) -> bool {

@@ -1,6 +1,6 @@
 //! Message-level commands on the selected mailbox.
 
-use crate::message::Parsed;
+use crate::mime::Parsed;
 use crate::proto::command::{FetchItem, Section, SectionText, StoreOp};
 use crate::proto::search::SearchKey;
 use crate::proto::{SeqSet, encode};
@@ -10,9 +10,9 @@ use crate::session::{Session, no_for};
 use std::sync::Arc;
 use tern_core::Uid;
 use tern_core::flags::SEEN;
+use tern_core::ops::{FlagOp, Rejection};
 use tern_core::records::MessageRecord;
 use tern_mailbox::{Account, MailboxError};
-use tern_store::{FlagOp, Rejection};
 
 fn needs_body(items: &[FetchItem]) -> bool {
     items.iter().any(|i| {

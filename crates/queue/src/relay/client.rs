@@ -3,7 +3,7 @@
 //! the server offers PIPELINING, RFC 2920), DATA with dot-stuffing — and QUIT. Every read and
 //! write has a deadline. The session knows nothing about the queue: it reports replies.
 
-use super::reply::{Reply, ReplyError, ReplyParser};
+use super::reply::{RemoteReply, ReplyError, ReplyParser};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use tokio_rustls::client::TlsStream;
 
 /// Why a session cannot go on. Always temporary for the recipients concerned.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SessionError {
+pub(crate) enum ClientError {
     /// Connecting, reading or writing failed.
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -37,7 +37,7 @@ pub(crate) enum SessionError {
         /// What was refused.
         step: &'static str,
         /// The server's reply.
-        reply: Reply,
+        reply: RemoteReply,
     },
 }
 
@@ -66,7 +66,7 @@ pub(crate) struct Extensions {
 }
 
 impl Extensions {
-    fn of(ehlo: &Reply) -> Extensions {
+    fn of(ehlo: &RemoteReply) -> Extensions {
         let mut ext = Extensions::default();
         for (keyword, params) in ehlo.extensions() {
             match keyword.as_str() {
@@ -99,10 +99,10 @@ pub(crate) struct Transaction<'a> {
 
 /// The outcome of one transaction: for each recipient, in order, the reply that settled it —
 /// the final DATA reply when accepted, or the refusal of MAIL, RCPT or DATA.
-pub(crate) type Settled = Vec<Reply>;
+pub(crate) type Settled = Vec<RemoteReply>;
 
 /// An open session, greeted, EHLO done (and TLS up if it was negotiated).
-pub(crate) struct Session {
+pub(crate) struct SmtpClient {
     stream: BufReader<Stream>,
     timeouts: Timeouts,
     /// What the server offers (after TLS, the second EHLO's answer).
@@ -113,18 +113,18 @@ pub(crate) struct Session {
     pub tls: bool,
 }
 
-impl Session {
+impl SmtpClient {
     /// Connects to `addr`, reads the greeting and says EHLO (or HELO) as `helo`.
     pub(crate) async fn connect(
         addr: SocketAddr,
         helo: &str,
         timeouts: Timeouts,
-    ) -> Result<Session, SessionError> {
+    ) -> Result<SmtpClient, ClientError> {
         let tcp = tokio::time::timeout(timeouts.connect, TcpStream::connect(addr))
             .await
-            .map_err(|_| SessionError::Timeout("the TCP connection"))??;
+            .map_err(|_| ClientError::Timeout("the TCP connection"))??;
         let _ = tcp.set_nodelay(true);
-        let mut session = Session {
+        let mut session = SmtpClient {
             stream: BufReader::new(Stream::Plain(tcp)),
             timeouts,
             extensions: Extensions::default(),
@@ -134,7 +134,7 @@ impl Session {
         let greeting = session.read_reply("the greeting").await?;
         if greeting.code != 220 {
             session.quit().await;
-            return Err(SessionError::Refused {
+            return Err(ClientError::Refused {
                 step: "greeting",
                 reply: greeting,
             });
@@ -144,7 +144,7 @@ impl Session {
     }
 
     /// EHLO, or HELO when EHLO is refused (a server too old for ESMTP).
-    async fn hello(&mut self, helo: &str) -> Result<(), SessionError> {
+    async fn hello(&mut self, helo: &str) -> Result<(), ClientError> {
         let ehlo = self.command(&format!("EHLO {helo}\r\n"), "EHLO").await?;
         let reply = if ehlo.is_positive() {
             self.extensions = Extensions::of(&ehlo);
@@ -152,7 +152,7 @@ impl Session {
         } else {
             let helo_reply = self.command(&format!("HELO {helo}\r\n"), "HELO").await?;
             if !helo_reply.is_positive() {
-                return Err(SessionError::Refused {
+                return Err(ClientError::Refused {
                     step: "HELO",
                     reply: helo_reply,
                 });
@@ -172,10 +172,10 @@ impl Session {
         tls: &Arc<rustls::ClientConfig>,
         host: &str,
         helo: &str,
-    ) -> Result<Session, SessionError> {
+    ) -> Result<SmtpClient, ClientError> {
         let reply = self.command("STARTTLS\r\n", "STARTTLS").await?;
         if reply.code != 220 {
-            return Err(SessionError::Refused {
+            return Err(ClientError::Refused {
                 step: "STARTTLS",
                 reply,
             });
@@ -192,8 +192,8 @@ impl Session {
         let name = super::tls::server_name(host);
         let handshake = tokio::time::timeout(self.timeouts.command, connector.connect(name, tcp))
             .await
-            .map_err(|_| SessionError::Timeout("the TLS handshake"))?
-            .map_err(SessionError::Tls)?;
+            .map_err(|_| ClientError::Timeout("the TLS handshake"))?
+            .map_err(ClientError::Tls)?;
         self.stream = BufReader::new(Stream::Tls(Box::new(handshake)));
         self.tls = true;
         self.hello(helo).await?;
@@ -202,7 +202,7 @@ impl Session {
 
     /// Runs one transaction. `Err` means the session broke and every recipient's fate is
     /// unknown; otherwise each recipient has the reply that settled it.
-    pub(crate) async fn send(&mut self, t: &Transaction<'_>) -> Result<Settled, SessionError> {
+    pub(crate) async fn send(&mut self, t: &Transaction<'_>) -> Result<Settled, ClientError> {
         let mut mail = format!("MAIL FROM:<{}>", t.from);
         if self.extensions.size.is_some() {
             mail.push_str(&format!(" SIZE={}", t.body.len()));
@@ -240,7 +240,7 @@ impl Session {
             self.reset().await?;
             return Ok(vec![mail_reply; t.to.len()]);
         }
-        if !rcpt_replies.iter().any(Reply::is_positive) {
+        if !rcpt_replies.iter().any(RemoteReply::is_positive) {
             self.reset().await?;
             return Ok(rcpt_replies);
         }
@@ -264,12 +264,12 @@ impl Session {
     }
 
     /// RSET after a failed transaction, so the session can carry the next one.
-    async fn reset(&mut self) -> Result<(), SessionError> {
+    async fn reset(&mut self) -> Result<(), ClientError> {
         let reply = self.command("RSET\r\n", "RSET").await?;
         if reply.is_positive() {
             Ok(())
         } else {
-            Err(SessionError::Refused {
+            Err(ClientError::Refused {
                 step: "RSET",
                 reply,
             })
@@ -287,12 +287,16 @@ impl Session {
         let _ = tokio::time::timeout(short.command, self.stream.get_mut().shutdown()).await;
     }
 
-    async fn command(&mut self, line: &str, what: &'static str) -> Result<Reply, SessionError> {
+    async fn command(
+        &mut self,
+        line: &str,
+        what: &'static str,
+    ) -> Result<RemoteReply, ClientError> {
         self.write(line.as_bytes()).await?;
         self.read_reply(what).await
     }
 
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         let stream = self.stream.get_mut();
         let write = async {
             stream.write_all(bytes).await?;
@@ -300,11 +304,11 @@ impl Session {
         };
         tokio::time::timeout(self.timeouts.command, write)
             .await
-            .map_err(|_| SessionError::Timeout("the server to take our data"))??;
+            .map_err(|_| ClientError::Timeout("the server to take our data"))??;
         Ok(())
     }
 
-    async fn read_reply(&mut self, what: &'static str) -> Result<Reply, SessionError> {
+    async fn read_reply(&mut self, what: &'static str) -> Result<RemoteReply, ClientError> {
         let mut parser = ReplyParser::default();
         let deadline = tokio::time::Instant::now() + self.timeouts.command;
         loop {
@@ -313,9 +317,9 @@ impl Session {
             let read = limited.read_until(b'\n', &mut raw);
             let n = tokio::time::timeout_at(deadline, read)
                 .await
-                .map_err(|_| SessionError::Timeout(what))??;
+                .map_err(|_| ClientError::Timeout(what))??;
             if n == 0 {
-                return Err(SessionError::Closed);
+                return Err(ClientError::Closed);
             }
             if raw.last() != Some(&b'\n') && raw.len() > super::reply::MAX_LINE {
                 return Err(ReplyError::TooLong.into());
@@ -367,7 +371,7 @@ mod tests {
 
     #[test]
     fn extensions_from_ehlo() {
-        let ehlo = Reply {
+        let ehlo = RemoteReply {
             code: 250,
             lines: vec![
                 "mx.example".into(),

@@ -18,9 +18,9 @@ mod reply;
 mod tls;
 
 use crate::QueueError;
-use crate::message::needs_smtputf8;
+use crate::headers::needs_smtputf8;
 use crate::schedule::Schedule;
-use client::{Session, SessionError, Timeouts, Transaction};
+use client::{ClientError, SmtpClient, Timeouts, Transaction};
 use mx::{DnsFailure, MxResolver, Route};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -220,16 +220,21 @@ impl Relay {
     }
 
     /// A session to one address, TLS negotiated per policy.
-    async fn open(&self, domain: &str, host: &str, addr: SocketAddr) -> Result<Session, Failure> {
+    async fn open(
+        &self,
+        domain: &str,
+        host: &str,
+        addr: SocketAddr,
+    ) -> Result<SmtpClient, Failure> {
         let config = &self.inner.config;
         let timeouts = Timeouts {
             connect: Duration::from_secs(config.connect_timeout_secs.max(1)),
             command: Duration::from_secs(config.command_timeout_secs.max(1)),
         };
         let helo = &self.inner.helo;
-        let broken = |e: SessionError| {
+        let broken = |e: ClientError| {
             let mut f = Failure::local(false, "4.4.2", format!("{host}[{addr}]: {e}"));
-            if let SessionError::Refused { reply, .. } = &e {
+            if let ClientError::Refused { reply, .. } = &e {
                 f.remote_mta = Some(host.to_string());
                 f.diagnostic = reply.one_line();
                 f.status = reply.status();
@@ -238,7 +243,7 @@ impl Relay {
             }
             f
         };
-        let session = Session::connect(addr, helo, timeouts)
+        let session = SmtpClient::connect(addr, helo, timeouts)
             .await
             .map_err(broken)?;
         if session.server_name.eq_ignore_ascii_case(helo) {
@@ -264,7 +269,9 @@ impl Relay {
                 Err(e) if policy == StartTls::Opportunistic => {
                     // Like Postfix at level `may`: a failed handshake is retried in plaintext.
                     tracing::info!(%host, %addr, "STARTTLS failed ({e}); retrying without TLS");
-                    Session::connect(addr, helo, timeouts).await.map_err(broken)
+                    SmtpClient::connect(addr, helo, timeouts)
+                        .await
+                        .map_err(broken)
                 }
                 Err(e) => Err(broken(e)),
             },
@@ -274,7 +281,7 @@ impl Relay {
     /// Sends every parcel over one session, then QUIT.
     async fn send_all(
         &self,
-        mut session: Session,
+        mut session: SmtpClient,
         host: &str,
         parcels: &[Parcel],
     ) -> Vec<Vec<Outcome>> {
@@ -306,7 +313,7 @@ impl Relay {
                 }));
                 continue;
             }
-            let utf8_header = !crate::message::header_section(&parcel.body).is_ascii();
+            let utf8_header = !crate::headers::header_section(&parcel.body).is_ascii();
             let transaction = Transaction {
                 from: &parcel.sender,
                 to: &parcel.recipients,

@@ -28,10 +28,7 @@ impl Pool {
     /// Waits for a free slot for `destination`; the slot is free again when the permit drops.
     pub(crate) async fn acquire(&self, destination: &str) -> Option<OwnedSemaphorePermit> {
         let semaphore = {
-            let mut limits = self
-                .limits
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut limits = tern_core::sync::lock(&self.limits);
             if limits.len() > FORGET_ABOVE {
                 let full = self.per_destination;
                 // Only idle entries (no permit out, nobody else holding the semaphore) go.

@@ -10,7 +10,7 @@ pub(crate) const MAX_LINES: usize = 128;
 
 /// One complete reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Reply {
+pub(crate) struct RemoteReply {
     /// The basic code, 200..=599.
     pub code: u16,
     /// The text of each line, without code and separator.
@@ -40,7 +40,7 @@ pub(crate) struct ReplyParser {
 
 impl ReplyParser {
     /// Feeds one line (CRLF or LF stripped or not); returns the reply once its last line came.
-    pub(crate) fn line(&mut self, raw: &str) -> Result<Option<Reply>, ReplyError> {
+    pub(crate) fn line(&mut self, raw: &str) -> Result<Option<RemoteReply>, ReplyError> {
         let line = raw.trim_end_matches(['\r', '\n']);
         if line.len() > MAX_LINE || self.lines.len() >= MAX_LINES {
             return Err(ReplyError::TooLong);
@@ -68,7 +68,7 @@ impl ReplyParser {
         if !last {
             return Ok(None);
         }
-        let reply = Reply {
+        let reply = RemoteReply {
             code,
             lines: std::mem::take(&mut self.lines),
         };
@@ -77,7 +77,7 @@ impl ReplyParser {
     }
 }
 
-impl Reply {
+impl RemoteReply {
     /// 2xx.
     pub(crate) fn is_positive(&self) -> bool {
         (200..300).contains(&self.code)
@@ -132,7 +132,7 @@ impl Reply {
     }
 }
 
-impl fmt::Display for Reply {
+impl fmt::Display for RemoteReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.one_line())
     }
@@ -142,7 +142,7 @@ impl fmt::Display for Reply {
 mod tests {
     use super::*;
 
-    fn parse(lines: &[&str]) -> Result<Vec<Reply>, ReplyError> {
+    fn parse(lines: &[&str]) -> Result<Vec<RemoteReply>, ReplyError> {
         let mut p = ReplyParser::default();
         let mut out = Vec::new();
         for l in lines {
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn status_codes_fall_back_to_the_class() {
-        let reply = |code, text: &str| Reply {
+        let reply = |code, text: &str| RemoteReply {
             code,
             lines: vec![text.to_string()],
         };

@@ -2,7 +2,7 @@
 //! after it breaks, shared by every concurrent call to that peer.
 
 use super::frame;
-use super::message::{Envelope, Hello, Reply, Request};
+use super::rpc::{Answer, Hello, Request, Tagged};
 use super::tls::LinkTls;
 use rustls_pki_types::ServerName;
 use std::collections::HashMap;
@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tern_core::NodeId;
+use tern_core::sync::lock;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -42,7 +43,7 @@ pub enum LinkError {
     Timeout(NodeId),
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Answer>>>>;
 
 /// One live connection to a peer.
 struct PeerConn {
@@ -81,10 +82,6 @@ pub struct Peers {
     inner: Arc<Inner>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl Peers {
     /// Links for node `me`, dialling from `source` when given.
     pub fn new(me: NodeId, tls: LinkTls, source: Option<IpAddr>) -> Peers {
@@ -108,12 +105,12 @@ impl Peers {
         addr: &str,
         request: &Request,
         timeout: Duration,
-    ) -> Result<Reply, LinkError> {
+    ) -> Result<Answer, LinkError> {
         let unreachable = |reason: String| LinkError::Unreachable { node, reason };
         let conn = self.connection(node, addr).await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let frame = frame::encode(&Envelope { id, body: request })
-            .map_err(|e| unreachable(e.to_string()))?;
+        let frame =
+            frame::encode(&Tagged { id, body: request }).map_err(|e| unreachable(e.to_string()))?;
         let (tx, rx) = oneshot::channel();
         lock(&conn.pending).insert(id, tx);
         if let Err(e) = conn.frames.try_send(frame) {
@@ -240,7 +237,7 @@ impl Peers {
         let (read_alive, read_pending) = (alive.clone(), pending.clone());
         let reader_task = tokio::spawn(async move {
             loop {
-                match frame::read::<_, Envelope<Reply>>(&mut reader).await {
+                match frame::read::<_, Tagged<Answer>>(&mut reader).await {
                     Ok(Some(reply)) => {
                         if let Some(tx) = lock(&read_pending).remove(&reply.id) {
                             let _ = tx.send(reply.body);

@@ -3,17 +3,17 @@
 //!
 //! - [`tls`]: the cluster CA, node certificates and the mTLS configurations.
 //! - [`frame`]: framing and its limits.
-//! - [`message`]: requests and replies.
+//! - [`rpc`]: requests, answers and the call id that pairs them ([`rpc::Tagged`]).
 //! - [`client`]: [`Peers`], one multiplexed connection per peer.
 //! - [`server`]: accepting peers and dispatching requests to a [`Handler`].
 
 pub mod client;
 pub mod frame;
-pub mod message;
+pub mod rpc;
 pub mod server;
 pub mod tls;
 
 pub use client::{LinkError, Peers};
-pub use message::{ClusterInfo, GroupDigest, GroupView, Refusal, Reply, Request};
+pub use rpc::{Answer, ClusterInfo, GroupDigest, GroupView, Refusal, Request};
 pub use server::{Handler, serve};
 pub use tls::{ClusterCa, LinkTls};

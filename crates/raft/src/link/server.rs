@@ -3,7 +3,7 @@
 //! same connection.
 
 use super::frame;
-use super::message::{Envelope, Hello, Reply, Request};
+use super::rpc::{Answer, Hello, Request, Tagged};
 use super::tls::LinkTls;
 use std::future::Future;
 use std::sync::Arc;
@@ -19,7 +19,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// What answers requests.
 pub trait Handler: Send + Sync + 'static {
     /// Handles one request from node `from`.
-    fn handle(&self, from: NodeId, request: Request) -> impl Future<Output = Reply> + Send;
+    fn handle(&self, from: NodeId, request: Request) -> impl Future<Output = Answer> + Send;
 }
 
 /// Serves node links on `listener` until `stop` is cancelled.
@@ -90,7 +90,7 @@ where
         }
     });
     loop {
-        let request = match frame::read::<_, Envelope<Request>>(&mut reader).await {
+        let request = match frame::read::<_, Tagged<Request>>(&mut reader).await {
             Ok(Some(r)) => r,
             Ok(None) => break,
             Err(e) => {
@@ -101,14 +101,14 @@ where
         let (handler, replies) = (handler.clone(), replies.clone());
         tokio::spawn(async move {
             let body = handler.handle(from, request.body).await;
-            let encoded = frame::encode(&Envelope {
+            let encoded = frame::encode(&Tagged {
                 id: request.id,
                 body,
             })
             .or_else(|e| {
-                frame::encode(&Envelope {
+                frame::encode(&Tagged {
                     id: request.id,
-                    body: Reply::Error(e.to_string()),
+                    body: Answer::Error(e.to_string()),
                 })
             });
             if let Ok(f) = encoded {

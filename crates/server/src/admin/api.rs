@@ -110,7 +110,7 @@ impl From<DirectoryError> for ApiError {
                 }
                 _ => StatusCode::BAD_REQUEST,
             },
-            DirectoryError::Raft(_) => StatusCode::SERVICE_UNAVAILABLE,
+            DirectoryError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             DirectoryError::AuthFailed | DirectoryError::Hash(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -402,7 +402,7 @@ impl From<tern_queue::QueueError> for ApiError {
         let status = match &e {
             QueueError::NotQueued(_) => StatusCode::NOT_FOUND,
             QueueError::NoRecipients => StatusCode::BAD_REQUEST,
-            QueueError::Raft(_) => StatusCode::SERVICE_UNAVAILABLE,
+            QueueError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             QueueError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())

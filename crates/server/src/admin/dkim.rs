@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tern_core::address::normalize_domain;
 use tern_core::records::DkimAlgorithm;
-use tern_filter::{keys, records};
+use tern_filter::{dns_records, keys};
 
 /// The routes, merged under `/v1` (behind the token).
 pub fn routes() -> Router<AdminState> {
@@ -129,13 +129,13 @@ async fn dns(
     let dkim = key
         .as_ref()
         .zip(public.as_deref())
-        .map(|(key, public_b64)| records::DkimPublic {
+        .map(|(key, public_b64)| dns_records::DkimPublic {
             selector: &key.selector,
             algorithm: key.algorithm,
             public_b64,
         });
     let hostname = state.services.filter.hostname();
     Ok(Json(DnsRecordsView {
-        records: records::zone_lines(&domain, hostname, dkim),
+        records: dns_records::zone_lines(&domain, hostname, dkim),
     }))
 }

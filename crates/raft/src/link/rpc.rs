@@ -1,5 +1,5 @@
-//! What travels on a node link: a request carries an id, its reply carries the same id, so one
-//! connection serves many concurrent calls.
+//! What travels on a node link: every [`Request`] and [`Answer`] is [`Tagged`] with a call id,
+//! and an answer carries its request's id, so one connection serves many concurrent calls.
 
 use crate::TypeConfig;
 use openraft::error::{InstallSnapshotError, RaftError};
@@ -20,12 +20,12 @@ pub struct Hello {
     pub node: NodeId,
 }
 
-/// A request and its id.
+/// A request or an answer with its call id.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Envelope<T> {
-    /// Matches a reply to its request.
+pub struct Tagged<T> {
+    /// Matches an answer to its request.
     pub id: u64,
-    /// The request or reply.
+    /// The request or answer.
     pub body: T,
 }
 
@@ -110,9 +110,9 @@ pub struct GroupDigest {
     pub digest: String,
 }
 
-/// A reply.
+/// The answer to a [`Request`].
 #[derive(Debug, Serialize, Deserialize)]
-pub enum Reply {
+pub enum Answer {
     /// To `Append`.
     Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
     /// To `Vote`.

@@ -375,6 +375,7 @@ mod tests {
     use super::*;
     use proptest::prelude::any;
     use std::time::Duration;
+    use tern_core::config::Config;
     use tokio::io::AsyncWriteExt;
 
     /// A v2 header as HAProxy builds one: `command` 0x20 LOCAL / 0x21 PROXY, then `payload`.
@@ -796,17 +797,18 @@ mod tests {
 
     #[test]
     fn config_lists_trusted_proxies() {
-        let config: crate::config::Config = toml::from_str(
-            "[listeners]\nproxy_protocol_from = [\"127.0.0.254/32\", \"10.0.0.0/8\"]\n",
-        )
-        .unwrap();
-        let trusted = config.listeners.trusted_proxies().unwrap();
-        assert!(trusted.contains("10.3.3.3".parse().unwrap()));
-        let default = crate::config::Config::default();
-        assert!(default.listeners.trusted_proxies().unwrap().is_empty());
-        let bad: crate::config::Config =
-            toml::from_str("[listeners]\nproxy_protocol_from = [\"10.0.0.0/40\"]\n").unwrap();
-        let err = bad.listeners.trusted_proxies().unwrap_err();
+        let trusted = |text: &str| {
+            let config: Config = toml::from_str(text).unwrap();
+            TrustedProxies::parse(&config.listeners.proxy_protocol_from)
+        };
+        let listed = "[listeners]\nproxy_protocol_from = [\"127.0.0.254/32\", \"10.0.0.0/8\"]\n";
+        assert!(
+            trusted(listed)
+                .unwrap()
+                .contains("10.3.3.3".parse().unwrap())
+        );
+        assert!(trusted("").unwrap().is_empty());
+        let err = trusted("[listeners]\nproxy_protocol_from = [\"10.0.0.0/40\"]\n").unwrap_err();
         assert!(err.to_string().contains("10.0.0.0/40"), "{err}");
     }
 
