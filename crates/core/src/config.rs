@@ -18,6 +18,8 @@ pub struct Config {
     pub limits: Limits,
     /// Replication layout.
     pub cluster: ClusterConfig,
+    /// Raft logs and snapshots on disk.
+    pub storage: StorageConfig,
     /// Where MX, SPF, DKIM, DMARC and DNSBL lookups go.
     pub dns: DnsConfig,
     /// Inbound checks on the MX listener: SPF, DKIM, DMARC, DNSBL.
@@ -319,6 +321,33 @@ impl Default for Limits {
             max_auth_failures: 3,
             max_messages_per_hour: 0,
             max_messages_per_day: 0,
+        }
+    }
+}
+
+/// How each Raft group keeps its log and snapshots on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// A group writes a snapshot (a file of its whole state, see ARCHITECTURE.md) after this
+    /// many log entries since its last one; the log behind the snapshot is then purged, so a
+    /// node's log holds at most about this many entries per group plus `log_keep_entries`.
+    pub snapshot_entries: u64,
+    /// Log entries kept behind a snapshot, so a follower that lags a little catches up from
+    /// the log rather than by a whole snapshot.
+    pub log_keep_entries: u64,
+    /// Seconds a transaction's de-duplication record (its delivery id) is kept, so that a
+    /// retried proposal or delivery is recognised; then the partition's queue actor removes
+    /// it. At least a day more than `[relay] give_up_after_secs`.
+    pub dedup_window_secs: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            snapshot_entries: 20_000,
+            log_keep_entries: 1_000,
+            dedup_window_secs: 7 * 86_400,
         }
     }
 }

@@ -13,6 +13,9 @@ use tokio::task::JoinHandle;
 /// How often a partition's queue is scanned without being woken: it catches work left over
 /// from a failed pass, a restart or a leadership change.
 pub(crate) const SCAN_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the leader forgets expired de-duplication records of its partition (sooner when
+/// a sweep hit its limit).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Messages of the queue partition actor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +42,8 @@ pub(crate) struct QueueState {
     tasks: Vec<JoinHandle<()>>,
     /// A pending wake-up for the next due retry, and when it fires.
     alarm: Option<(Instant, Alarm)>,
+    /// When expired de-duplication records were last swept.
+    last_sweep: Option<Instant>,
 }
 
 /// A timer task that sends the actor a wake-up.
@@ -66,6 +71,7 @@ impl Actor for QueueActor {
             in_flight: HashSet::new(),
             tasks: Vec::new(),
             alarm: None,
+            last_sweep: None,
         })
     }
 
@@ -144,6 +150,22 @@ impl Actor for QueueActor {
             Err(e) => tracing::debug!(%group, "queue pass failed: {e}"),
         }
         state.last_pass = Some(Instant::now());
+        if state
+            .last_sweep
+            .is_none_or(|at| at.elapsed() >= SWEEP_INTERVAL)
+        {
+            state.last_sweep = Some(Instant::now());
+            match state.courier.expire_dedup().await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(%group, records = n, "expired de-duplication records");
+                    if n >= crate::delivery::EXPIRE_LIMIT {
+                        state.last_sweep = None;
+                    }
+                }
+                Err(e) => tracing::debug!(%group, "de-duplication sweep failed: {e}"),
+            }
+        }
         Ok(())
     }
 }

@@ -36,6 +36,8 @@ pub(crate) struct Courier {
     pub relay: Relay,
     /// Resolves the senders that DSNs go to.
     pub directory: Directory,
+    /// How long de-duplication records are kept.
+    pub dedup_window: std::time::Duration,
 }
 
 /// What a pass did.
@@ -49,7 +51,28 @@ pub(crate) struct Pass {
     pub next_due: Option<i64>,
 }
 
+/// The most de-duplication records one sweep removes.
+pub(crate) const EXPIRE_LIMIT: u32 = 10_000;
+
 impl Courier {
+    /// On the partition's leader, forgets the de-duplication records older than the window;
+    /// returns how many went (`EXPIRE_LIMIT` means there may be more).
+    pub(crate) async fn expire_dedup(&self) -> Result<u32, QueueError> {
+        if !self.raft.leads(self.group) {
+            return Ok(0);
+        }
+        let window = i64::try_from(self.dedup_window.as_secs()).unwrap_or(i64::MAX);
+        let before = chrono::Utc::now().timestamp().saturating_sub(window);
+        let command = Command::ExpireDedup {
+            before,
+            limit: EXPIRE_LIMIT,
+        };
+        match self.raft.propose(self.group, command).await? {
+            Response::Expired(n) => Ok(n),
+            other => Err(QueueError::unexpected(self.group, &other)),
+        }
+    }
+
     /// Works through the queue once: starts delivery tasks for the due remote recipients not
     /// in `in_flight` (this actor has `running` tasks already), delivers the local ones.
     pub(crate) async fn pass(

@@ -6,6 +6,7 @@ use crate::relay::Relay;
 use crate::{Accepted, Envelope, QueueError};
 use ractor::{Actor, ActorRef};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tern_core::records::{QueueRecord, QueuedRecipient};
 use tern_core::sync::lock;
 use tern_core::{AccountId, DeliveryId, GroupId};
@@ -23,6 +24,8 @@ struct Inner {
     actors: Mutex<Vec<ActorRef<QueueMsg>>>,
     /// The actors' tasks, taken and awaited by `shutdown`.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// How long de-duplication records are kept.
+    dedup_window: Duration,
     /// Starts the actors once the partitions run.
     starter: Mutex<Option<JoinHandle<()>>>,
 }
@@ -37,11 +40,18 @@ impl Queue {
     /// Starts one queue actor per partition (once the node has its partitions), and wakes a
     /// partition's actor whenever this replica applies a transaction that queued something
     /// there — wherever it was accepted — or an operator's retry.
-    pub async fn start(raft: RaftNode, relay: Relay) -> Result<Queue, QueueError> {
+    /// Each actor also forgets, on its partition, the de-duplication records of transactions
+    /// older than `dedup_window`.
+    pub async fn start(
+        raft: RaftNode,
+        relay: Relay,
+        dedup_window: Duration,
+    ) -> Result<Queue, QueueError> {
         let queue = Queue {
             inner: Arc::new(Inner {
                 raft: raft.clone(),
                 relay,
+                dedup_window,
                 actors: Mutex::new(Vec::new()),
                 tasks: Mutex::new(Vec::new()),
                 starter: Mutex::new(None),
@@ -89,6 +99,7 @@ impl Queue {
                 group,
                 relay: self.inner.relay.clone(),
                 directory: Directory::new(raft.clone()),
+                dedup_window: self.inner.dedup_window,
             };
             match Actor::spawn(None, QueueActor, courier).await {
                 Ok((actor, task)) => {

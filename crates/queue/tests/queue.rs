@@ -33,7 +33,13 @@ impl World {
             timeout_secs: 1,
         };
         let relay = Relay::new("mx.test", &RelayConfig::default(), &dns).unwrap();
-        let queue = Queue::start(raft.clone(), relay).await.unwrap();
+        let queue = Queue::start(
+            raft.clone(),
+            relay,
+            std::time::Duration::from_secs(7 * 86400),
+        )
+        .await
+        .unwrap();
         World {
             raft,
             directory,

@@ -237,7 +237,13 @@ impl World {
             timeout_secs: 1,
         };
         let relay = Relay::new("mx.here.test", &relay, &dns).unwrap();
-        let queue = Queue::start(raft.clone(), relay).await.unwrap();
+        let queue = Queue::start(
+            raft.clone(),
+            relay,
+            std::time::Duration::from_secs(7 * 86400),
+        )
+        .await
+        .unwrap();
         World {
             raft,
             directory,

@@ -5,7 +5,9 @@
 //!
 //! - [`log_store`]: one group's log and vote (`raft_log`, `raft_meta` column families).
 //! - [`log_writer`]: group commit — one WAL fsync acknowledges the appends of many groups.
-//! - [`state_machine`]: applies entries through tern-store; snapshots.
+//! - [`state_machine`]: applies entries through tern-store; builds and installs snapshots.
+//! - [`backup`]: exporting a group's image from a running node; a data dir from images.
+//! - [`snapshots`]: the snapshot files of this node (`data_dir/snapshots`).
 //! - [`link`]: the node link (mTLS, bincode frames) between cluster members.
 //! - [`network`]: Raft RPCs to peers over the node link.
 //! - [`cluster`]: init, join, remove, and the placement of every group's replicas.
@@ -27,6 +29,7 @@
 // our helpers would only move the allocation.
 #![allow(clippy::result_large_err)]
 
+pub mod backup;
 pub mod cluster;
 mod codec;
 mod handler;
@@ -38,6 +41,7 @@ pub mod log_writer;
 pub mod network;
 pub mod node;
 pub mod observers;
+pub mod snapshots;
 pub mod state_machine;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -45,7 +49,6 @@ pub mod testing;
 pub use cluster::MemberReport;
 pub use node::{GroupStatus, LinkConfig, RaftConfig, RaftNode};
 
-use std::io::Cursor;
 use tern_core::{GroupId, NodeId};
 
 openraft::declare_raft_types!(
@@ -53,6 +56,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = tern_store::Command,
         R = tern_store::Response,
+        SnapshotData = tokio::fs::File,
 );
 
 /// Why a proposal or read did not happen. All are temporary for clients (SMTP 451, IMAP NO

@@ -20,6 +20,7 @@ use tern_store::schema::{self, CF_RAFT_LOG, CF_RAFT_META};
 const META_VOTE: u8 = 1;
 const META_COMMITTED: u8 = 2;
 const META_PURGED: u8 = 3;
+// Item 4 is the state machine's snapshot-install marker (`snapshots::INSTALLING_MARKER`).
 
 type StoreResult<T> = Result<T, StorageError<u64>>;
 

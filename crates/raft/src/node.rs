@@ -12,6 +12,7 @@ use crate::log_store::LogStore;
 use crate::log_writer::LogWriter;
 use crate::network::Network;
 use crate::observers::Observers;
+use crate::snapshots::SnapshotDir;
 use crate::state_machine::StateMachine;
 use crate::{RaftError, TypeConfig};
 use futures::future::try_join_all;
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use tern_core::config::StorageConfig;
 use tern_core::{AccountId, GroupId, NodeId};
 use tern_store::schema::CF_RAFT_META;
 use tern_store::{Command, Db, Reader, Response};
@@ -38,10 +40,12 @@ const HEARTBEAT_MS: u64 = 200;
 /// timeout without word from its leader: 0.9 to 1.2 s, four or more missed heartbeats.
 const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
 pub(crate) const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
-/// A snapshot after this many applied entries, then older log entries are purged.
-const SNAPSHOT_EVERY: u64 = 20_000;
-/// Log entries kept behind a snapshot, so a lagging follower can catch up from the log.
-const LOG_KEPT_AFTER_SNAPSHOT: u64 = 1_000;
+/// A snapshot travels in chunks of this size, each its own node-link call, so heartbeats of
+/// every group keep flowing between chunks and memory stays bounded on both ends.
+const SNAPSHOT_CHUNK_BYTES: u64 = 1024 * 1024;
+/// How long one snapshot chunk may take, the last one including the follower's install of the
+/// whole snapshot (which streams the file into RocksDB: seconds per GiB).
+const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 120_000;
 /// How long a proposal or read may wait (for a leader, a quorum, the apply) before it is
 /// reported unavailable.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,6 +85,8 @@ pub struct RaftConfig {
     pub partitions: u32,
     /// The node link; `None` for a single node.
     pub link: Option<LinkConfig>,
+    /// Snapshots and log retention (`[storage]`).
+    pub storage: StorageConfig,
 }
 
 /// Status of one group on this node.
@@ -96,6 +102,10 @@ pub struct GroupStatus {
     pub last_log_index: u64,
     /// Last applied log index.
     pub applied_index: u64,
+    /// Log index of the group's current snapshot, if it has one.
+    pub snapshot_index: Option<u64>,
+    /// Last log index purged (the log starts after it).
+    pub purged_index: Option<u64>,
 }
 
 /// The node link as the Raft layer uses it.
@@ -109,6 +119,8 @@ pub(crate) struct Inner {
     pub node_id: NodeId,
     pub db: Db,
     pub writer: LogWriter,
+    /// Snapshot files of every group.
+    pub snapshots: Arc<SnapshotDir>,
     pub raft_config: Arc<Config>,
     /// Index = group id: 0 is meta, 1..=P the partitions. Empty until the partition count is
     /// known.
@@ -131,14 +143,18 @@ pub struct RaftNode {
     pub(crate) inner: Arc<Inner>,
 }
 
-fn raft_config() -> Result<Arc<Config>, RaftError> {
+fn raft_config(storage: &StorageConfig) -> Result<Arc<Config>, RaftError> {
     let config = Config {
         cluster_name: "tern".into(),
         heartbeat_interval: HEARTBEAT_MS,
         election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
-        max_in_snapshot_log_to_keep: LOG_KEPT_AFTER_SNAPSHOT,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(storage.snapshot_entries.max(1)),
+        max_in_snapshot_log_to_keep: storage.log_keep_entries,
+        // A follower further behind than one snapshot interval gets the snapshot.
+        replication_lag_threshold: storage.snapshot_entries.max(1),
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+        install_snapshot_timeout: SNAPSHOT_CHUNK_TIMEOUT_MS,
         ..Default::default()
     };
     config
@@ -167,7 +183,7 @@ fn stored_partitions(db: &Db) -> Result<Option<u32>, RaftError> {
     Ok(Some(u32::from_be_bytes(stored)))
 }
 
-fn store_partitions(db: &Db, count: u32) -> Result<(), RaftError> {
+pub(crate) fn store_partitions(db: &Db, count: u32) -> Result<(), RaftError> {
     let key = tern_store::schema::raft_meta(GroupId::META, META_PARTITIONS);
     let mut batch = tern_store::db::WriteBatch::default();
     batch.put_cf(&db.cf(CF_RAFT_META)?, key, count.to_be_bytes());
@@ -193,6 +209,9 @@ impl RaftNode {
         std::fs::create_dir_all(&db_path).map_err(|e| unavailable(GroupId::META, e))?;
         let db = Db::open(&db_path)?;
         let writer = LogWriter::start(db.clone()).map_err(|e| unavailable(GroupId::META, e))?;
+        let snapshots = SnapshotDir::open(&config.data_dir)
+            .map(Arc::new)
+            .map_err(|e| unavailable(GroupId::META, format!("snapshot dir: {e}")))?;
         let link = config.link.as_ref().map(|l| Link {
             peers: Peers::new(config.node_id, l.tls.clone(), source_ip(&l.listen)),
             advertise: l.advertise.clone(),
@@ -203,7 +222,8 @@ impl RaftNode {
                 node_id: config.node_id,
                 db,
                 writer,
-                raft_config: raft_config()?,
+                snapshots,
+                raft_config: raft_config(&config.storage)?,
                 groups: OnceLock::new(),
                 starting: tokio::sync::Mutex::new(()),
                 observers: Observers::default(),
@@ -270,8 +290,13 @@ impl RaftNode {
             let network = Network::new(group, peers.clone());
             async move {
                 let log = LogStore::new(group, inner.db.clone(), inner.writer.clone());
-                let sm = StateMachine::open(group, inner.db.clone(), inner.observers.clone())
-                    .map_err(|e| unavailable(group, e))?;
+                let sm = StateMachine::open(
+                    group,
+                    inner.db.clone(),
+                    inner.snapshots.clone(),
+                    inner.observers.clone(),
+                )
+                .map_err(|e| unavailable(group, e))?;
                 Raft::new(inner.node_id, inner.raft_config.clone(), network, log, sm)
                     .await
                     .map_err(|e| unavailable(group, e))
@@ -619,14 +644,29 @@ impl RaftNode {
 
     /// Status of every group on this node.
     pub async fn status(&self) -> Vec<GroupStatus> {
+        let snapshots: Vec<_> = self
+            .groups()
+            .map(|groups| {
+                groups
+                    .iter()
+                    .map(|raft| {
+                        let m = raft.metrics().borrow().clone();
+                        (m.snapshot.map(|l| l.index), m.purged.map(|l| l.index))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         self.views()
             .into_iter()
-            .map(|v| GroupStatus {
+            .zip(snapshots)
+            .map(|(v, (snapshot_index, purged_index))| GroupStatus {
                 group: v.group,
                 leader: v.leader,
                 voters: v.voters,
                 last_log_index: v.last_log_index,
                 applied_index: v.applied,
+                snapshot_index,
+                purged_index,
             })
             .collect()
     }

@@ -1,26 +1,44 @@
 //! One group's state machine: applies committed entries through tern-store, writing each
 //! entry's state changes and the new `last_applied` in one atomic batch (no fsync: after a
-//! crash the synced log replays whatever the state missed). Snapshots carry the group's whole
-//! key range.
+//! crash the synced log replays whatever the state missed).
+//!
+//! Snapshots are files (see [`crate::snapshots`]): built on a blocking thread from a RocksDB
+//! snapshot of the group's key range while entries keep applying, kept on disk so a restart
+//! finds them, streamed to followers in chunks read from the file, and installed by streaming
+//! the received file into RocksDB. No step holds more than one record in memory.
+//!
+//! Installing replaces the group's state in several batches, so it is guarded: the received
+//! file is first checked whole and made the current snapshot, then an "installing" marker is
+//! synced, and the marker goes only with the final batch. A node that dies in between finds
+//! the marker when it opens the group and installs the current snapshot again.
 
 use crate::log_store::io_err;
 use crate::observers::Observers;
+use crate::snapshots::{self, Meta, SnapshotDir};
 use crate::{TypeConfig, codec};
-use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     BasicNode, Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend,
     RaftSnapshotBuilder, StorageError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
-use std::io::Cursor;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 use tern_core::GroupId;
 use tern_store::db::WriteBatch;
-use tern_store::schema::{self, CF_BLOBS, CF_STATE};
+use tern_store::image;
+use tern_store::schema::{self, CF_RAFT_META, CF_STATE};
 use tern_store::{Db, Response};
 
 type StoreResult<T> = Result<T, StorageError<u64>>;
+
+/// Buffer of the snapshot file writers and readers.
+const FILE_BUFFER: usize = 1024 * 1024;
 
 /// What `last_applied` records, stored in the state CF beside the state it describes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -29,45 +47,60 @@ struct AppliedState {
     membership: StoredMembership<u64, BasicNode>,
 }
 
-/// The serialized content of a snapshot: every key of the group in state and blobs.
-#[derive(Serialize, Deserialize)]
-struct SnapshotData {
-    state: Vec<(Vec<u8>, Vec<u8>)>,
-    blobs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
 /// One group's state machine.
 pub struct StateMachine {
     group: GroupId,
     db: Db,
     applied: AppliedState,
-    /// The latest snapshot, built here or installed from a leader; shared with builders.
-    current: CurrentSnapshot,
-    snapshot_seq: Arc<AtomicU64>,
+    snapshots: Arc<SnapshotDir>,
+    /// Part files being received, by inode: openraft hands the file back to
+    /// [`RaftStateMachine::install_snapshot`] without its name.
+    receiving: HashMap<u64, PathBuf>,
     observers: Observers,
 }
 
-type CurrentSnapshot = Arc<Mutex<Option<(SnapshotMeta<u64, BasicNode>, Arc<Vec<u8>>)>>>;
+fn snapshot_err(e: impl std::fmt::Display, verb: ErrorVerb) -> StorageError<u64> {
+    io_err(ErrorSubject::Snapshot(None), verb, e.to_string())
+}
+
+fn read_applied(db: &Db, group: GroupId) -> StoreResult<AppliedState> {
+    match db
+        .get(CF_STATE, &schema::applied(group))
+        .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?
+    {
+        Some(bytes) => codec::decode(&bytes)
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e)),
+        None => Ok(AppliedState::default()),
+    }
+}
 
 impl StateMachine {
-    /// Opens the state machine of `group`, reading what was last applied; `observers` hear of
-    /// every command it applies.
-    pub fn open(group: GroupId, db: Db, observers: Observers) -> StoreResult<StateMachine> {
-        let key = schema::applied(group);
-        let applied = match db
-            .get(CF_STATE, &key)
+    /// Opens the state machine of `group`, reading what was last applied (and finishing a
+    /// snapshot install a crash interrupted); `observers` hear of every command it applies.
+    pub fn open(
+        group: GroupId,
+        db: Db,
+        snapshots: Arc<SnapshotDir>,
+        observers: Observers,
+    ) -> StoreResult<StateMachine> {
+        let marker = schema::raft_meta(group, snapshots::INSTALLING_MARKER);
+        let interrupted = db
+            .get(CF_RAFT_META, &marker)
             .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?
-        {
-            Some(bytes) => codec::decode(&bytes)
-                .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?,
-            None => AppliedState::default(),
-        };
+            .is_some();
+        if interrupted {
+            tracing::warn!(%group, "a snapshot install was interrupted; installing it again");
+            let path = snapshots.current_path(group);
+            let meta = check_file(group, &path, None)?;
+            install_current(&db, group, &path, &meta)?;
+        }
+        let applied = read_applied(&db, group)?;
         Ok(StateMachine {
             group,
             db,
             applied,
-            current: CurrentSnapshot::default(),
-            snapshot_seq: Arc::new(AtomicU64::new(0)),
+            snapshots,
+            receiving: HashMap::new(),
             observers,
         })
     }
@@ -83,22 +116,6 @@ impl StateMachine {
             codec::encode(&self.applied),
         );
         Ok(())
-    }
-
-    fn snapshot_data(&self) -> StoreResult<Vec<u8>> {
-        let prefix = schema::group_prefix(self.group);
-        let read = |cf| {
-            self.db
-                .scan(cf, &prefix)
-                .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))
-        };
-        let applied_key = schema::applied(self.group);
-        let mut state = read(CF_STATE)?;
-        state.retain(|(k, _)| *k != applied_key);
-        Ok(codec::encode(&SnapshotData {
-            state,
-            blobs: read(CF_BLOBS)?,
-        }))
     }
 }
 
@@ -143,101 +160,279 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        let data = self.snapshot_data();
         SnapshotBuilder {
             group: self.group,
-            meta_applied: self.applied.clone(),
-            data,
-            seq: self.snapshot_seq.clone(),
-            current: self.current.clone(),
+            db: self.db.clone(),
+            snapshots: self.snapshots.clone(),
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<Cursor<Vec<u8>>>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<tokio::fs::File>> {
+        let (file, part) = self
+            .snapshots
+            .new_part(self.group, "recv")
+            .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+        let inode = file
+            .metadata()
+            .map_err(|e| snapshot_err(e, ErrorVerb::Read))?
+            .ino();
+        self.receiving.insert(inode, part);
+        Ok(Box::new(tokio::fs::File::from_std(file)))
     }
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<u64, BasicNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        meta: &Meta,
+        snapshot: Box<tokio::fs::File>,
     ) -> StoreResult<()> {
-        let bytes = snapshot.into_inner();
-        let data: SnapshotData = codec::decode(&bytes).map_err(|e| {
-            io_err(
-                ErrorSubject::Snapshot(Some(meta.signature())),
-                ErrorVerb::Read,
-                e,
-            )
+        let mut file = *snapshot;
+        // tokio's File may still hold the last chunk's write.
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+        let inode = file
+            .metadata()
+            .await
+            .map_err(|e| snapshot_err(e, ErrorVerb::Read))?
+            .ino();
+        drop(file);
+        let part = self.receiving.remove(&inode).ok_or_else(|| {
+            snapshot_err("the received snapshot file is unknown", ErrorVerb::Read)
         })?;
-        let write_err = |e: tern_store::StoreError| {
-            io_err(
-                ErrorSubject::Snapshot(Some(meta.signature())),
-                ErrorVerb::Write,
-                e,
-            )
-        };
-        let prefix = schema::group_prefix(self.group);
-        let mut batch = WriteBatch::default();
-        self.db
-            .delete_prefix(&mut batch, CF_STATE, &prefix)
-            .map_err(write_err)?;
-        self.db
-            .delete_prefix(&mut batch, CF_BLOBS, &prefix)
-            .map_err(write_err)?;
-        {
-            let state = self.db.cf(CF_STATE).map_err(write_err)?;
-            for (k, v) in &data.state {
-                batch.put_cf(&state, k, v);
-            }
-            let blobs = self.db.cf(CF_BLOBS).map_err(write_err)?;
-            for (k, v) in &data.blobs {
-                batch.put_cf(&blobs, k, v);
-            }
-        }
+        let (db, snapshots, group, meta_owned) = (
+            self.db.clone(),
+            self.snapshots.clone(),
+            self.group,
+            meta.clone(),
+        );
+        let started = Instant::now();
+        let stats = tokio::task::spawn_blocking(move || {
+            install_received(&db, &snapshots, group, &part, &meta_owned)
+        })
+        .await
+        .map_err(|e| snapshot_err(e, ErrorVerb::Write))??;
         self.applied = AppliedState {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        self.put_applied(&mut batch)?;
-        self.db.write(batch, true).map_err(write_err)?;
-        *tern_core::sync::lock(&self.current) = Some((meta.clone(), Arc::new(bytes)));
+        tracing::info!(
+            group = %self.group,
+            snapshot = %meta.snapshot_id,
+            records = stats.records,
+            bytes = stats.image_bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "snapshot installed"
+        );
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> StoreResult<Option<Snapshot<TypeConfig>>> {
-        let current = tern_core::sync::lock(&self.current);
-        Ok(current.as_ref().map(|(meta, data)| Snapshot {
-            meta: meta.clone(),
-            snapshot: Box::new(Cursor::new(data.as_ref().clone())),
+        let Some(meta) = self
+            .snapshots
+            .current(self.group)
+            .map_err(|e| snapshot_err(e, ErrorVerb::Read))?
+        else {
+            return Ok(None);
+        };
+        let file = tokio::fs::File::open(self.snapshots.current_path(self.group))
+            .await
+            .map_err(|e| snapshot_err(e, ErrorVerb::Read))?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(file),
         }))
     }
 }
 
-/// Builds a snapshot from the state captured when it was requested.
+/// Checks a received snapshot file whole, makes it the group's current snapshot and installs
+/// it under the "installing" marker.
+fn install_received(
+    db: &Db,
+    snapshots: &SnapshotDir,
+    group: GroupId,
+    part: &Path,
+    meta: &Meta,
+) -> StoreResult<image::ImageStats> {
+    let checked = check_file(group, part, Some(meta));
+    if let Err(e) = checked {
+        let _ = std::fs::remove_file(part);
+        return Err(e);
+    }
+    let current = snapshots
+        .commit(group, part)
+        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+    tracing::info!(%group, snapshot = %meta.snapshot_id, "installing snapshot");
+    let mut batch = WriteBatch::default();
+    let raft_meta = db
+        .cf(CF_RAFT_META)
+        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+    batch.put_cf(
+        &raft_meta,
+        schema::raft_meta(group, snapshots::INSTALLING_MARKER),
+        [1],
+    );
+    drop(raft_meta);
+    db.write(batch, true)
+        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+    install_current(db, group, &current, meta)
+}
+
+/// Reads a snapshot file whole: its header (which must describe `expected`, when given) and
+/// its image (framing, keys of this group, counts, checksum). Returns the header's meta.
+fn check_file(group: GroupId, path: &Path, expected: Option<&Meta>) -> StoreResult<Meta> {
+    let file = File::open(path).map_err(|e| snapshot_err(e, ErrorVerb::Read))?;
+    let mut input = BufReader::with_capacity(FILE_BUFFER, file);
+    let meta = snapshots::read_header(&mut input).map_err(|e| snapshot_err(e, ErrorVerb::Read))?;
+    if let Some(expected) = expected
+        && (meta.snapshot_id != expected.snapshot_id || meta.last_log_id != expected.last_log_id)
+    {
+        return Err(snapshot_err(
+            format!(
+                "snapshot file holds {} at {:?}, expected {} at {:?}",
+                meta.snapshot_id, meta.last_log_id, expected.snapshot_id, expected.last_log_id
+            ),
+            ErrorVerb::Read,
+        ));
+    }
+    image::verify(group, &mut input).map_err(|e| snapshot_err(e, ErrorVerb::Read))?;
+    Ok(meta)
+}
+
+/// Replaces the group's state with the snapshot file at `path` (already checked), writes the
+/// applied state it stands for, and clears the "installing" marker.
+fn install_current(
+    db: &Db,
+    group: GroupId,
+    path: &Path,
+    meta: &Meta,
+) -> StoreResult<image::ImageStats> {
+    let file = File::open(path).map_err(|e| snapshot_err(e, ErrorVerb::Read))?;
+    let mut input = BufReader::with_capacity(FILE_BUFFER, file);
+    snapshots::read_header(&mut input).map_err(|e| snapshot_err(e, ErrorVerb::Read))?;
+    let applied = codec::encode(&AppliedState {
+        last_applied: meta.last_log_id,
+        membership: meta.last_membership.clone(),
+    });
+    let stats = image::import(
+        db,
+        group,
+        &mut input,
+        Some((&schema::applied(group), &applied)),
+    )
+    .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+    let mut batch = WriteBatch::default();
+    let raft_meta = db
+        .cf(CF_RAFT_META)
+        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+    batch.delete_cf(
+        &raft_meta,
+        schema::raft_meta(group, snapshots::INSTALLING_MARKER),
+    );
+    drop(raft_meta);
+    db.write(batch, true)
+        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+    Ok(stats)
+}
+
+/// Builds a snapshot file of the group as of the moment it starts, off the apply task.
 pub struct SnapshotBuilder {
     group: GroupId,
-    meta_applied: AppliedState,
-    data: StoreResult<Vec<u8>>,
-    seq: Arc<AtomicU64>,
-    current: CurrentSnapshot,
+    db: Db,
+    snapshots: Arc<SnapshotDir>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
-        let data = std::mem::replace(&mut self.data, Ok(Vec::new()))?;
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let index = self.meta_applied.last_applied.map(|l| l.index).unwrap_or(0);
-        let meta = SnapshotMeta {
-            last_log_id: self.meta_applied.last_applied,
-            last_membership: self.meta_applied.membership.clone(),
-            snapshot_id: format!("{}-{index}-{seq}", self.group),
-        };
-        let data = Arc::new(data);
-        *tern_core::sync::lock(&self.current) = Some((meta.clone(), data.clone()));
+        let (db, snapshots, group) = (self.db.clone(), self.snapshots.clone(), self.group);
+        let started = Instant::now();
+        let (meta, path, stats) =
+            tokio::task::spawn_blocking(move || build_file(&db, &snapshots, group))
+                .await
+                .map_err(|e| snapshot_err(e, ErrorVerb::Write))??;
+        tracing::info!(
+            %group,
+            snapshot = %meta.snapshot_id,
+            records = stats.records,
+            bytes = stats.image_bytes,
+            ms = started.elapsed().as_millis() as u64,
+            "snapshot built"
+        );
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| snapshot_err(e, ErrorVerb::Read))?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data.as_ref().clone())),
+            snapshot: Box::new(file),
         })
     }
+}
+
+/// The applied index of `group` as `pinned` sees it (0 before anything applied).
+pub(crate) fn applied_index(
+    pinned: &tern_store::image::PinnedGroup<'_>,
+    group: GroupId,
+) -> StoreResult<u64> {
+    let applied: AppliedState = match pinned
+        .get(CF_STATE, &schema::applied(group))
+        .map_err(|e| snapshot_err(e, ErrorVerb::Read))?
+    {
+        Some(bytes) => codec::decode(&bytes).map_err(|e| snapshot_err(e, ErrorVerb::Read))?,
+        None => AppliedState::default(),
+    };
+    Ok(applied.last_applied.map_or(0, |l| l.index))
+}
+
+/// Writes a snapshot file of `group` from a consistent RocksDB snapshot: the applied state and
+/// the image come from the same instant, whatever is applied meanwhile.
+pub(crate) fn build_file(
+    db: &Db,
+    snapshots: &SnapshotDir,
+    group: GroupId,
+) -> StoreResult<(Meta, PathBuf, image::ImageStats)> {
+    let pinned = db.pin_group(group);
+    let applied: AppliedState = match pinned
+        .get(CF_STATE, &schema::applied(group))
+        .map_err(|e| snapshot_err(e, ErrorVerb::Read))?
+    {
+        Some(bytes) => codec::decode(&bytes).map_err(|e| snapshot_err(e, ErrorVerb::Read))?,
+        None => AppliedState::default(),
+    };
+    let index = applied.last_applied.map_or(0, |l| l.index);
+    let term = applied.last_applied.map_or(0, |l| l.leader_id.term);
+    let meta = Meta {
+        last_log_id: applied.last_applied,
+        last_membership: applied.membership,
+        snapshot_id: format!("{}-{term}-{index}-{}", group.0, unique_suffix()),
+    };
+    let (file, part) = snapshots
+        .new_part(group, "build")
+        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+    let written = (|| -> Result<image::ImageStats, String> {
+        let mut out = BufWriter::with_capacity(FILE_BUFFER, file);
+        snapshots::write_header(&mut out, &meta).map_err(|e| e.to_string())?;
+        let stats = pinned.export(&mut out).map_err(|e| e.to_string())?;
+        let mut file = out.into_inner().map_err(|e| e.to_string())?;
+        file.flush().map_err(|e| e.to_string())?;
+        file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+        Ok(stats)
+    })();
+    drop(pinned);
+    let stats = match written {
+        Ok(stats) => stats,
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            return Err(snapshot_err(e, ErrorVerb::Write));
+        }
+    };
+    let path = snapshots
+        .commit(group, &part)
+        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+    Ok((meta, path, stats))
+}
+
+/// A suffix that keeps snapshot ids of one index apart across restarts.
+fn unique_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }

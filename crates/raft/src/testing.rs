@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::{RaftConfig, RaftNode};
+use tern_core::{AccountId, GroupId};
+use tern_store::{Command, Rejection, Response};
 
 /// Partitions of a test node: several, so cross-partition paths are exercised, yet quick.
 pub const TEST_PARTITIONS: u32 = 4;
@@ -17,6 +19,7 @@ pub async fn start_node(dir: PathBuf) -> RaftNode {
         data_dir: dir,
         partitions: TEST_PARTITIONS,
         link: None,
+        storage: Default::default(),
     };
     match RaftNode::start(config).await {
         Ok(node) => node,
@@ -53,5 +56,40 @@ where
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// Adds the account `address` (and its domain, unless it exists) through the meta group and
+/// initialises it on its partition, as the directory would; panics on any failure.
+pub async fn add_account(node: &RaftNode, address: &str) -> AccountId {
+    let domain = Command::AddDomain {
+        name: address.rsplit('@').next().unwrap_or_default().into(),
+        now: 1,
+    };
+    match node.propose(GroupId::META, domain).await {
+        Ok(Response::Ok | Response::Rejected(Rejection::DomainExists)) => {}
+        other => panic!("adding the domain of {address}: {other:?}"),
+    }
+    let added = node
+        .propose(
+            GroupId::META,
+            Command::AddAccount {
+                address: address.into(),
+                password_hash: "x".into(),
+                quota: 0,
+                now: 1_700_000_000,
+            },
+        )
+        .await;
+    let Ok(Response::AccountAdded(id)) = added else {
+        panic!("adding {address}: {added:?}")
+    };
+    let init = Command::InitAccount {
+        account: id,
+        now: 1_700_000_000,
+    };
+    match node.propose(node.partition_of(id), init).await {
+        Ok(Response::Ok) => id,
+        other => panic!("initialising {address}: {other:?}"),
     }
 }

@@ -2,7 +2,7 @@
 //! batches fsyncs, and everything survives a restart without a clean shutdown.
 
 use tern_core::{AccountId, GroupId};
-use tern_raft::testing::{run, start_node};
+use tern_raft::testing::{add_account, run, start_node};
 use tern_raft::{RaftConfig, RaftNode};
 use tern_store::{Command, Response};
 
@@ -12,34 +12,8 @@ fn config(dir: &std::path::Path) -> RaftConfig {
         data_dir: dir.to_path_buf(),
         partitions: tern_raft::testing::TEST_PARTITIONS,
         link: None,
+        storage: Default::default(),
     }
-}
-
-async fn add_account(node: &RaftNode, address: &str) -> AccountId {
-    let added = node
-        .propose(
-            GroupId::META,
-            Command::AddAccount {
-                address: address.into(),
-                password_hash: "x".into(),
-                quota: 0,
-                now: 1_700_000_000,
-            },
-        )
-        .await
-        .unwrap();
-    let Response::AccountAdded(id) = added else {
-        panic!("unexpected {added:?}")
-    };
-    let init = Command::InitAccount {
-        account: id,
-        now: 1_700_000_000,
-    };
-    assert_eq!(
-        node.propose(node.partition_of(id), init).await.unwrap(),
-        Response::Ok
-    );
-    id
 }
 
 fn append(account: AccountId, n: usize) -> Command {

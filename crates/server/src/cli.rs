@@ -62,6 +62,9 @@ pub enum Command {
     /// Cluster certificates and membership.
     #[command(subcommand)]
     Cluster(crate::cluster_cli::ClusterCommand),
+    /// Online backup, verification and restore.
+    #[command(subcommand)]
+    Backup(crate::backup_cli::BackupCommand),
 }
 
 /// `tern serve`.
@@ -250,8 +253,23 @@ pub async fn administer(cli: &Cli) -> Result<()> {
     {
         return crate::cluster_cli::run_local(c);
     }
+    use crate::backup_cli::BackupCommand;
+    match &cli.command {
+        Command::Backup(BackupCommand::Verify { dir }) => return crate::backup_cli::verify(dir),
+        Command::Backup(BackupCommand::Restore { dir }) => {
+            let Some(data) = &cli.data else {
+                bail!("give the new data dir: tern backup restore DIR --data NEWDIR");
+            };
+            return crate::backup_cli::restore(dir, data);
+        }
+        _ => {}
+    }
     let api = cli.client()?;
     match &cli.command {
+        Command::Backup(BackupCommand::Create { dir }) => {
+            crate::backup_cli::create(&api, dir).await?
+        }
+        Command::Backup(_) => bail!("not an admin command"),
         Command::Cluster(c) => crate::cluster_cli::run_remote(&api, c).await?,
         Command::Serve(_) | Command::Config(_) => bail!("not an admin command"),
         Command::Domain(DomainCommand::Add { name }) => {

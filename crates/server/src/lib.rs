@@ -7,18 +7,21 @@
 //! - [`limits`]: per-IP and total connection caps.
 //! - [`tls`]: the server certificate (configured or self-signed).
 //! - [`admin`]: the admin HTTP API and its client.
-//! - [`cli`]: the command line; [`cluster_cli`]: `tern cluster ...`.
+//! - [`cli`]: the command line; [`cluster_cli`]: `tern cluster ...`; [`backup_cli`]:
+//!   `tern backup ...`, with [`progress`] for its display.
 //!
 //! A new admin operation is a route in [`admin`] (`api`, `cluster` or `dkim`), a call in the
 //! CLI ([`cli`]) through [`admin::client`], and the service method it calls in its crate; a new
 //! listener or protocol is wired in [`services`] and [`listeners`].
 
 pub mod admin;
+pub mod backup_cli;
 pub mod cli;
 pub mod cluster_cli;
 pub mod connection;
 pub mod limits;
 pub mod listeners;
+pub mod progress;
 pub mod proxy;
 pub mod services;
 pub mod tls;

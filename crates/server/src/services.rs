@@ -4,6 +4,7 @@
 use crate::limits::ConnectionLimiter;
 use anyhow::{Context, Result};
 use std::sync::Arc;
+use std::time::Duration;
 use tern_core::config::ClusterConfig;
 use tern_core::config::Config;
 use tern_directory::Directory;
@@ -51,6 +52,7 @@ impl Services {
             data_dir: config.server.data_dir.clone(),
             partitions: config.cluster.partitions,
             link: link_config(&config.cluster)?,
+            storage: config.storage.clone(),
         })
         .await
         .context("starting the Raft groups")?;
@@ -58,7 +60,8 @@ impl Services {
         let mailboxes = Mailboxes::new(raft.clone());
         let relay = Relay::new(&config.server.hostname, &config.relay, &config.dns)
             .context("setting up the outbound relay")?;
-        let queue = Queue::start(raft.clone(), relay)
+        let dedup_window = dedup_window(config)?;
+        let queue = Queue::start(raft.clone(), relay, dedup_window)
             .await
             .context("starting the queue")?;
         let limits = config.limits.clone();
@@ -138,4 +141,19 @@ fn link_config(cluster: &ClusterConfig) -> Result<Option<LinkConfig>> {
         seeds: cluster.seeds.clone(),
         tls,
     }))
+}
+
+/// How long de-duplication records are kept: `[storage] dedup_window_secs`, which must outlast
+/// the queue's own retries (`[relay] give_up_after_secs`) by a day, so that a delivery retried
+/// by the queue is still recognised.
+fn dedup_window(config: &Config) -> Result<Duration> {
+    let window = config.storage.dedup_window_secs;
+    let queue_life = config.relay.give_up_after_secs;
+    if window < queue_life.saturating_add(86_400) {
+        anyhow::bail!(
+            "[storage] dedup_window_secs ({window}) must be at least a day longer than \
+             [relay] give_up_after_secs ({queue_life})"
+        );
+    }
+    Ok(Duration::from_secs(window))
 }

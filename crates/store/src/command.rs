@@ -275,6 +275,16 @@ pub enum Command {
         /// Restrict to these UIDs.
         uids: Option<Vec<Uid>>,
     },
+    /// Forget the de-duplication records (`ACCEPTED`, `DELIVERED`) of transactions received
+    /// before `before` (unix seconds), oldest first, at most `limit` of them. Proposed by the
+    /// partition's queue actor once the records are older than `[storage]
+    /// dedup_window_secs`, which outlasts every sender retry and the queue's own lifetime.
+    ExpireDedup {
+        /// Unix seconds: records of transactions received earlier go.
+        before: i64,
+        /// The most records one command removes (bounds the apply).
+        limit: u32,
+    },
 }
 
 /// Messages an account may send per fixed window (UTC hour, UTC day); 0 = unlimited.
@@ -364,4 +374,6 @@ pub enum Response {
     },
     /// `Expunge`: the UIDs removed, ascending.
     Expunged(Vec<Uid>),
+    /// `ExpireDedup`: how many records went.
+    Expired(u32),
 }

@@ -17,6 +17,9 @@ pub(crate) type Rocks = DBWithThreadMode<MultiThreaded>;
 /// Key/value pairs read by a prefix scan, in key order.
 pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// A consistent point-in-time view of the database (see [`crate::image::PinnedGroup`]).
+pub(crate) type Snapshot<'a> = rocksdb::SnapshotWithThreadMode<'a, Rocks>;
+
 /// One key and its value, as an iterator yields them.
 pub type KeyValue = (Box<[u8]>, Box<[u8]>);
 
@@ -96,6 +99,11 @@ impl Db {
             .inner
             .iterator_cf(&handle, IteratorMode::From(start, direction));
         Ok(iter.map(|item| item.map_err(StoreError::from)))
+    }
+
+    /// A consistent point-in-time view; RocksDB keeps what it needs until it is dropped.
+    pub(crate) fn snapshot(&self) -> Snapshot<'_> {
+        self.inner.snapshot()
     }
 
     /// Writes a batch; `sync` waits for the WAL fsync.

@@ -8,6 +8,7 @@
 //! - [`schema`]: column-family names and key encoding (group-prefixed, big-endian).
 //! - [`apply`]: `apply(group, index, command) -> Response`, deterministic on every replica.
 //! - [`reader`]: typed, read-only queries over one group's state.
+//! - [`image`]: one group's state as a checksummed byte stream (Raft snapshots, backups).
 //! - [`error`]: the crate's error type.
 //! - `codec` (bincode in one place) and `tx` (a command's staged writes) are internal.
 //!
@@ -22,6 +23,7 @@ mod codec;
 pub mod command;
 pub mod db;
 pub mod error;
+pub mod image;
 pub mod reader;
 pub mod schema;
 mod tx;

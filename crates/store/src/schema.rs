@@ -47,6 +47,9 @@ pub mod table {
     pub const QUEUE: u8 = 17;
     /// Partition: account → messages sent in the current hour and day (sending limits).
     pub const SEND_COUNTER: u8 = 18;
+    /// Partition: received-at | an ACCEPTED or DELIVERED key (without its group prefix) →
+    /// (): the de-duplication records in the order they expire.
+    pub const DEDUP_EXPIRY: u8 = 19;
     /// Any group: the state machine's last applied log id and membership (not user state).
     pub const APPLIED: u8 = 0xF0;
 }
@@ -200,6 +203,19 @@ pub fn raft_meta(g: GroupId, item: u8) -> Vec<u8> {
     let mut k = group_prefix(g).to_vec();
     k.push(item);
     k
+}
+
+/// Partition: the expiry index entry of the de-duplication record `row` (an `accepted` or
+/// `delivered` key of group `g`) for a transaction received at `received_at`.
+pub fn dedup_expiry(g: GroupId, received_at: i64, row: &[u8]) -> Vec<u8> {
+    Key::new(g, table::DEDUP_EXPIRY)
+        .u64(u64::try_from(received_at).unwrap_or(0))
+        .bytes(row.get(4..).unwrap_or_default())
+        .build()
+}
+/// Partition: every expiry index entry, oldest first.
+pub fn dedup_expiry_all(g: GroupId) -> Vec<u8> {
+    Key::new(g, table::DEDUP_EXPIRY).build()
 }
 
 /// The key just past every key starting with `prefix` (for range deletes and bounded scans).

@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use tern_core::{AccountId, DeliveryId, GroupId, MailboxId, Uid};
 use tern_store::command::LocalRecipient;
+use tern_store::schema;
 use tern_store::{Command, Db, FlagOp, Reader, Response};
 
 const G: GroupId = GroupId(1);
@@ -310,4 +311,45 @@ fn blobs_are_stored_once_and_freed_with_the_last_reference() {
     });
     assert_eq!(expunged, Response::Expunged(vec![Uid(1), Uid(2), Uid(3)]));
     assert_eq!(r.reader().blob(&blob).unwrap(), None);
+}
+
+#[test]
+fn dedup_records_expire_oldest_first_and_only_before_the_cutoff() {
+    let mut r = Replica::new();
+    let accept = |id: u128, at: i64| Command::Accept {
+        id: DeliveryId(id),
+        sender: "a@remote.test".into(),
+        body: format!("Subject: {id}\r\n\r\nx\r\n").into_bytes(),
+        received_at: at,
+        local: vec![LocalRecipient {
+            account: ACCOUNT,
+            address: "u@example.test".into(),
+            mailbox: "INBOX".into(),
+            quota: 0,
+        }],
+        other_partitions: vec![],
+        remote: vec![],
+    };
+    for (id, at) in [(1, 1_000), (2, 2_000), (3, 3_000), (4, 4_000)] {
+        assert!(matches!(r.apply(accept(id, at)), Response::Accepted(_)));
+    }
+    let accepted = |id: u128| schema::accepted(G, DeliveryId(id));
+    let present =
+        |r: &Replica, id: u128| r.db.get(schema::CF_STATE, &accepted(id)).unwrap().is_some();
+
+    // Only what was received before the cutoff goes, oldest first, `limit` at a time.
+    let expire = |before, limit| Command::ExpireDedup { before, limit };
+    assert_eq!(r.apply(expire(3_500, 1)), Response::Expired(1));
+    assert!(!present(&r, 1) && present(&r, 2) && present(&r, 3) && present(&r, 4));
+    assert_eq!(r.apply(expire(3_500, 100)), Response::Expired(2));
+    assert!(!present(&r, 2) && !present(&r, 3) && present(&r, 4));
+    assert_eq!(r.apply(expire(3_500, 100)), Response::Expired(0));
+    // The index went with the records: nothing left below the cutoff, one entry above.
+    let index = schema::dedup_expiry_all(G);
+    assert_eq!(r.db.scan(schema::CF_STATE, &index).unwrap().len(), 1);
+    // The messages themselves stay.
+    assert_eq!(r.uids("INBOX").len(), 4);
+    // A record still inside the window still de-duplicates.
+    assert!(matches!(r.apply(accept(4, 4_000)), Response::Accepted(_)));
+    assert_eq!(r.uids("INBOX").len(), 4);
 }

@@ -39,6 +39,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/queue/{id}", get(show_queued).delete(delete_queued))
         .route("/queue/{id}/retry", post(retry_queued))
         .nest("/cluster", super::cluster::routes())
+        .nest("/backup", super::backup::routes())
         .merge(super::dkim::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

@@ -1,4 +1,5 @@
-//! A minimal HTTP/1.1 client for the admin API: one request per connection, JSON in and out.
+//! A minimal HTTP/1.1 client for the admin API: one request per connection, JSON in and out,
+//! or a body streamed to the caller ([`AdminClient::download`]).
 
 use anyhow::{Context, Result, anyhow, bail};
 use http_body_util::{BodyExt, Full};
@@ -35,6 +36,45 @@ impl AdminClient {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<T> {
+        let response = self.send(method, path, body).await?;
+        let status = response.status();
+        let bytes = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!("{}", error_text(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).with_context(|| format!("unexpected reply from {path}"))
+    }
+
+    /// `GET path`, handing the body to `sink` piece by piece as it arrives; returns the
+    /// response headers. A body cut short is an error.
+    pub async fn download(
+        &self,
+        path: &str,
+        mut sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<hyper::HeaderMap> {
+        let response = self.send(Method::GET, path, None).await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let bytes = body.collect().await?.to_bytes();
+            bail!("{}", error_text(status, &bytes));
+        }
+        while let Some(frame) = body.frame().await {
+            let frame = frame.with_context(|| format!("{path}: the transfer broke off"))?;
+            if let Some(data) = frame.data_ref() {
+                sink(data)?;
+            }
+        }
+        Ok(headers)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let tcp = TcpStream::connect(&self.authority).await.with_context(|| {
             format!(
                 "cannot reach the admin API at {} (is `tern serve` running?)",
@@ -54,13 +94,7 @@ impl AdminClient {
             .header("authorization", format!("Bearer {}", self.token))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(payload)))?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        if !status.is_success() {
-            bail!("{}", error_text(status, &bytes));
-        }
-        serde_json::from_slice(&bytes).with_context(|| format!("unexpected reply from {path}"))
+        Ok(sender.send_request(request).await?)
     }
 }
 

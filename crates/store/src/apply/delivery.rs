@@ -7,6 +7,7 @@ use super::folders::{init_account, mailbox_by_name, save_mailbox};
 use super::messages::{NewMessage, fits, insert, release_blob, retain_blob};
 use super::{Applied, Outcome};
 use crate::command::{DeliveryOutcome, LocalRecipient, Rejection, Response};
+use crate::db::Direction;
 use crate::schema;
 use crate::tx::Tx;
 use tern_core::records::{QueueRecord, QueuedRecipient};
@@ -62,6 +63,7 @@ pub(super) fn accept(tx: &mut Tx<'_>, g: GroupId, a: Accept<'_>) -> Applied {
             },
         );
     }
+    tx.put(schema::dedup_expiry(g, a.received_at, &dedup), &());
     tx.put(dedup, &outcomes);
     Ok(Response::Accepted(outcomes))
 }
@@ -122,6 +124,7 @@ pub(super) fn deliver(
         return Ok(Response::Accepted(vec![outcome]));
     }
     let outcome = deliver_one(tx, g, BlobId::of(body), body, received_at, rcpt)?;
+    tx.put(schema::dedup_expiry(g, received_at, &dedup), &());
     tx.put(dedup, &outcome);
     Ok(Response::Accepted(vec![outcome]))
 }
@@ -159,4 +162,31 @@ pub(super) fn delete_queued(tx: &mut Tx<'_>, g: GroupId, id: DeliveryId) -> Appl
     tx.delete(key);
     release_blob(tx, g, &entry.blob)?;
     Ok(Response::Ok)
+}
+
+/// Removes the de-duplication records of transactions received before `before`, oldest first,
+/// at most `limit`, with their expiry index entries. Reads committed state only, so every
+/// replica removes the same records.
+pub(super) fn expire_dedup(tx: &mut Tx<'_>, g: GroupId, before: i64, limit: u32) -> Applied {
+    let index = schema::dedup_expiry_all(g);
+    let cutoff = schema::dedup_expiry(g, before, &[]);
+    let prefix = schema::group_prefix(g);
+    let mut expired = Vec::new();
+    for item in tx
+        .db()
+        .iter_from(crate::schema::CF_STATE, &index, Direction::Forward)?
+    {
+        let (key, _) = item?;
+        if !key.starts_with(&index) || *key >= *cutoff || expired.len() as u32 >= limit {
+            break;
+        }
+        expired.push(key);
+    }
+    for key in &expired {
+        // group | table | received-at (8 bytes) | the record's key after its group prefix
+        let row = [&prefix[..], &key[index.len() + 8..]].concat();
+        tx.delete(row);
+        tx.delete(key.to_vec());
+    }
+    Ok(Response::Expired(expired.len() as u32))
 }

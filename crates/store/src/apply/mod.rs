@@ -171,6 +171,7 @@ fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command) -> Applied {
             mailbox,
             uids,
         } => messages::expunge(tx, g, *account, *mailbox, uids.as_deref()),
+        ExpireDedup { before, limit } => delivery::expire_dedup(tx, g, *before, *limit),
         Accept {
             id,
             sender,

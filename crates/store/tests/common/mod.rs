@@ -25,6 +25,12 @@ impl Replica {
         response
     }
 
+    /// The database.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// A reader of `group`'s applied state.
     pub fn reader(&self, group: GroupId) -> Reader {
         Reader::new(self.db.clone(), group)

@@ -1,0 +1,211 @@
+//! Snapshots on a real node: a file built while entries keep applying, the log purged behind
+//! it, the same snapshot found again after a restart (not rebuilt), and an install that a
+//! crash interrupted finished when the node starts again.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tern_core::config::StorageConfig;
+use tern_core::{AccountId, GroupId};
+use tern_raft::testing::run;
+use tern_raft::{GroupStatus, RaftConfig, RaftNode, snapshots};
+use tern_store::schema::{self, CF_RAFT_META, CF_STATE};
+use tern_store::{Command, Db, Response};
+
+/// Small, so a test writes several snapshots' worth quickly.
+const SNAPSHOT_ENTRIES: u64 = 40;
+const LOG_KEEP: u64 = 5;
+
+fn config(dir: &Path) -> RaftConfig {
+    RaftConfig {
+        node_id: 1,
+        data_dir: dir.to_path_buf(),
+        partitions: tern_raft::testing::TEST_PARTITIONS,
+        link: None,
+        storage: StorageConfig {
+            snapshot_entries: SNAPSHOT_ENTRIES,
+            log_keep_entries: LOG_KEEP,
+            ..StorageConfig::default()
+        },
+    }
+}
+
+/// Starts a node over `dir`, waiting for the previous one's RocksDB lock to be released.
+async fn start(dir: &Path) -> RaftNode {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match RaftNode::start(config(dir)).await {
+            Ok(node) => return node,
+            Err(e) if Instant::now() < deadline && e.to_string().contains("lock") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("start failed: {e}"),
+        }
+    }
+}
+
+async fn add_account(node: &RaftNode, address: &str) -> (AccountId, GroupId) {
+    let id = tern_raft::testing::add_account(node, address).await;
+    (id, node.partition_of(id))
+}
+
+async fn append(node: &RaftNode, account: AccountId, range: std::ops::Range<usize>) {
+    for n in range {
+        let command = Command::Append {
+            account,
+            mailbox: "INBOX".into(),
+            body: format!("Subject: {n}\r\n\r\n{}\r\n", "b".repeat(3_000 + n)).into_bytes(),
+            flags: vec![],
+            internal_date: 1_700_000_000,
+            quota: 0,
+        };
+        let response = node.propose(node.partition_of(account), command).await;
+        assert!(
+            matches!(response, Ok(Response::Appended { .. })),
+            "{response:?}"
+        );
+    }
+}
+
+/// Waits (at most 30 s) until `group`'s status satisfies `ok`.
+async fn wait_status(
+    node: &RaftNode,
+    group: GroupId,
+    what: &str,
+    ok: impl Fn(&GroupStatus) -> bool,
+) -> GroupStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = node.status().await;
+        let found = status.into_iter().find(|s| s.group == group);
+        match found {
+            Some(s) if ok(&s) => return s,
+            other => assert!(Instant::now() < deadline, "{what}: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn snapshot_path(dir: &Path, group: GroupId) -> PathBuf {
+    dir.join("snapshots")
+        .join(format!("g{}", group.0))
+        .join("current.snap")
+}
+
+/// The meta of the snapshot file, after checking its image whole.
+fn read_snapshot(dir: &Path, group: GroupId) -> (snapshots::Meta, u64) {
+    let mut input = BufReader::new(File::open(snapshot_path(dir, group)).unwrap());
+    let meta = snapshots::read_header(&mut input).unwrap();
+    let stats = tern_store::image::verify(group, &mut input).unwrap();
+    (meta, stats.records)
+}
+
+#[test]
+fn a_snapshot_is_a_file_the_log_is_purged_behind_it_and_a_restart_keeps_it() {
+    run(|dir| async move {
+        let node = start(&dir).await;
+        let (account, group) = add_account(&node, "snap@example.test").await;
+        append(&node, account, 0..130).await;
+        let status = wait_status(&node, group, "snapshot and purge", |s| {
+            s.snapshot_index.is_some_and(|i| i >= 2 * SNAPSHOT_ENTRIES) && s.purged_index.is_some()
+        })
+        .await;
+        let (meta, records) = read_snapshot(&dir, group);
+        let snapshot_index = meta.last_log_id.map(|l| l.index);
+        assert!(
+            snapshot_index >= status.snapshot_index,
+            "{meta:?} {status:?}"
+        );
+        assert!(records > 80, "{records} records");
+        // The log starts after the purge point, which trails the snapshot by LOG_KEEP entries
+        // at most (openraft purges in steps).
+        let purged = status.purged_index.unwrap_or(0);
+        assert!(purged > 0 && purged <= status.snapshot_index.unwrap_or(0));
+        let digest = node.local_reader(group).digest().unwrap();
+        node.shutdown().await;
+        drop(node);
+
+        let node = start(&dir).await;
+        let after = wait_status(&node, group, "restart", |s| {
+            s.applied_index >= status.applied_index
+        })
+        .await;
+        assert_eq!(node.local_reader(group).digest().unwrap(), digest);
+        // One more entry applies on top, and the snapshot is still the one built before.
+        append(&node, account, 130..131).await;
+        let (again, _) = read_snapshot(&dir, group);
+        assert_eq!(
+            again.snapshot_id, meta.snapshot_id,
+            "rebuilt after restart: {after:?}"
+        );
+        node.shutdown().await;
+    });
+}
+
+#[test]
+fn an_install_interrupted_by_a_crash_is_finished_at_the_next_start() {
+    run(|dir| async move {
+        let node = start(&dir).await;
+        let (account, group) = add_account(&node, "crash@example.test").await;
+        append(&node, account, 0..70).await;
+        let status = wait_status(&node, group, "snapshot", |s| s.snapshot_index.is_some()).await;
+        let digest = node.local_reader(group).digest().unwrap();
+        node.shutdown().await;
+        drop(node);
+
+        // What a crash in the middle of installing that snapshot leaves: the marker set, the
+        // group's old state (and its applied index) deleted, part of the new state written.
+        {
+            let db = open_db(&dir).await;
+            let prefix = schema::group_prefix(group);
+            let mut batch = tern_store::db::WriteBatch::default();
+            db.delete_prefix(&mut batch, CF_STATE, &prefix).unwrap();
+            batch.put_cf(
+                &db.cf(CF_RAFT_META).unwrap(),
+                schema::raft_meta(group, snapshots::INSTALLING_MARKER),
+                [1],
+            );
+            db.write(batch, true).unwrap();
+            assert!(db.get(CF_STATE, &schema::applied(group)).unwrap().is_none());
+        }
+
+        let node = start(&dir).await;
+        wait_status(&node, group, "reinstalled and replayed", |s| {
+            s.applied_index >= status.applied_index
+        })
+        .await;
+        assert_eq!(node.local_reader(group).digest().unwrap(), digest);
+        node.shutdown().await;
+        drop(node);
+        let db = open_db(&dir).await;
+        let marker = schema::raft_meta(group, snapshots::INSTALLING_MARKER);
+        assert!(db.get(CF_RAFT_META, &marker).unwrap().is_none());
+    });
+}
+
+#[test]
+fn a_part_file_left_by_a_crash_is_removed_at_start() {
+    run(|dir| async move {
+        let leftover = dir.join("snapshots").join("g1").join("build-1-0.part");
+        std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+        std::fs::write(&leftover, b"half a snapshot").unwrap();
+        let node = start(&dir).await;
+        assert!(!leftover.exists());
+        node.shutdown().await;
+    });
+}
+
+/// Opens the data dir's RocksDB once the node's lock is released.
+async fn open_db(dir: &Path) -> Db {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Db::open(&dir.join("db")) {
+            Ok(db) => return db,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "RocksDB stayed locked: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
