@@ -336,6 +336,12 @@ pub struct StorageConfig {
     /// Log entries kept behind a snapshot, so a follower that lags a little catches up from
     /// the log rather than by a whole snapshot.
     pub log_keep_entries: u64,
+    /// A group also snapshots once its log has grown by this many bytes since the last
+    /// snapshot (large messages fill the log long before `snapshot_entries`); 0 = off.
+    pub snapshot_log_bytes: u64,
+    /// ...and once an entry has waited this many seconds outside any snapshot, so a quiet
+    /// group's log is purged too; 0 = off.
+    pub snapshot_max_age_secs: u64,
     /// Seconds a transaction's de-duplication record (its delivery id) is kept, so that a
     /// retried proposal or delivery is recognised; then the partition's queue actor removes
     /// it. At least a day more than `[relay] give_up_after_secs`.
@@ -347,6 +353,8 @@ impl Default for StorageConfig {
         StorageConfig {
             snapshot_entries: 20_000,
             log_keep_entries: 1_000,
+            snapshot_log_bytes: 256 << 20,
+            snapshot_max_age_secs: 86_400,
             dedup_window_secs: 7 * 86_400,
         }
     }

@@ -3,9 +3,13 @@
 //! most one hop); cluster management runs on the meta leader.
 
 use crate::RaftError;
+use crate::TypeConfig;
 use crate::link::{Answer, Handler, Refusal, Request};
+use crate::node::ELECTION_TIMEOUT_MAX_MS;
 use crate::node::RaftNode;
+use openraft::Raft;
 use openraft::raft::AppendEntriesResponse;
+use std::time::Duration;
 use tern_core::{GroupId, NodeId};
 
 fn refusal(e: RaftError) -> Refusal {
@@ -42,7 +46,16 @@ impl RaftNode {
                 Err(_) => Answer::Error(no_group(group)),
             },
             Request::Snapshot(group, rpc) => match self.group(group) {
-                Ok(raft) => Answer::Snapshot(raft.install_snapshot(rpc).await),
+                Ok(raft) => {
+                    let done = rpc.done;
+                    self.receiving_snapshot(group, raft);
+                    let answer = raft.install_snapshot(rpc).await;
+                    if done {
+                        self.inner.leadership.snapshot_received(group);
+                        raft.runtime_config().elect(true);
+                    }
+                    Answer::Snapshot(answer)
+                }
                 Err(_) => Answer::Error(no_group(group)),
             },
             Request::Propose(group, command) => {
@@ -67,5 +80,41 @@ impl RaftNode {
             Request::Digests => Answer::Digests(self.digests().await.map_err(refusal)),
             Request::Campaign(group) => Answer::Done(self.campaign(from, group).map_err(refusal)),
         }
+    }
+}
+
+/// A follower stays quiet this long after the last snapshot chunk before it may campaign again.
+const SNAPSHOT_QUIET: Duration = Duration::from_millis(2 * ELECTION_TIMEOUT_MAX_MS);
+
+impl RaftNode {
+    /// A snapshot chunk from `group`'s leader is arriving. openraft 0.9 does not count chunks as
+    /// word from the leader, and sends no heartbeat to a follower while it streams it a
+    /// snapshot: a transfer longer than an election timeout would make the follower campaign
+    /// (and, with its log behind, only disrupt the leader and restart the transfer). So the
+    /// follower does not campaign while chunks keep coming, and may again once none has come
+    /// for two election timeouts, or when the last one is in.
+    fn receiving_snapshot(&self, group: GroupId, raft: &Raft<TypeConfig>) {
+        let first = self
+            .inner
+            .leadership
+            .since_snapshot_chunk(group)
+            .is_none_or(|quiet| quiet >= SNAPSHOT_QUIET);
+        self.inner.leadership.snapshot_chunk(group);
+        if !first {
+            return;
+        }
+        raft.runtime_config().elect(false);
+        let node = self.clone();
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SNAPSHOT_QUIET).await;
+                let quiet = node.inner.leadership.since_snapshot_chunk(group);
+                if quiet.is_none_or(|q| q >= SNAPSHOT_QUIET) {
+                    raft.runtime_config().elect(true);
+                    return;
+                }
+            }
+        });
     }
 }

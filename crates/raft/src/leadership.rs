@@ -39,6 +39,9 @@ pub(crate) struct Leadership {
     leading: Mutex<HashMap<GroupId, (u64, Instant)>>,
     /// Groups this node is handing over; proposals and reads on them wait.
     handing_over: tokio::sync::watch::Sender<BTreeSet<GroupId>>,
+    /// Per group: when the last snapshot chunk from its leader arrived (see
+    /// `RaftNode::receiving_snapshot`).
+    snapshot_chunk: Mutex<HashMap<GroupId, Instant>>,
 }
 
 impl Default for Leadership {
@@ -47,6 +50,7 @@ impl Default for Leadership {
             heard: Mutex::default(),
             leading: Mutex::default(),
             handing_over: tokio::sync::watch::channel(BTreeSet::new()).0,
+            snapshot_chunk: Mutex::default(),
         }
     }
 }
@@ -60,6 +64,21 @@ impl Leadership {
     /// How long ago this node last accepted an append for `group` (`None`: never since start).
     pub(crate) fn since_heard(&self, group: GroupId) -> Option<Duration> {
         lock(&self.heard).get(&group).map(Instant::elapsed)
+    }
+
+    /// Records a snapshot chunk received for `group`.
+    pub(crate) fn snapshot_chunk(&self, group: GroupId) {
+        lock(&self.snapshot_chunk).insert(group, Instant::now());
+    }
+
+    /// The last chunk of a snapshot for `group` is in.
+    pub(crate) fn snapshot_received(&self, group: GroupId) {
+        lock(&self.snapshot_chunk).remove(&group);
+    }
+
+    /// How long ago the last snapshot chunk for `group` arrived.
+    pub(crate) fn since_snapshot_chunk(&self, group: GroupId) -> Option<Duration> {
+        lock(&self.snapshot_chunk).get(&group).map(Instant::elapsed)
     }
 
     /// Notes that this node leads `group` in `term`; returns how long it has led in that term.

@@ -18,6 +18,7 @@
 //!   cluster management on the meta leader).
 //! - `leadership`: readiness (when each group's leader was last heard from) and the preferred
 //!   leader of every group; `handover`: moving a group's leadership to its preferred node.
+//! - `compaction`: snapshots by log size and age, beside openraft's count-based policy.
 //! - `codec`: bincode for entries, votes and snapshots, in one place.
 //! - `testing` (feature `testing`): a harness for tests of the crates above this one.
 //!
@@ -32,6 +33,7 @@
 pub mod backup;
 pub mod cluster;
 mod codec;
+mod compaction;
 mod handler;
 mod handover;
 mod leadership;

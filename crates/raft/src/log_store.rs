@@ -42,12 +42,24 @@ pub struct LogStore {
     group: GroupId,
     db: Db,
     writer: LogWriter,
+    /// Bytes appended by this process (for snapshots by log size, see `compaction`).
+    growth: crate::compaction::LogGrowth,
 }
 
 impl LogStore {
     /// The log store of `group`.
     pub fn new(group: GroupId, db: Db, writer: LogWriter) -> LogStore {
-        LogStore { group, db, writer }
+        LogStore {
+            group,
+            db,
+            writer,
+            growth: Default::default(),
+        }
+    }
+
+    /// The counter of bytes appended to this log.
+    pub(crate) fn growth(&self) -> crate::compaction::LogGrowth {
+        self.growth.clone()
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, item: u8) -> StoreResult<Option<T>> {
@@ -231,7 +243,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let handle = self.cf(CF_RAFT_LOG)?;
             for entry in entries {
                 let key = schema::log_entry(self.group, entry.log_id.index);
-                batch.put_cf(&handle, key, codec::encode(&entry));
+                let value = codec::encode(&entry);
+                self.growth
+                    .fetch_add(value.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                batch.put_cf(&handle, key, value);
             }
         }
         self.write(batch)?;

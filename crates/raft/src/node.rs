@@ -121,6 +121,8 @@ pub(crate) struct Inner {
     pub writer: LogWriter,
     /// Snapshot files of every group.
     pub snapshots: Arc<SnapshotDir>,
+    /// `[storage]`: snapshot triggers beyond openraft's own.
+    pub storage: StorageConfig,
     pub raft_config: Arc<Config>,
     /// Index = group id: 0 is meta, 1..=P the partitions. Empty until the partition count is
     /// known.
@@ -223,6 +225,7 @@ impl RaftNode {
                 db,
                 writer,
                 snapshots,
+                storage: config.storage.clone(),
                 raft_config: raft_config(&config.storage)?,
                 groups: OnceLock::new(),
                 starting: tokio::sync::Mutex::new(()),
@@ -290,6 +293,7 @@ impl RaftNode {
             let network = Network::new(group, peers.clone());
             async move {
                 let log = LogStore::new(group, inner.db.clone(), inner.writer.clone());
+                let growth = log.growth();
                 let sm = StateMachine::open(
                     group,
                     inner.db.clone(),
@@ -297,13 +301,19 @@ impl RaftNode {
                     inner.observers.clone(),
                 )
                 .map_err(|e| unavailable(group, e))?;
-                Raft::new(inner.node_id, inner.raft_config.clone(), network, log, sm)
+                let raft = Raft::new(inner.node_id, inner.raft_config.clone(), network, log, sm)
                     .await
-                    .map_err(|e| unavailable(group, e))
+                    .map_err(|e| unavailable(group, e))?;
+                Ok::<_, RaftError>((raft, growth))
             }
         });
-        let groups = try_join_all(starts).await?;
+        let (groups, growth): (Vec<_>, Vec<_>) = try_join_all(starts).await?.into_iter().unzip();
         let _ = inner.groups.set(groups);
+        tokio::spawn(crate::compaction::run(
+            self.clone(),
+            growth,
+            inner.storage.clone(),
+        ));
         inner.started.send_replace(true);
         Ok(())
     }

@@ -17,25 +17,30 @@ use tern_store::{Command, Db, Response};
 const SNAPSHOT_ENTRIES: u64 = 40;
 const LOG_KEEP: u64 = 5;
 
-fn config(dir: &Path) -> RaftConfig {
-    RaftConfig {
-        node_id: 1,
-        data_dir: dir.to_path_buf(),
-        partitions: tern_raft::testing::TEST_PARTITIONS,
-        link: None,
-        storage: StorageConfig {
-            snapshot_entries: SNAPSHOT_ENTRIES,
-            log_keep_entries: LOG_KEEP,
-            ..StorageConfig::default()
-        },
+fn by_count() -> StorageConfig {
+    StorageConfig {
+        snapshot_entries: SNAPSHOT_ENTRIES,
+        log_keep_entries: LOG_KEEP,
+        ..StorageConfig::default()
     }
 }
 
 /// Starts a node over `dir`, waiting for the previous one's RocksDB lock to be released.
 async fn start(dir: &Path) -> RaftNode {
+    start_with(dir, by_count()).await
+}
+
+async fn start_with(dir: &Path, storage: StorageConfig) -> RaftNode {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match RaftNode::start(config(dir)).await {
+        let config = RaftConfig {
+            node_id: 1,
+            data_dir: dir.to_path_buf(),
+            partitions: tern_raft::testing::TEST_PARTITIONS,
+            link: None,
+            storage: storage.clone(),
+        };
+        match RaftNode::start(config).await {
             Ok(node) => return node,
             Err(e) if Instant::now() < deadline && e.to_string().contains("lock") => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -181,6 +186,46 @@ fn an_install_interrupted_by_a_crash_is_finished_at_the_next_start() {
         let db = open_db(&dir).await;
         let marker = schema::raft_meta(group, snapshots::INSTALLING_MARKER);
         assert!(db.get(CF_RAFT_META, &marker).unwrap().is_none());
+    });
+}
+
+#[test]
+fn a_log_that_grows_by_bytes_or_waits_long_enough_is_snapshotted() {
+    run(|dir| async move {
+        // The entry count would never trigger; 64 KiB of log does.
+        let storage = StorageConfig {
+            snapshot_entries: 1_000_000,
+            snapshot_log_bytes: 64 * 1024,
+            snapshot_max_age_secs: 0,
+            ..StorageConfig::default()
+        };
+        let node = start_with(&dir, storage).await;
+        let (account, group) = add_account(&node, "size@example.test").await;
+        append(&node, account, 0..30).await;
+        let status = wait_status(&node, group, "snapshot by size", |s| {
+            s.snapshot_index.is_some()
+        })
+        .await;
+        assert!(status.snapshot_index.unwrap_or(0) > 10, "{status:?}");
+        node.shutdown().await;
+        drop(node);
+
+        // Neither count nor size would trigger; a second's wait does.
+        let storage = StorageConfig {
+            snapshot_entries: 1_000_000,
+            snapshot_log_bytes: 0,
+            snapshot_max_age_secs: 1,
+            ..StorageConfig::default()
+        };
+        let node = start_with(&dir, storage).await;
+        let before = status.snapshot_index.unwrap_or(0);
+        append(&node, account, 30..33).await;
+        let applied = wait_status(&node, group, "applied", |s| s.applied_index > before).await;
+        wait_status(&node, group, "snapshot by age", |s| {
+            s.snapshot_index.is_some_and(|i| i >= applied.applied_index)
+        })
+        .await;
+        node.shutdown().await;
     });
 }
 
