@@ -5,7 +5,6 @@ A node killed while it installs the snapshot finishes the install when it restar
 
 import re
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cluster"))
 
 import jepsen  # noqa: E402
 import ternlocal  # noqa: E402
+from ternlib import wait_until  # noqa: E402
 
 # Snapshots every 100 entries, 10 kept behind: the log the down node needs is gone quickly.
 STORAGE = "[storage]\nsnapshot_entries = 100\nlog_keep_entries = 10\n"
@@ -37,16 +37,6 @@ def cluster(tmp_path):
 def log_lines(c, i: int, needle: str) -> list[str]:
     text = ANSI.sub("", c.log_path(i).read_text(errors="replace"))
     return [line for line in text.splitlines() if needle in line]
-
-
-def wait_for(condition, timeout, what, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def send_all(c, accounts: list[str], count: int, tag: str, body_bytes: int = 0) -> list[str]:
@@ -93,7 +83,8 @@ def test_a_node_killed_during_an_install_finishes_it_after_a_restart(cluster):
     # Large enough that an install takes a while (about 60 MiB in one partition).
     acked = send_all(c, accounts, 300, "big", body_bytes=200_000)
     c.restart(3)
-    wait_for(lambda: log_lines(c, 3, "installing snapshot"), 120, "node 3 to start an install")
+    wait_until(lambda: log_lines(c, 3, "installing snapshot"), timeout=120,
+               what="node 3 to start an install")
     c.kill(3)
     c.restart(3)
     c.wait_ready(3)

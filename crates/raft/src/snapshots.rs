@@ -67,15 +67,6 @@ impl SnapshotDir {
         self.group_dir(group).join(CURRENT)
     }
 
-    /// The meta of `group`'s current snapshot, if it has one.
-    pub fn current(&self, group: GroupId) -> io::Result<Option<Meta>> {
-        match File::open(self.current_path(group)) {
-            Ok(file) => read_header(&mut io::BufReader::new(file)).map(Some),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// A new, empty part file for a snapshot of `group` being built or received.
     pub fn new_part(&self, group: GroupId, what: &str) -> io::Result<(File, PathBuf)> {
         let dir = self.group_dir(group);

@@ -227,19 +227,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> StoreResult<Option<Snapshot<TypeConfig>>> {
-        let Some(meta) = self
-            .snapshots
-            .current(self.group)
-            .map_err(|e| snapshot_err(e, ErrorVerb::Read))?
-        else {
-            return Ok(None);
+        // Header and data from one handle: a build may rename a newer file into place.
+        let mut file = match File::open(self.snapshots.current_path(self.group)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(snapshot_err(e, ErrorVerb::Read)),
         };
-        let file = tokio::fs::File::open(self.snapshots.current_path(self.group))
-            .await
+        let meta = snapshots::read_header(&mut BufReader::new(&mut file))
             .map_err(|e| snapshot_err(e, ErrorVerb::Read))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| snapshot_err(e, ErrorVerb::Seek))?;
         Ok(Some(Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         }))
     }
 }
@@ -262,18 +262,7 @@ fn install_received(
         .commit(group, part)
         .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
     tracing::info!(%group, snapshot = %meta.snapshot_id, "installing snapshot");
-    let mut batch = WriteBatch::default();
-    let raft_meta = db
-        .cf(CF_RAFT_META)
-        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
-    batch.put_cf(
-        &raft_meta,
-        schema::raft_meta(group, snapshots::INSTALLING_MARKER),
-        [1],
-    );
-    drop(raft_meta);
-    db.write(batch, true)
-        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+    set_installing(db, group, true)?;
     install_current(db, group, &current, meta)
 }
 
@@ -320,18 +309,23 @@ fn install_current(
         Some((&schema::applied(group), &applied)),
     )
     .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
-    let mut batch = WriteBatch::default();
-    let raft_meta = db
-        .cf(CF_RAFT_META)
-        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
-    batch.delete_cf(
-        &raft_meta,
-        schema::raft_meta(group, snapshots::INSTALLING_MARKER),
-    );
-    drop(raft_meta);
-    db.write(batch, true)
-        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+    set_installing(db, group, false)?;
     Ok(stats)
+}
+
+/// Sets or clears `group`'s "installing" marker, synced.
+fn set_installing(db: &Db, group: GroupId, on: bool) -> StoreResult<()> {
+    let write_err = |e| snapshot_err(e, ErrorVerb::Write);
+    let key = schema::raft_meta(group, snapshots::INSTALLING_MARKER);
+    let mut batch = WriteBatch::default();
+    let raft_meta = db.cf(CF_RAFT_META).map_err(write_err)?;
+    if on {
+        batch.put_cf(&raft_meta, key, [1]);
+    } else {
+        batch.delete_cf(&raft_meta, key);
+    }
+    drop(raft_meta);
+    db.write(batch, true).map_err(write_err)
 }
 
 /// Builds a snapshot file of the group as of the moment it starts, off the apply task.
@@ -372,14 +366,23 @@ pub(crate) fn applied_index(
     pinned: &tern_store::image::PinnedGroup<'_>,
     group: GroupId,
 ) -> StoreResult<u64> {
-    let applied: AppliedState = match pinned
+    Ok(pinned_applied(pinned, group)?
+        .last_applied
+        .map_or(0, |l| l.index))
+}
+
+/// The applied state of `group` as `pinned` sees it.
+fn pinned_applied(
+    pinned: &tern_store::image::PinnedGroup<'_>,
+    group: GroupId,
+) -> StoreResult<AppliedState> {
+    match pinned
         .get(CF_STATE, &schema::applied(group))
         .map_err(|e| snapshot_err(e, ErrorVerb::Read))?
     {
-        Some(bytes) => codec::decode(&bytes).map_err(|e| snapshot_err(e, ErrorVerb::Read))?,
-        None => AppliedState::default(),
-    };
-    Ok(applied.last_applied.map_or(0, |l| l.index))
+        Some(bytes) => codec::decode(&bytes).map_err(|e| snapshot_err(e, ErrorVerb::Read)),
+        None => Ok(AppliedState::default()),
+    }
 }
 
 /// Writes a snapshot file of `group` from a consistent RocksDB snapshot: the applied state and
@@ -390,13 +393,7 @@ pub(crate) fn build_file(
     group: GroupId,
 ) -> StoreResult<(Meta, PathBuf, image::ImageStats)> {
     let pinned = db.pin_group(group);
-    let applied: AppliedState = match pinned
-        .get(CF_STATE, &schema::applied(group))
-        .map_err(|e| snapshot_err(e, ErrorVerb::Read))?
-    {
-        Some(bytes) => codec::decode(&bytes).map_err(|e| snapshot_err(e, ErrorVerb::Read))?,
-        None => AppliedState::default(),
-    };
+    let applied = pinned_applied(&pinned, group)?;
     let index = applied.last_applied.map_or(0, |l| l.index);
     let term = applied.last_applied.map_or(0, |l| l.leader_id.term);
     let meta = Meta {
