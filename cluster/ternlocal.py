@@ -172,19 +172,31 @@ def _stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[19])
 
 
+def _live_threads(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+
+
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 
 
 def proc_state(proc: dict | None) -> str | None:
-    """'running', 'paused' (stopped by a signal) or None (gone, a zombie, or another process)."""
+    """'running', 'paused' (stopped by a signal), 'exiting' (killed, but some threads still hold
+    its files and sockets) or None (gone, a zombie, or another process)."""
     if not proc or not proc.get("pid"):
         return None
     stat = _stat(proc["pid"])
     if stat is None or stat[1] != proc.get("start"):
         return None
     if stat[0] in ("Z", "X"):
+        # The main thread of a killed process turns zombie first; its ports stay bound until
+        # the last thread (one stuck in an fsync, say) has exited too.
+        if _live_threads(proc["pid"]) > 1:
+            return "exiting"
         _reap(proc["pid"])
         return None
     return "paused" if stat[0] in ("T", "t") else "running"
