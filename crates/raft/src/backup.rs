@@ -59,6 +59,6 @@ impl Restore {
 
     /// Writes one group's image (checked whole by the caller beforehand).
     pub fn group(&self, group: GroupId, input: &mut impl Read) -> Result<ImageStats, RaftError> {
-        image::import(&self.db, group, input, None).map_err(|e| unavailable(group, e))
+        image::import(&self.db, group, input, None, &[]).map_err(|e| unavailable(group, e))
     }
 }

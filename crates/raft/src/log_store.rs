@@ -1,20 +1,25 @@
 //! One group's Raft log and vote in the shared RocksDB (`raft_log` and `raft_meta` column
 //! families, keys prefixed by the group). Appends are acknowledged only after the node's WAL
 //! syncer has fsynced them (see `log_writer`).
+//!
+//! An entry's message body is not kept in the log: append writes it to the blobs column family
+//! where its apply will use it, in the same batch, and reads put it back (`tern_store::body`).
+//! So a body is written once per node, and the log stays small whatever the message sizes.
 
 use crate::log_writer::{LogWriter, Waiter};
 use crate::{TypeConfig, codec};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
-    Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, StorageError,
+    Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, StorageError,
     StorageIOError, Vote,
 };
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use tern_core::GroupId;
+use tern_core::{BlobId, GroupId};
 use tern_store::Db;
+use tern_store::body;
 use tern_store::db::{Direction, WriteBatch};
-use tern_store::schema::{self, CF_RAFT_LOG, CF_RAFT_META};
+use tern_store::schema::{self, CF_BLOBS, CF_RAFT_LOG, CF_RAFT_META, CF_STATE};
 
 /// Items in `raft_meta`.
 const META_VOTE: u8 = 1;
@@ -161,19 +166,100 @@ impl LogStore {
             if !k.starts_with(&prefix) {
                 break;
             }
-            bytes = bytes.saturating_add(v.len());
-            if budget.is_some_and(|limit| bytes > limit) && !out.is_empty() {
-                break;
-            }
-            let entry: Entry<TypeConfig> =
+            let mut entry: Entry<TypeConfig> =
                 codec::decode(&v).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
             if !range_contains_end(range, entry.log_id.index) {
+                break;
+            }
+            let body_len = self.inflate(&mut entry)?;
+            bytes = bytes.saturating_add(v.len()).saturating_add(body_len);
+            if budget.is_some_and(|limit| bytes > limit) && !out.is_empty() {
                 break;
             }
             out.push(entry);
         }
         Ok(out)
     }
+
+    /// Puts the body back into an entry read from the log; returns its length. A body that is
+    /// gone (applied, then expunged) stays a marker: see [`tern_store::body`].
+    fn inflate(&self, entry: &mut Entry<TypeConfig>) -> StoreResult<usize> {
+        let index = entry.log_id.index;
+        let EntryPayload::Normal(command) = &mut entry.payload else {
+            return Ok(0);
+        };
+        let Some(id) = body::staged_of(index, command) else {
+            return Ok(0);
+        };
+        let stored = self
+            .db
+            .get(CF_BLOBS, &schema::blob(self.group, &id))
+            .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        Ok(match stored {
+            Some(bytes) => {
+                let len = bytes.len();
+                body::inflate(command, bytes);
+                len
+            }
+            None => 0,
+        })
+    }
+}
+
+impl LogStore {
+    /// Writes entries (bodies split off to their blob rows) without waiting for the fsync.
+    fn write_entries(
+        &self,
+        entries: impl IntoIterator<Item = Entry<TypeConfig>>,
+    ) -> StoreResult<()> {
+        let mut batch = WriteBatch::default();
+        {
+            let log = self.cf(CF_RAFT_LOG)?;
+            let blobs = self.cf(CF_BLOBS)?;
+            for mut entry in entries {
+                let index = entry.log_id.index;
+                // The body goes once to where its apply will find it; the log keeps a marker.
+                if let EntryPayload::Normal(command) = &mut entry.payload
+                    && let Some((id, body)) = body::split(index, command)
+                {
+                    batch.put_cf(&blobs, schema::blob(self.group, &id), body);
+                }
+                let key = schema::log_entry(self.group, index);
+                let value = codec::encode(&entry);
+                self.growth
+                    .fetch_add(value.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                batch.put_cf(&log, key, value);
+            }
+        }
+        self.write(batch)
+    }
+}
+
+/// The ids of the bodies staged for `group`'s log entries from `from` on.
+pub(crate) fn staged_bodies(db: &Db, group: GroupId, from: u64) -> StoreResult<Vec<BlobId>> {
+    let prefix = schema::group_prefix(group);
+    let mut ids = Vec::new();
+    for item in db
+        .iter_from(
+            CF_RAFT_LOG,
+            &schema::log_entry(group, from),
+            Direction::Forward,
+        )
+        .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?
+    {
+        let (k, v) = item.map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        let entry: Entry<TypeConfig> =
+            codec::decode(&v).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        if let EntryPayload::Normal(command) = &entry.payload
+            && let Some(id) = body::staged_of(entry.log_id.index, command)
+        {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -238,18 +324,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = WriteBatch::default();
-        {
-            let handle = self.cf(CF_RAFT_LOG)?;
-            for entry in entries {
-                let key = schema::log_entry(self.group, entry.log_id.index);
-                let value = codec::encode(&entry);
-                self.growth
-                    .fetch_add(value.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                batch.put_cf(&handle, key, value);
-            }
-        }
-        self.write(batch)?;
+        self.write_entries(entries)?;
         // Acknowledged to openraft only after the shared fsync.
         self.writer.after_sync(Waiter::Flushed(callback));
         Ok(())
@@ -257,6 +332,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> StoreResult<()> {
         let mut batch = WriteBatch::default();
+        // Bodies staged for the removed entries go with them (they were never applied; a row
+        // some message refers to is another entry's, left by an older log of a restored node).
+        {
+            let blobs = self.cf(CF_BLOBS)?;
+            for id in staged_bodies(&self.db, self.group, log_id.index)? {
+                let referenced = self
+                    .db
+                    .exists(CF_STATE, &schema::blob_refs(self.group, &id))
+                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+                if !referenced {
+                    batch.delete_cf(&blobs, schema::blob(self.group, &id));
+                }
+            }
+        }
         batch.delete_range_cf(
             &self.cf(CF_RAFT_LOG)?,
             schema::log_entry(self.group, log_id.index),
@@ -335,5 +424,102 @@ mod tests {
         assert_eq!(indexes(&first), vec![1]);
         let rest = store.limited_get_log_entries(2, 4).await.unwrap();
         assert_eq!(indexes(&rest), vec![2, 3]);
+    }
+
+    fn append_cmd(body: Vec<u8>) -> Command {
+        Command::Append {
+            account: tern_core::AccountId(1),
+            mailbox: "INBOX".into(),
+            body,
+            flags: vec![],
+            internal_date: 0,
+            quota: 0,
+        }
+    }
+
+    fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(command),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_is_stored_beside_the_log_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_with(dir.path(), &[10]);
+        let big = vec![b'b'; 3 * MAX_APPEND_BYTES / 4];
+        let other = vec![b'o'; 3 * MAX_APPEND_BYTES / 4];
+        store
+            .write_entries([
+                entry(2, append_cmd(big.clone())),
+                entry(3, append_cmd(other.clone())),
+            ])
+            .unwrap();
+        // The log row holds a marker, not the body.
+        let row = store
+            .db
+            .get(CF_RAFT_LOG, &schema::log_entry(store.group, 2))
+            .unwrap()
+            .unwrap();
+        assert!(row.len() < 200, "the log keeps {} bytes", row.len());
+        let id = body::staged_id(2, &body::BodyRef::of(&big).hash);
+        assert_eq!(
+            store
+                .db
+                .get(CF_BLOBS, &schema::blob(store.group, &id))
+                .unwrap(),
+            Some(big.clone())
+        );
+        // Reads (apply and replication) see the entries as they were proposed.
+        let read = store.try_get_log_entries(2..4).await.unwrap();
+        assert_eq!(
+            read,
+            vec![
+                entry(2, append_cmd(big.clone())),
+                entry(3, append_cmd(other))
+            ]
+        );
+        // The replication budget counts the bodies (two of them are over it).
+        assert_eq!(
+            indexes(&store.limited_get_log_entries(1, 4).await.unwrap()),
+            vec![1, 2]
+        );
+        // Truncation removes the bodies of the removed entries.
+        store
+            .truncate(LogId::new(CommittedLeaderId::new(1, 1), 2))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .db
+                .get(CF_BLOBS, &schema::blob(store.group, &id))
+                .unwrap(),
+            None
+        );
+        assert!(staged_bodies(&store.db, store.group, 0).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_entry_whose_body_is_gone_is_read_with_its_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_with(dir.path(), &[10]);
+        let body = b"Subject: gone\r\n\r\nexpunged\r\n".to_vec();
+        store
+            .write_entries([entry(2, append_cmd(body.clone()))])
+            .unwrap();
+        let id = body::staged_id(2, &body::BodyRef::of(&body).hash);
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(
+            &store.db.cf(CF_BLOBS).unwrap(),
+            schema::blob(store.group, &id),
+        );
+        store.db.write(batch, false).unwrap();
+        let read = store.try_get_log_entries(2..3).await.unwrap();
+        let EntryPayload::Normal(command) = &read[0].payload else {
+            panic!("not a normal entry");
+        };
+        let facts = body::BodyRef::parse(command.body().unwrap()).unwrap();
+        assert_eq!(facts, body::BodyRef::of(&body));
     }
 }

@@ -138,7 +138,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let (response, mut batch) = match &entry.payload {
                 EntryPayload::Blank => (Response::Ok, WriteBatch::default()),
                 EntryPayload::Normal(command) => {
-                    tern_store::apply::apply(&self.db, self.group, command)
+                    tern_store::apply::apply(&self.db, self.group, entry.log_id.index, command)
                         .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Write, e))?
                 }
                 EntryPayload::Membership(m) => {
@@ -302,11 +302,18 @@ fn install_current(
         last_applied: meta.last_log_id,
         membership: meta.last_membership.clone(),
     });
+    // Bodies staged for the log entries this node keeps after the snapshot stay.
+    let after = meta.last_log_id.map_or(0, |id| id.index + 1);
+    let keep: Vec<Vec<u8>> = crate::log_store::staged_bodies(db, group, after)?
+        .iter()
+        .map(|id| schema::blob(group, id))
+        .collect();
     let stats = image::import(
         db,
         group,
         &mut input,
         Some((&schema::applied(group), &applied)),
+        &keep,
     )
     .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
     set_installing(db, group, false)?;

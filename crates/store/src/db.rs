@@ -68,6 +68,11 @@ impl Db {
         Ok(self.inner.get_cf(&self.cf(cf)?, key)?)
     }
 
+    /// Whether `key` has a value (read without copying it out).
+    pub fn exists(&self, cf: &'static str, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.inner.get_pinned_cf(&self.cf(cf)?, key)?.is_some())
+    }
+
     /// Every (key, value) whose key starts with `prefix`, in key order.
     pub fn scan(&self, cf: &'static str, prefix: &[u8]) -> Result<Rows, StoreError> {
         let handle = self.cf(cf)?;

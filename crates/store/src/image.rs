@@ -87,6 +87,18 @@ impl PinnedGroup<'_> {
         Ok(self.snapshot.get_cf(&self.db.cf(cf)?, key)?)
     }
 
+    /// Whether the body stored under the blobs-CF `key` is referenced by the pinned state.
+    fn referenced(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let Some(id) = blob_id_of_key(self.group, key) else {
+            return Ok(false);
+        };
+        let refs = schema::blob_refs(self.group, &id);
+        Ok(self
+            .snapshot
+            .get_pinned_cf(&self.db.cf(CF_STATE)?, refs)?
+            .is_some())
+    }
+
     /// Writes the group's image to `out` and returns what it holds. Reads bypass the block
     /// cache, so exporting a large group does not evict the working set.
     pub fn export(&self, out: &mut impl Write) -> Result<ImageStats, ImageError> {
@@ -109,6 +121,10 @@ impl PinnedGroup<'_> {
             for item in iter {
                 let (key, value) = item.map_err(StoreError::from)?;
                 if tag == TAG_STATE && *key == *applied {
+                    continue;
+                }
+                if tag == TAG_BLOB && !self.referenced(&key)? {
+                    // A body staged for a log entry not yet applied: not state (yet).
                     continue;
                 }
                 write_record(&mut out, tag, &key, &value)?;
@@ -146,7 +162,8 @@ pub fn verify(group: GroupId, input: &mut impl Read) -> Result<ImageStats, Image
 
 /// Replaces `group`'s state with the image in `input`, then writes `applied` (the state
 /// machine's bookkeeping key and value that go with the image, if any) last, and syncs the
-/// WAL.
+/// WAL. The bodies under `keep` (blobs-CF keys, those staged for log entries after the image)
+/// stay where they are; every other body of the group goes.
 ///
 /// The old state is deleted before the new one is written, in several batches: a crash in
 /// between leaves the group without its `applied` key, half installed. The caller keeps the
@@ -157,14 +174,27 @@ pub fn import(
     group: GroupId,
     input: &mut impl Read,
     applied: Option<(&[u8], &[u8])>,
+    keep: &[Vec<u8>],
 ) -> Result<ImageStats, ImageError> {
     let prefix = schema::group_prefix(group);
     let mut batch = WriteBatch::default();
     db.delete_prefix(&mut batch, CF_STATE, &prefix)?;
-    db.delete_prefix(&mut batch, CF_BLOBS, &prefix)?;
+    let blobs = db.cf(CF_BLOBS)?;
+    let mut keep: Vec<&Vec<u8>> = keep.iter().filter(|k| k.starts_with(&prefix)).collect();
+    keep.sort();
+    let mut from = prefix.to_vec();
+    for key in keep {
+        batch.delete_range_cf(&blobs, from.as_slice(), key.as_slice());
+        from = key.clone();
+        from.push(0); // the first key after `key`
+    }
+    batch.delete_range_cf(
+        &blobs,
+        from.as_slice(),
+        schema::prefix_end(&prefix).as_slice(),
+    );
     db.write(batch, false)?;
     let state = db.cf(CF_STATE)?;
-    let blobs = db.cf(CF_BLOBS)?;
     let mut batch = WriteBatch::default();
     let stats = read_image(group, input, |tag, key, value| {
         let cf = if tag == TAG_STATE { &state } else { &blobs };
@@ -179,6 +209,12 @@ pub fn import(
     }
     db.write(batch, true)?;
     Ok(stats)
+}
+
+/// The blob id a blobs-CF key of `group` names.
+pub(crate) fn blob_id_of_key(group: GroupId, key: &[u8]) -> Option<tern_core::BlobId> {
+    let rest = key.strip_prefix(&schema::group_prefix(group)[..])?;
+    Some(tern_core::BlobId(rest.try_into().ok()?))
 }
 
 /// Streams the records of an image to `each`, checking everything [`verify`] checks. `each`

@@ -7,6 +7,7 @@
 //! - [`db`]: opening RocksDB with Tern's column families.
 //! - [`schema`]: column-family names and key encoding (group-prefixed, big-endian).
 //! - [`apply`]: `apply(group, index, command) -> Response`, deterministic on every replica.
+//! - [`body`]: bodies split from log entries and stored once, under the id apply uses.
 //! - [`reader`]: typed, read-only queries over one group's state.
 //! - [`image`]: one group's state as a checksummed byte stream (Raft snapshots, backups).
 //! - [`error`]: the crate's error type.
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod body;
 mod codec;
 pub mod command;
 pub mod db;

@@ -151,6 +151,14 @@ impl Reader {
         q.sort_by_key(|r| (r.created, r.id));
         Ok(q)
     }
+    fn blob_referenced(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let Some(id) = crate::image::blob_id_of_key(self.group, key) else {
+            return Ok(false);
+        };
+        self.db
+            .exists(CF_STATE, &schema::blob_refs(self.group, &id))
+    }
+
     /// A digest of the group's whole state (for replica convergence checks). The applied-log
     /// record is left out: it names log positions, not state.
     pub fn digest(&self) -> Result<[u8; 32], StoreError> {
@@ -161,6 +169,9 @@ impl Reader {
             for (k, v) in self.db.scan(cf, &prefix)? {
                 if cf == CF_STATE && k == applied {
                     continue;
+                }
+                if cf == CF_BLOBS && !self.blob_referenced(&k)? {
+                    continue; // staged for an entry not applied yet
                 }
                 hasher.update(&(k.len() as u64).to_be_bytes());
                 hasher.update(&k);

@@ -59,6 +59,14 @@ impl<'a> Tx<'a> {
         self.writes.insert((CF_STATE, key), None);
     }
 
+    /// Whether a body is stored under `key` (without copying it).
+    pub fn blob_exists(&self, key: &[u8]) -> Result<bool, StoreError> {
+        match self.writes.get(&(CF_BLOBS, key.to_vec())) {
+            Some(pending) => Ok(pending.is_some()),
+            None => self.db.exists(CF_BLOBS, key),
+        }
+    }
+
     /// Writes a body.
     pub fn put_blob(&mut self, key: Vec<u8>, body: &[u8]) {
         self.writes.insert((CF_BLOBS, key), Some(body.to_vec()));

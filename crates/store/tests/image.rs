@@ -72,6 +72,7 @@ fn an_image_carries_one_group_to_another_replica() {
         G,
         &mut bytes.as_slice(),
         Some((&applied_key, APPLIED)),
+        &[],
     )
     .unwrap();
     assert_eq!(imported, stats);
@@ -88,6 +89,63 @@ fn an_image_carries_one_group_to_another_replica() {
             .as_deref(),
         Some(APPLIED)
     );
+}
+
+/// Writes a body the way the log store stages one for an entry not yet applied.
+fn stage(r: &Replica, group: GroupId, index: u64, body: &[u8]) -> Vec<u8> {
+    let id = tern_store::body::staged_id(index, blake3::hash(body).as_bytes());
+    let key = tern_store::schema::blob(group, &id);
+    let mut batch = tern_store::db::WriteBatch::default();
+    let cf = r.db().cf(tern_store::schema::CF_BLOBS).unwrap();
+    batch.put_cf(&cf, &key, body);
+    drop(cf);
+    r.db().write(batch, false).unwrap();
+    key
+}
+
+#[test]
+fn staged_bodies_are_not_state_and_an_import_keeps_the_ones_it_is_told_to() {
+    let source = filled(5);
+    let (clean, _) = export(&source, G);
+    let digest = source.reader(G).digest().unwrap();
+    stage(
+        &source,
+        G,
+        1_000,
+        b"Subject: pending\r\n\r\nnot applied yet\r\n",
+    );
+    assert_eq!(
+        export(&source, G).0,
+        clean,
+        "a staged body leaked into the image"
+    );
+    assert_eq!(source.reader(G).digest().unwrap(), digest);
+
+    let target = filled(2);
+    let kept = stage(
+        &target,
+        G,
+        2_000,
+        b"Subject: kept\r\n\r\nentry after the image\r\n",
+    );
+    let gone = stage(
+        &target,
+        G,
+        2_001,
+        b"Subject: gone\r\n\r\nno entry keeps it\r\n",
+    );
+    image::import(
+        target.db(),
+        G,
+        &mut clean.as_slice(),
+        None,
+        std::slice::from_ref(&kept),
+    )
+    .unwrap();
+    let cf = tern_store::schema::CF_BLOBS;
+    assert!(target.db().get(cf, &kept).unwrap().is_some());
+    assert!(target.db().get(cf, &gone).unwrap().is_none());
+    assert_eq!(target.reader(G).digest().unwrap(), digest);
 }
 
 #[test]

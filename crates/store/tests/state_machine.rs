@@ -89,9 +89,9 @@ impl Replica {
     }
 
     fn apply(&mut self, command: Command) -> Response {
-        let (response, batch) = tern_store::apply::apply(&self.db, G, &command).unwrap();
-        self.db.write(batch, false).unwrap();
         self.n += 1;
+        let (response, batch) = tern_store::apply::apply(&self.db, G, self.n, &command).unwrap();
+        self.db.write(batch, false).unwrap();
         response
     }
 
@@ -288,9 +288,10 @@ fn quota_is_enforced_in_apply() {
 }
 
 #[test]
-fn blobs_are_stored_once_and_freed_with_the_last_reference() {
+fn each_body_is_stored_once_under_its_entry_and_freed_with_its_last_reference() {
     let mut r = Replica::new();
     let body = b"Subject: same\r\n\r\nsame body\r\n".to_vec();
+    let mut blobs = Vec::new();
     for _ in 0..3 {
         r.apply(Command::Append {
             account: ACCOUNT,
@@ -300,17 +301,68 @@ fn blobs_are_stored_once_and_freed_with_the_last_reference() {
             internal_date: 1,
             quota: 0,
         });
+        let hash = *blake3::hash(&body).as_bytes();
+        blobs.push(tern_store::body::staged_id(r.n, &hash));
     }
-    let blob = tern_core::BlobId::of(&body);
-    assert_eq!(r.reader().blob(&blob).unwrap(), Some(body));
     let inbox = r.mailbox_id("INBOX");
+    let listed: Vec<_> = r
+        .reader()
+        .messages(ACCOUNT, inbox)
+        .unwrap()
+        .iter()
+        .map(|m| m.blob)
+        .collect();
+    assert_eq!(listed, blobs);
+    for blob in &blobs {
+        assert_eq!(r.reader().blob(blob).unwrap(), Some(body.clone()));
+    }
     let expunged = r.apply(Command::Expunge {
         account: ACCOUNT,
         mailbox: inbox,
         uids: None,
     });
     assert_eq!(expunged, Response::Expunged(vec![Uid(1), Uid(2), Uid(3)]));
-    assert_eq!(r.reader().blob(&blob).unwrap(), None);
+    for blob in &blobs {
+        assert_eq!(r.reader().blob(blob).unwrap(), None);
+    }
+}
+
+#[test]
+fn a_staged_body_is_used_in_place_and_dropped_when_no_message_takes_it() {
+    let mut r = Replica::new();
+    let body = b"Subject: staged\r\n\r\nalready on disk\r\n".to_vec();
+    // What the log store does on append: the body to its row, a marker in the entry.
+    let append = |body: Vec<u8>, mailbox: &str| Command::Append {
+        account: ACCOUNT,
+        mailbox: mailbox.into(),
+        body,
+        flags: vec![],
+        internal_date: 1,
+        quota: 0,
+    };
+    let stage = |r: &Replica, index: u64, mut cmd: Command| {
+        let (id, bytes) = tern_store::body::split(index, &mut cmd).unwrap();
+        let mut batch = tern_store::db::WriteBatch::default();
+        let cf = r.db.cf(tern_store::schema::CF_BLOBS).unwrap();
+        batch.put_cf(&cf, tern_store::schema::blob(G, &id), &bytes);
+        drop(cf);
+        r.db.write(batch, false).unwrap();
+        (id, cmd)
+    };
+    let (kept, marker_cmd) = stage(&r, r.n + 1, append(body.clone(), "INBOX"));
+    assert!(matches!(r.apply(marker_cmd), Response::Appended { .. }));
+    assert_eq!(r.reader().blob(&kept).unwrap(), Some(body.clone()));
+    let inbox = r.mailbox_id("INBOX");
+    let m = &r.reader().messages(ACCOUNT, inbox).unwrap()[0];
+    assert_eq!((m.blob, m.size), (kept, body.len() as u64));
+
+    let (dropped, refused) = stage(&r, r.n + 1, append(body.clone(), "Nowhere"));
+    assert_eq!(
+        r.apply(refused),
+        Response::Rejected(tern_store::Rejection::NoSuchMailbox)
+    );
+    assert_eq!(r.reader().blob(&dropped).unwrap(), None);
+    assert_eq!(r.reader().blob(&kept).unwrap(), Some(body));
 }
 
 #[test]

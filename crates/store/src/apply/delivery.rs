@@ -5,19 +5,19 @@
 
 use super::folders::{init_account, mailbox_by_name, save_mailbox};
 use super::messages::{NewMessage, fits, insert, release_blob, retain_blob};
-use super::{Applied, Outcome};
+use super::{Applied, Body, Outcome};
 use crate::command::{DeliveryOutcome, LocalRecipient, Rejection, Response};
 use crate::db::Direction;
 use crate::schema;
 use crate::tx::Tx;
 use tern_core::records::{QueueRecord, QueuedRecipient};
-use tern_core::{AccountId, BlobId, DeliveryId, GroupId};
+use tern_core::{AccountId, DeliveryId, GroupId};
 
 /// The fields of `Command::Accept`.
 pub(super) struct Accept<'c> {
     pub id: DeliveryId,
     pub sender: &'c str,
-    pub body: &'c [u8],
+    pub body: &'c Body<'c>,
     pub received_at: i64,
     pub local: &'c [LocalRecipient],
     pub other_partitions: &'c [(AccountId, String, String)],
@@ -29,10 +29,10 @@ pub(super) fn accept(tx: &mut Tx<'_>, g: GroupId, a: Accept<'_>) -> Applied {
     if let Some(outcomes) = tx.get::<Vec<DeliveryOutcome>>(&dedup)? {
         return Ok(Response::Accepted(outcomes));
     }
-    let blob = BlobId::of(a.body);
+    let blob = a.body.id;
     let mut outcomes = Vec::with_capacity(a.local.len());
     for rcpt in a.local {
-        outcomes.push(deliver_one(tx, g, blob, a.body, a.received_at, rcpt)?);
+        outcomes.push(deliver_one(tx, g, a.body, a.received_at, rcpt)?);
     }
     let mut queued: Vec<QueuedRecipient> = a
         .other_partitions
@@ -50,7 +50,7 @@ pub(super) fn accept(tx: &mut Tx<'_>, g: GroupId, a: Accept<'_>) -> Applied {
         last_error: None,
     }));
     if !queued.is_empty() {
-        retain_blob(tx, g, &blob, Some(a.body))?;
+        retain_blob(tx, g, &blob, a.body.bytes)?;
         tx.put(
             schema::queue(g, a.id),
             &QueueRecord {
@@ -58,7 +58,7 @@ pub(super) fn accept(tx: &mut Tx<'_>, g: GroupId, a: Accept<'_>) -> Applied {
                 sender: a.sender.to_string(),
                 recipients: queued,
                 blob,
-                size: a.body.len() as u64,
+                size: a.body.size,
                 created: a.received_at,
             },
         );
@@ -72,12 +72,11 @@ pub(super) fn accept(tx: &mut Tx<'_>, g: GroupId, a: Accept<'_>) -> Applied {
 fn deliver_one(
     tx: &mut Tx<'_>,
     g: GroupId,
-    blob: BlobId,
-    body: &[u8],
+    body: &Body<'_>,
     received_at: i64,
     rcpt: &LocalRecipient,
 ) -> Result<DeliveryOutcome, Outcome> {
-    let size = body.len() as u64;
+    let size = body.size;
     if !fits(tx, g, rcpt.account, rcpt.quota, size)? {
         return Ok(DeliveryOutcome::OverQuota {
             account: rcpt.account,
@@ -96,8 +95,8 @@ fn deliver_one(
         }
     };
     let new = NewMessage {
-        blob,
-        body: Some(body),
+        blob: body.id,
+        body: body.bytes,
         size,
         internal_date: received_at,
         flags: Vec::new(),
@@ -115,7 +114,7 @@ pub(super) fn deliver(
     tx: &mut Tx<'_>,
     g: GroupId,
     id: DeliveryId,
-    body: &[u8],
+    body: &Body<'_>,
     received_at: i64,
     rcpt: &LocalRecipient,
 ) -> Applied {
@@ -123,7 +122,7 @@ pub(super) fn deliver(
     if let Some(outcome) = tx.get::<DeliveryOutcome>(&dedup)? {
         return Ok(Response::Accepted(vec![outcome]));
     }
-    let outcome = deliver_one(tx, g, BlobId::of(body), body, received_at, rcpt)?;
+    let outcome = deliver_one(tx, g, body, received_at, rcpt)?;
     tx.put(schema::dedup_expiry(g, received_at, &dedup), &());
     tx.put(dedup, &outcome);
     Ok(Response::Accepted(vec![outcome]))

@@ -2,7 +2,7 @@
 //! mailbox's `uidnext` and are never reused; every change takes the next MODSEQ.
 
 use super::folders::{account_state, mailbox_by_id, mailbox_by_name, save_mailbox};
-use super::{Applied, Outcome};
+use super::{Applied, Body, Outcome};
 use crate::StoreError;
 use crate::codec;
 use crate::command::{FlagOp, Rejection, Response};
@@ -12,7 +12,8 @@ use tern_core::flags::{DELETED, SEEN, canonical};
 use tern_core::records::{MailboxRecord, MessageRecord};
 use tern_core::{AccountId, BlobId, GroupId, MailboxId, ModSeq, Uid};
 
-/// Adds one reference to a blob, storing the body if it is new to this group.
+/// Adds one reference to a blob, storing the body if the group does not have it yet (the log
+/// store usually wrote it when the entry was appended).
 pub(crate) fn retain_blob(
     tx: &mut Tx<'_>,
     g: GroupId,
@@ -23,10 +24,24 @@ pub(crate) fn retain_blob(
     let refs: u64 = tx.get(&key)?.unwrap_or(0);
     if refs == 0
         && let Some(body) = body
+        && !tx.blob_exists(&schema::blob(g, blob))?
     {
         tx.put_blob(schema::blob(g, blob), body);
     }
     tx.put(key, &(refs + 1));
+    Ok(())
+}
+
+/// Deletes the body at `blob` if nothing refers to it (a staged body whose command created no
+/// message).
+pub(crate) fn drop_unreferenced_blob(
+    tx: &mut Tx<'_>,
+    g: GroupId,
+    blob: &BlobId,
+) -> Result<(), StoreError> {
+    if !tx.exists(&schema::blob_refs(g, blob))? {
+        tx.delete_blob(schema::blob(g, blob));
+    }
     Ok(())
 }
 
@@ -146,7 +161,7 @@ pub(super) fn append(
     g: GroupId,
     a: AccountId,
     mailbox: &str,
-    body: &[u8],
+    body: &Body<'_>,
     flags: &[String],
     internal_date: i64,
     quota: u64,
@@ -154,13 +169,13 @@ pub(super) fn append(
     let Some(mut target) = mailbox_by_name(tx, g, a, mailbox)? else {
         return Err(Rejection::NoSuchMailbox.into());
     };
-    let size = body.len() as u64;
+    let size = body.size;
     if !fits(tx, g, a, quota, size)? {
         return Err(Rejection::OverQuota.into());
     }
     let new = NewMessage {
-        blob: BlobId::of(body),
-        body: Some(body),
+        blob: body.id,
+        body: body.bytes,
         size,
         internal_date,
         flags: normalize_flags(flags),

@@ -20,28 +20,72 @@ pub(crate) use directory::decode_all as directory_decode_all;
 pub(crate) use folders::{AccountState, normalize_name};
 pub use limits::SendCounter;
 
+use crate::body::{BodyRef, staged_id};
 use crate::command::{Command, Response};
 use crate::tx::Tx;
 use crate::{Db, StoreError};
 use rocksdb::WriteBatch;
-use tern_core::GroupId;
+use tern_core::{BlobId, GroupId};
 
-/// Applies `command` to `group`'s state; returns the response and the writes to commit.
+/// Applies `command`, the entry at log `index`, to `group`'s state; returns the response and
+/// the writes to commit.
+///
+/// A command's body lives under [`body::staged_id`](crate::body::staged_id)`(index, hash)`:
+/// usually the log store put it there when the entry was appended, otherwise (an entry written
+/// before bodies were split, or a test) it is written here. Whatever the outcome, a staged body
+/// no message refers to is deleted, so every replica ends with the same rows.
 pub fn apply(
     db: &Db,
     group: GroupId,
+    index: u64,
     command: &Command,
 ) -> Result<(Response, WriteBatch), StoreError> {
+    let body = command.body().map(|bytes| Body::at(index, bytes));
     let mut tx = Tx::new(db);
-    let response = match dispatch(&mut tx, group, command) {
+    let response = match dispatch(&mut tx, group, command, body.as_ref()) {
         Ok(response) => response,
         Err(Outcome::Rejected(r)) => {
             // A refused command changes nothing: drop whatever it had staged.
-            return Ok((Response::Rejected(r), WriteBatch::default()));
+            tx = Tx::new(db);
+            Response::Rejected(r)
         }
         Err(Outcome::Store(e)) => return Err(e),
     };
+    if let Some(body) = &body {
+        messages::drop_unreferenced_blob(&mut tx, group, &body.id)?;
+    }
     Ok((response, tx.into_batch()?))
+}
+
+/// The body a command carries, as its apply sees it.
+pub(crate) struct Body<'c> {
+    /// Where it is stored.
+    pub id: BlobId,
+    /// RFC822.SIZE.
+    pub size: u64,
+    /// The bytes, unless the entry only holds a reference (its body already gone).
+    pub bytes: Option<&'c [u8]>,
+}
+
+impl<'c> Body<'c> {
+    fn at(index: u64, bytes: &'c [u8]) -> Body<'c> {
+        let facts = BodyRef::of(bytes);
+        Body {
+            id: staged_id(index, &facts.hash),
+            size: facts.len,
+            bytes: BodyRef::parse(bytes).is_none().then_some(bytes),
+        }
+    }
+}
+
+/// The body of a body-carrying command (always there: `apply` computes it for them).
+fn carried<'a, 'c>(body: Option<&'a Body<'c>>) -> Result<&'a Body<'c>, Outcome> {
+    body.ok_or_else(|| {
+        Outcome::Store(StoreError::Corrupt {
+            key: String::new(),
+            reason: "a body-carrying command without its body".into(),
+        })
+    })
 }
 
 /// Why a command handler stopped early.
@@ -66,7 +110,7 @@ impl From<crate::Rejection> for Outcome {
 
 pub(crate) type Applied = Result<Response, Outcome>;
 
-fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command) -> Applied {
+fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command, body: Option<&Body<'_>>) -> Applied {
     use Command::*;
     match command {
         AddDomain { name, now } => directory::add_domain(tx, g, name, *now),
@@ -127,16 +171,16 @@ fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command) -> Applied {
         Append {
             account,
             mailbox,
-            body,
             flags,
             internal_date,
             quota,
+            ..
         } => messages::append(
             tx,
             g,
             *account,
             mailbox,
-            body,
+            carried(body)?,
             flags,
             *internal_date,
             *quota,
@@ -175,18 +219,18 @@ fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command) -> Applied {
         Accept {
             id,
             sender,
-            body,
             received_at,
             local,
             other_partitions,
             remote,
+            ..
         } => delivery::accept(
             tx,
             g,
             delivery::Accept {
                 id: *id,
                 sender,
-                body,
+                body: carried(body)?,
                 received_at: *received_at,
                 local,
                 other_partitions,
@@ -195,11 +239,10 @@ fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command) -> Applied {
         ),
         Deliver {
             id,
-            body,
             received_at,
             recipient,
             ..
-        } => delivery::deliver(tx, g, *id, body, *received_at, recipient),
+        } => delivery::deliver(tx, g, *id, carried(body)?, *received_at, recipient),
         Dequeue { id, recipient } => delivery::dequeue(tx, g, *id, recipient),
         DeleteQueued { id } => delivery::delete_queued(tx, g, *id),
         Defer {

@@ -8,6 +8,8 @@ use tern_store::{Command, Db, Reader, Response};
 pub struct Replica {
     _dir: tempfile::TempDir,
     db: Db,
+    /// The log index of the last command applied.
+    index: std::cell::Cell<u64>,
 }
 
 impl Replica {
@@ -15,12 +17,18 @@ impl Replica {
     pub fn new() -> Replica {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(dir.path()).unwrap();
-        Replica { _dir: dir, db }
+        Replica {
+            _dir: dir,
+            db,
+            index: Default::default(),
+        }
     }
 
-    /// Applies `command` to `group` and writes the result.
+    /// Applies `command` to `group` as the next log entry and writes the result.
     pub fn apply(&self, group: GroupId, command: &Command) -> Response {
-        let (response, batch) = tern_store::apply::apply(&self.db, group, command).unwrap();
+        self.index.set(self.index.get() + 1);
+        let (response, batch) =
+            tern_store::apply::apply(&self.db, group, self.index.get(), command).unwrap();
         self.db.write(batch, false).unwrap();
         response
     }
