@@ -41,7 +41,7 @@ impl Db {
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             if *name == CF_BLOBS {
                 cf_opts.set_enable_blob_files(true);
-                cf_opts.set_min_blob_size(4096);
+                cf_opts.set_min_blob_size(1024);
                 cf_opts.set_enable_blob_gc(true);
             }
             ColumnFamilyDescriptor::new(*name, cf_opts)
