@@ -74,12 +74,6 @@ def fetch_bodies(c, node: int, user: str) -> dict[str, bytes]:
             m.logout()
 
 
-# Known failure (storage issue, item 2): the 50 MiB entry crosses the node link as one
-# AppendEntries, which openraft gives one heartbeat interval to return; it never does, the
-# followers hear no heartbeat behind it and campaign, and the sender gets 451. The fix is to
-# carry large bodies in bounded parts (see ARCHITECTURE.md, known gaps). Not strict: the test
-# must start passing, unchanged, when that lands.
-@pytest.mark.xfail(reason="a 50 MiB body still travels as one AppendEntries", strict=False)
 def test_a_message_at_the_size_limit_commits_and_the_next_one_follows(cluster):
     c = cluster
     [account] = jepsen.setup(c, 1)

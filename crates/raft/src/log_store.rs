@@ -15,7 +15,7 @@ use openraft::{
 };
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use tern_core::{BlobId, GroupId};
+use tern_core::GroupId;
 use tern_store::Db;
 use tern_store::body;
 use tern_store::db::{Direction, WriteBatch};
@@ -188,12 +188,12 @@ impl LogStore {
         let EntryPayload::Normal(command) = &mut entry.payload else {
             return Ok(0);
         };
-        let Some(id) = body::staged_of(index, command) else {
+        let Some(key) = body::staged_key(self.group, index, command) else {
             return Ok(0);
         };
         let stored = self
             .db
-            .get(CF_BLOBS, &schema::blob(self.group, &id))
+            .get(CF_BLOBS, &key)
             .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
         Ok(match stored {
             Some(bytes) => {
@@ -220,9 +220,9 @@ impl LogStore {
                 let index = entry.log_id.index;
                 // The body goes once to where its apply will find it; the log keeps a marker.
                 if let EntryPayload::Normal(command) = &mut entry.payload
-                    && let Some((id, body)) = body::split(index, command)
+                    && let Some((key, body)) = body::split(self.group, index, command)
                 {
-                    batch.put_cf(&blobs, schema::blob(self.group, &id), body);
+                    batch.put_cf(&blobs, key, body);
                 }
                 let key = schema::log_entry(self.group, index);
                 let value = codec::encode(&entry);
@@ -235,10 +235,10 @@ impl LogStore {
     }
 }
 
-/// The ids of the bodies staged for `group`'s log entries from `from` on.
-pub(crate) fn staged_bodies(db: &Db, group: GroupId, from: u64) -> StoreResult<Vec<BlobId>> {
+/// The blobs-CF keys of the bodies (and parts) staged for `group`'s log entries from `from` on.
+pub(crate) fn staged_bodies(db: &Db, group: GroupId, from: u64) -> StoreResult<Vec<Vec<u8>>> {
     let prefix = schema::group_prefix(group);
-    let mut ids = Vec::new();
+    let mut keys = Vec::new();
     for item in db
         .iter_from(
             CF_RAFT_LOG,
@@ -254,12 +254,12 @@ pub(crate) fn staged_bodies(db: &Db, group: GroupId, from: u64) -> StoreResult<V
         let entry: Entry<TypeConfig> =
             codec::decode(&v).map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
         if let EntryPayload::Normal(command) = &entry.payload
-            && let Some(id) = body::staged_of(entry.log_id.index, command)
+            && let Some(key) = body::staged_key(group, entry.log_id.index, command)
         {
-            ids.push(id);
+            keys.push(key);
         }
     }
-    Ok(ids)
+    Ok(keys)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -336,13 +336,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // some message refers to is another entry's, left by an older log of a restored node).
         {
             let blobs = self.cf(CF_BLOBS)?;
-            for id in staged_bodies(&self.db, self.group, log_id.index)? {
-                let referenced = self
-                    .db
-                    .exists(CF_STATE, &schema::blob_refs(self.group, &id))
-                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            for key in staged_bodies(&self.db, self.group, log_id.index)? {
+                let referenced = match schema::blob_id_of_key(self.group, &key) {
+                    Some(id) => self
+                        .db
+                        .exists(CF_STATE, &schema::blob_refs(self.group, &id))
+                        .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?,
+                    None => false,
+                };
                 if !referenced {
-                    batch.delete_cf(&blobs, schema::blob(self.group, &id));
+                    batch.delete_cf(&blobs, key);
                 }
             }
         }

@@ -470,6 +470,33 @@ impl RaftNode {
     /// is forwarded there. A proposal whose fate is unknown (the link broke after sending) is
     /// reported unavailable: it may still commit.
     pub async fn propose(&self, group: GroupId, command: Command) -> Result<Response, RaftError> {
+        // A large body goes first, in parts no larger than an ordinary entry (see
+        // `tern_store::body`); the command then carries a reference to them.
+        let upload = tern_core::DeliveryId::random().0 as u64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let command = match tern_store::body::parts(command, upload, now) {
+            Ok(cut) => {
+                for part in cut.parts {
+                    match self.propose_one(group, part).await? {
+                        Response::Ok => {}
+                        other => {
+                            return Err(unavailable(
+                                group,
+                                format!("a body part was refused: {other:?}"),
+                            ));
+                        }
+                    }
+                }
+                cut.command
+            }
+            Err(whole) => *whole,
+        };
+        self.propose_one(group, command).await
+    }
+
+    async fn propose_one(&self, group: GroupId, command: Command) -> Result<Response, RaftError> {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         loop {
             let leader = self.leader(group, deadline).await?;

@@ -304,10 +304,7 @@ fn install_current(
     });
     // Bodies staged for the log entries this node keeps after the snapshot stay.
     let after = meta.last_log_id.map_or(0, |id| id.index + 1);
-    let keep: Vec<Vec<u8>> = crate::log_store::staged_bodies(db, group, after)?
-        .iter()
-        .map(|id| schema::blob(group, id))
-        .collect();
+    let keep = crate::log_store::staged_bodies(db, group, after)?;
     let stats = image::import(
         db,
         group,

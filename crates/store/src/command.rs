@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 pub use tern_core::ops::{FlagOp, Rejection};
 use tern_core::records::{DkimAlgorithm, SecretBytes, SpecialUse};
-use tern_core::{AccountId, DeliveryId, MailboxId, ModSeq, Uid};
+use tern_core::{AccountId, BlobId, DeliveryId, MailboxId, ModSeq, Uid};
 
 /// A command proposed to one Raft group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,11 +279,27 @@ pub enum Command {
     /// before `before` (unix seconds), oldest first, at most `limit` of them. Proposed by the
     /// partition's queue actor once the records are older than `[storage]
     /// dedup_window_secs`, which outlasts every sender retry and the queue's own lifetime.
+    /// Parts of large bodies started before `before` whose message never came go too (within
+    /// the same `limit`).
     ExpireDedup {
         /// Unix seconds: records of transactions received earlier go.
         before: i64,
         /// The most records one command removes (bounds the apply).
         limit: u32,
+    },
+    /// One part of a large body, proposed before the command that carries the message (whose
+    /// body is then a reference to the parts; see [`crate::body`]). The log store keeps the
+    /// bytes under the body's id; apply only notes the upload, so `ExpireDedup` can remove
+    /// the parts of a message that never came.
+    BodyPart {
+        /// The id the whole body will have.
+        blob: BlobId,
+        /// The part's position, from 0.
+        seq: u32,
+        /// Unix seconds when the first part was proposed.
+        started: i64,
+        /// The part's bytes.
+        body: Vec<u8>,
     },
 }
 

@@ -106,6 +106,24 @@ impl Db {
         Ok(iter.map(|item| item.map_err(StoreError::from)))
     }
 
+    /// The (key, value) pairs of `cf` whose key starts with `prefix`, in key order, read
+    /// lazily; the scan stops at the prefix's end without reading past it.
+    pub fn iter_prefix<'a>(
+        &'a self,
+        cf: &'static str,
+        prefix: &[u8],
+    ) -> Result<impl Iterator<Item = Result<KeyValue, StoreError>> + 'a, StoreError> {
+        let handle = self.cf(cf)?;
+        let mut opts = rocksdb::ReadOptions::default();
+        opts.set_iterate_upper_bound(prefix_end(prefix));
+        let iter = self.inner.iterator_cf_opt(
+            &handle,
+            opts,
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        Ok(iter.map(|item| item.map_err(StoreError::from)))
+    }
+
     /// A consistent point-in-time view; RocksDB keeps what it needs until it is dropped.
     pub(crate) fn snapshot(&self) -> Snapshot<'_> {
         self.inner.snapshot()

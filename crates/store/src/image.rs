@@ -89,7 +89,7 @@ impl PinnedGroup<'_> {
 
     /// Whether the body stored under the blobs-CF `key` is referenced by the pinned state.
     fn referenced(&self, key: &[u8]) -> Result<bool, StoreError> {
-        let Some(id) = blob_id_of_key(self.group, key) else {
+        let Some(id) = schema::blob_id_of_key(self.group, key) else {
             return Ok(false);
         };
         let refs = schema::blob_refs(self.group, &id);
@@ -209,12 +209,6 @@ pub fn import(
     }
     db.write(batch, true)?;
     Ok(stats)
-}
-
-/// The blob id a blobs-CF key of `group` names.
-pub(crate) fn blob_id_of_key(group: GroupId, key: &[u8]) -> Option<tern_core::BlobId> {
-    let rest = key.strip_prefix(&schema::group_prefix(group)[..])?;
-    Some(tern_core::BlobId(rest.try_into().ok()?))
 }
 
 /// Streams the records of an image to `each`, checking everything [`verify`] checks. `each`

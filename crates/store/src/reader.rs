@@ -122,7 +122,14 @@ impl Reader {
     }
     /// A message body.
     pub fn blob(&self, blob: &BlobId) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db.get(CF_BLOBS, &schema::blob(self.group, blob))
+        // One row, or the parts of a body proposed in parts (keys `blob | seq`), in order.
+        let key = schema::blob(self.group, blob);
+        let mut body: Option<Vec<u8>> = None;
+        for item in self.db.iter_prefix(CF_BLOBS, &key)? {
+            let (_, v) = item?;
+            body.get_or_insert_with(Vec::new).extend_from_slice(&v);
+        }
+        Ok(body)
     }
     /// One queued message of this partition.
     pub fn queued(&self, id: DeliveryId) -> Result<Option<QueueRecord>, StoreError> {
@@ -152,7 +159,7 @@ impl Reader {
         Ok(q)
     }
     fn blob_referenced(&self, key: &[u8]) -> Result<bool, StoreError> {
-        let Some(id) = crate::image::blob_id_of_key(self.group, key) else {
+        let Some(id) = schema::blob_id_of_key(self.group, key) else {
             return Ok(false);
         };
         self.db

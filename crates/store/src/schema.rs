@@ -50,6 +50,9 @@ pub mod table {
     /// Partition: received-at | an ACCEPTED or DELIVERED key (without its group prefix) →
     /// (): the de-duplication records in the order they expire.
     pub const DEDUP_EXPIRY: u8 = 19;
+    /// Partition: started-at | blob id → (): bodies proposed in parts whose message has not
+    /// been applied yet, oldest first (see `crate::body`).
+    pub const UPLOADS: u8 = 20;
     /// Any group: the state machine's last applied log id and membership (not user state).
     pub const APPLIED: u8 = 0xF0;
 }
@@ -173,6 +176,28 @@ pub fn blob(g: GroupId, b: &BlobId) -> Vec<u8> {
     let mut k = group_prefix(g).to_vec();
     k.extend_from_slice(&b.0);
     k
+}
+/// Blobs CF: part `seq` of a body proposed in parts.
+pub fn blob_part(g: GroupId, b: &BlobId, seq: u32) -> Vec<u8> {
+    let mut k = blob(g, b);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+/// The blob id a blobs-CF key of `group` names (a whole body's key or one of its parts').
+pub fn blob_id_of_key(g: GroupId, key: &[u8]) -> Option<BlobId> {
+    let rest = key.strip_prefix(&group_prefix(g)[..])?;
+    Some(BlobId(rest.get(..32)?.try_into().ok()?))
+}
+/// Partition: a body whose parts arrived and whose message has not.
+pub fn upload(g: GroupId, started: i64, b: &BlobId) -> Vec<u8> {
+    Key::new(g, table::UPLOADS)
+        .u64(u64::try_from(started).unwrap_or(0))
+        .bytes(&b.0)
+        .build()
+}
+/// Partition: every pending upload, oldest first.
+pub fn uploads_all(g: GroupId) -> Vec<u8> {
+    Key::new(g, table::UPLOADS).build()
 }
 /// Partition: outcome of an Accept.
 pub fn accepted(g: GroupId, id: DeliveryId) -> Vec<u8> {

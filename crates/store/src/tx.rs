@@ -14,6 +14,8 @@ pub struct Tx<'a> {
     db: &'a Db,
     /// (column family, key) → new value, or `None` for a delete.
     writes: BTreeMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+    /// Blobs-CF keys whose whole prefix goes (a body and its parts), before the writes.
+    blob_prefixes: Vec<Vec<u8>>,
 }
 
 impl<'a> Tx<'a> {
@@ -22,6 +24,7 @@ impl<'a> Tx<'a> {
         Tx {
             db,
             writes: BTreeMap::new(),
+            blob_prefixes: Vec::new(),
         }
     }
 
@@ -72,14 +75,25 @@ impl<'a> Tx<'a> {
         self.writes.insert((CF_BLOBS, key), Some(body.to_vec()));
     }
 
-    /// Deletes a body.
+    /// Deletes a body, and its parts if it was stored in parts (every key starting with `key`).
     pub fn delete_blob(&mut self, key: Vec<u8>) {
-        self.writes.insert((CF_BLOBS, key), None);
+        self.writes.insert((CF_BLOBS, key.clone()), None);
+        self.blob_prefixes.push(key);
     }
 
     /// The writes as one batch.
     pub fn into_batch(self) -> Result<WriteBatch, StoreError> {
         let mut batch = WriteBatch::default();
+        if !self.blob_prefixes.is_empty() {
+            let blobs = self.db.cf(CF_BLOBS)?;
+            for prefix in &self.blob_prefixes {
+                batch.delete_range_cf(
+                    &blobs,
+                    prefix.as_slice(),
+                    crate::schema::prefix_end(prefix).as_slice(),
+                );
+            }
+        }
         for ((cf, key), value) in self.writes {
             let handle = self.db.cf(cf)?;
             match value {

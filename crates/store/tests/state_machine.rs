@@ -327,6 +327,82 @@ fn each_body_is_stored_once_under_its_entry_and_freed_with_its_last_reference() 
     }
 }
 
+/// What the log store does on append: the body (or part) to its row, a marker in the entry.
+fn stage_split(r: &Replica, index: u64, cmd: &mut Command) -> tern_core::BlobId {
+    let (key, bytes) = tern_store::body::split(G, index, cmd).unwrap();
+    let mut batch = tern_store::db::WriteBatch::default();
+    let cf = r.db.cf(tern_store::schema::CF_BLOBS).unwrap();
+    batch.put_cf(&cf, &key, &bytes);
+    drop(cf);
+    r.db.write(batch, false).unwrap();
+    tern_store::schema::blob_id_of_key(G, &key).unwrap()
+}
+
+#[test]
+fn a_body_proposed_in_parts_is_read_whole_and_freed_whole() {
+    let mut r = Replica::new();
+    let body: Vec<u8> = (0..tern_store::body::PART_BYTES * 2 + 99)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let append = Command::Append {
+        account: ACCOUNT,
+        mailbox: "INBOX".into(),
+        body: body.clone(),
+        flags: vec!["\\Deleted".into()],
+        internal_date: 1,
+        quota: 0,
+    };
+    let cut = tern_store::body::parts(append, 7, 1_700_000_000).unwrap();
+    let mut blob = None;
+    for mut part in cut.parts {
+        blob = Some(stage_split(&r, r.n + 1, &mut part));
+        assert_eq!(r.apply(part), Response::Ok);
+    }
+    assert!(matches!(r.apply(cut.command), Response::Appended { .. }));
+    let inbox = r.mailbox_id("INBOX");
+    let m = r.reader().messages(ACCOUNT, inbox).unwrap()[0].clone();
+    assert_eq!((Some(m.blob), m.size), (blob, body.len() as u64));
+    assert_eq!(r.reader().blob(&m.blob).unwrap(), Some(body));
+    // Nothing is pending: an expiry finds no upload to remove.
+    let sweep = Command::ExpireDedup {
+        before: 1_800_000_000,
+        limit: 100,
+    };
+    r.apply(Command::Expunge {
+        account: ACCOUNT,
+        mailbox: inbox,
+        uids: None,
+    });
+    assert_eq!(r.reader().blob(&m.blob).unwrap(), None);
+    assert_eq!(r.apply(sweep), Response::Expired(0));
+}
+
+#[test]
+fn parts_whose_message_never_came_expire() {
+    let mut r = Replica::new();
+    let append = Command::Append {
+        account: ACCOUNT,
+        mailbox: "INBOX".into(),
+        body: vec![b'z'; tern_store::body::PART_BYTES + 1],
+        flags: vec![],
+        internal_date: 1,
+        quota: 0,
+    };
+    let cut = tern_store::body::parts(append, 9, 1_700_000_000).unwrap();
+    let mut blob = None;
+    for mut part in cut.parts {
+        blob = Some(stage_split(&r, r.n + 1, &mut part));
+        r.apply(part);
+    }
+    let blob = blob.unwrap();
+    assert!(r.reader().blob(&blob).unwrap().is_some());
+    let sweep = |before| Command::ExpireDedup { before, limit: 100 };
+    assert_eq!(r.apply(sweep(1_700_000_000)), Response::Expired(0));
+    assert!(r.reader().blob(&blob).unwrap().is_some());
+    assert_eq!(r.apply(sweep(1_700_000_001)), Response::Expired(1));
+    assert_eq!(r.reader().blob(&blob).unwrap(), None);
+}
+
 #[test]
 fn a_staged_body_is_used_in_place_and_dropped_when_no_message_takes_it() {
     let mut r = Replica::new();
@@ -341,12 +417,7 @@ fn a_staged_body_is_used_in_place_and_dropped_when_no_message_takes_it() {
         quota: 0,
     };
     let stage = |r: &Replica, index: u64, mut cmd: Command| {
-        let (id, bytes) = tern_store::body::split(index, &mut cmd).unwrap();
-        let mut batch = tern_store::db::WriteBatch::default();
-        let cf = r.db.cf(tern_store::schema::CF_BLOBS).unwrap();
-        batch.put_cf(&cf, tern_store::schema::blob(G, &id), &bytes);
-        drop(cf);
-        r.db.write(batch, false).unwrap();
+        let id = stage_split(r, index, &mut cmd);
         (id, cmd)
     };
     let (kept, marker_cmd) = stage(&r, r.n + 1, append(body.clone(), "INBOX"));

@@ -187,5 +187,36 @@ pub(super) fn expire_dedup(tx: &mut Tx<'_>, g: GroupId, before: i64, limit: u32)
         tx.delete(row);
         tx.delete(key.to_vec());
     }
-    Ok(Response::Expired(expired.len() as u32))
+    let left = limit.saturating_sub(expired.len() as u32);
+    let uploads = expire_uploads(tx, g, before, left)?;
+    Ok(Response::Expired(expired.len() as u32 + uploads))
+}
+
+/// Removes the parts of bodies proposed in parts before `before` whose message never came
+/// (the proposer failed between the parts and the message), at most `limit` of them.
+fn expire_uploads(tx: &mut Tx<'_>, g: GroupId, before: i64, limit: u32) -> Result<u32, Outcome> {
+    let all = schema::uploads_all(g);
+    let cutoff = schema::upload(g, before, &tern_core::BlobId([0; 32]));
+    let mut stale = Vec::new();
+    for item in tx.db().iter_prefix(crate::schema::CF_STATE, &all)? {
+        let (key, _) = item?;
+        if *key >= *cutoff || stale.len() as u32 >= limit {
+            break;
+        }
+        stale.push(key);
+    }
+    for key in &stale {
+        // group | table | started (8 bytes) | blob id
+        let id = tern_core::BlobId(key[all.len() + 8..].try_into().map_err(|_| {
+            crate::StoreError::Corrupt {
+                key: String::new(),
+                reason: "upload row without a blob id".into(),
+            }
+        })?);
+        if !tx.exists(&schema::blob_refs(g, &id))? {
+            tx.delete_blob(schema::blob(g, &id));
+        }
+        tx.delete(key.to_vec());
+    }
+    Ok(stale.len() as u32)
 }

@@ -20,8 +20,9 @@ pub(crate) use directory::decode_all as directory_decode_all;
 pub(crate) use folders::{AccountState, normalize_name};
 pub use limits::SendCounter;
 
-use crate::body::{BodyRef, staged_id};
+use crate::body::{BodyRef, PartsRef, staged_id};
 use crate::command::{Command, Response};
+use crate::schema;
 use crate::tx::Tx;
 use crate::{Db, StoreError};
 use rocksdb::WriteBatch;
@@ -53,6 +54,9 @@ pub fn apply(
     };
     if let Some(body) = &body {
         messages::drop_unreferenced_blob(&mut tx, group, &body.id)?;
+        if let Some(parts) = &body.parts {
+            tx.delete(schema::upload(group, parts.started, &parts.blob));
+        }
     }
     Ok((response, tx.into_batch()?))
 }
@@ -63,17 +67,29 @@ pub(crate) struct Body<'c> {
     pub id: BlobId,
     /// RFC822.SIZE.
     pub size: u64,
-    /// The bytes, unless the entry only holds a reference (its body already gone).
+    /// The bytes, unless the entry only holds a reference (its body already gone, or stored
+    /// in parts).
     pub bytes: Option<&'c [u8]>,
+    /// Where the parts are, for a body proposed in parts.
+    pub parts: Option<PartsRef>,
 }
 
 impl<'c> Body<'c> {
     fn at(index: u64, bytes: &'c [u8]) -> Body<'c> {
+        if let Some(parts) = PartsRef::parse(bytes) {
+            return Body {
+                id: parts.blob,
+                size: parts.len,
+                bytes: None,
+                parts: Some(parts),
+            };
+        }
         let facts = BodyRef::of(bytes);
         Body {
             id: staged_id(index, &facts.hash),
             size: facts.len,
             bytes: BodyRef::parse(bytes).is_none().then_some(bytes),
+            parts: None,
         }
     }
 }
@@ -216,6 +232,10 @@ fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command, body: Option<&Body<'
             uids,
         } => messages::expunge(tx, g, *account, *mailbox, uids.as_deref()),
         ExpireDedup { before, limit } => delivery::expire_dedup(tx, g, *before, *limit),
+        BodyPart { blob, started, .. } => {
+            tx.put(schema::upload(g, *started, blob), &());
+            Ok(Response::Ok)
+        }
         Accept {
             id,
             sender,
