@@ -338,30 +338,37 @@ fn stage_split(r: &Replica, index: u64, cmd: &mut Command) -> tern_core::BlobId 
     tern_store::schema::blob_id_of_key(G, &key).unwrap()
 }
 
-#[test]
-fn a_body_proposed_in_parts_is_read_whole_and_freed_whole() {
-    let mut r = Replica::new();
-    let body: Vec<u8> = (0..tern_store::body::PART_BYTES * 2 + 99)
-        .map(|i| b'a' + (i % 26) as u8)
-        .collect();
+/// Cuts an INBOX append of `body` into parts, stages and applies each as the log store and
+/// state machine would; returns the body's id and the final command (not applied).
+fn apply_parts(r: &mut Replica, body: Vec<u8>, flags: Vec<String>) -> (tern_core::BlobId, Command) {
     let append = Command::Append {
         account: ACCOUNT,
         mailbox: "INBOX".into(),
-        body: body.clone(),
-        flags: vec!["\\Deleted".into()],
+        body,
+        flags,
         internal_date: 1,
         quota: 0,
     };
     let cut = tern_store::body::parts(append, 7, 1_700_000_000).unwrap();
     let mut blob = None;
     for mut part in cut.parts {
-        blob = Some(stage_split(&r, r.n + 1, &mut part));
+        blob = Some(stage_split(r, r.n + 1, &mut part));
         assert_eq!(r.apply(part), Response::Ok);
     }
-    assert!(matches!(r.apply(cut.command), Response::Appended { .. }));
+    (blob.unwrap(), cut.command)
+}
+
+#[test]
+fn a_body_proposed_in_parts_is_read_whole_and_freed_whole() {
+    let mut r = Replica::new();
+    let body: Vec<u8> = (0..tern_store::body::PART_BYTES * 2 + 99)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let (blob, command) = apply_parts(&mut r, body.clone(), vec!["\\Deleted".into()]);
+    assert!(matches!(r.apply(command), Response::Appended { .. }));
     let inbox = r.mailbox_id("INBOX");
     let m = r.reader().messages(ACCOUNT, inbox).unwrap()[0].clone();
-    assert_eq!((Some(m.blob), m.size), (blob, body.len() as u64));
+    assert_eq!((m.blob, m.size), (blob, body.len() as u64));
     assert_eq!(r.reader().blob(&m.blob).unwrap(), Some(body));
     // Nothing is pending: an expiry finds no upload to remove.
     let sweep = Command::ExpireDedup {
@@ -380,21 +387,8 @@ fn a_body_proposed_in_parts_is_read_whole_and_freed_whole() {
 #[test]
 fn parts_whose_message_never_came_expire() {
     let mut r = Replica::new();
-    let append = Command::Append {
-        account: ACCOUNT,
-        mailbox: "INBOX".into(),
-        body: vec![b'z'; tern_store::body::PART_BYTES + 1],
-        flags: vec![],
-        internal_date: 1,
-        quota: 0,
-    };
-    let cut = tern_store::body::parts(append, 9, 1_700_000_000).unwrap();
-    let mut blob = None;
-    for mut part in cut.parts {
-        blob = Some(stage_split(&r, r.n + 1, &mut part));
-        r.apply(part);
-    }
-    let blob = blob.unwrap();
+    let (blob, _never_proposed) =
+        apply_parts(&mut r, vec![b'z'; tern_store::body::PART_BYTES + 1], vec![]);
     assert!(r.reader().blob(&blob).unwrap().is_some());
     let sweep = |before| Command::ExpireDedup { before, limit: 100 };
     assert_eq!(r.apply(sweep(1_700_000_000)), Response::Expired(0));
