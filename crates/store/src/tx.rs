@@ -77,8 +77,12 @@ impl<'a> Tx<'a> {
 
     /// Deletes a body, and its parts if it was stored in parts (every key starting with `key`).
     pub fn delete_blob(&mut self, key: Vec<u8>) {
-        self.writes.insert((CF_BLOBS, key.clone()), None);
-        self.blob_prefixes.push(key);
+        // Only ids of bodies in parts have their top bit set (see `crate::body`); a range
+        // tombstone for every other body would only slow RocksDB's reads down.
+        if key.get(4).is_some_and(|first| first & 0x80 != 0) {
+            self.blob_prefixes.push(key.clone());
+        }
+        self.writes.insert((CF_BLOBS, key), None);
     }
 
     /// The writes as one batch.
