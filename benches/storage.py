@@ -142,10 +142,11 @@ def one_node(work: Path, mib: int, size: int, senders: int) -> dict:
     return out
 
 
-def log_ms(c, node: int, what: str) -> list[int]:
+def log_field(c, node: int, what: str, field: str = "ms") -> list[int]:
+    """The integer `field` of every log line of `node` that contains `what`."""
     text = ANSI.sub("", c.log_path(node).read_text(errors="replace"))
     return [int(m.group(1)) for line in text.splitlines() if what in line
-            for m in [re.search(r"\bms=(\d+)", line)] if m]
+            for m in [re.search(rf"\b{field}=(\d+)", line)] if m]
 
 
 def three_nodes(work: Path, mib: int, size: int, senders: int) -> dict:
@@ -158,18 +159,29 @@ def three_nodes(work: Path, mib: int, size: int, senders: int) -> dict:
         c.cli(1, "domain", "add", "storage.test")
         c.cli(1, "account", "add", USER, "--password", ternlib.PASSWORD)
         c.wait_converged()
+        small = min(64, mib) * 1024 * 1024 // 4096
+        before = {i: write_bytes(c._node_proc(i)["pid"]) for i in (1, 2, 3)}
+        start = time.monotonic()
+        accepted = ingest(c.ports["smtp"], small, 4096, senders)
+        took = time.monotonic() - start
+        amp = {i: round((write_bytes(c._node_proc(i)["pid"]) - before[i]) / accepted, 2)
+               for i in (1, 2, 3)}
+        out["node3_4KiB_written_per_accepted"] = amp
+        out["node3_4KiB_msgs_per_s"] = round(small / took, 1)
+        print(f"3 nodes, 4KiB: {small} messages, {small / took:.0f} msg/s; bytes written per "
+              f"byte accepted, per node: {amp}", flush=True)
         c.kill(3)
+        before = {i: write_bytes(c._node_proc(i)["pid"]) for i in (1, 2)}
         start = time.monotonic()
         accepted = ingest(c.ports["smtp"], count, size, senders)
         took = time.monotonic() - start
+        amp = {i: round((write_bytes(c._node_proc(i)["pid"]) - before[i]) / accepted, 2)
+               for i in (1, 2)}
+        out["node3_large_written_per_accepted"] = amp
+        out["node3_large_msgs_per_s"] = round(count / took, 1)
         print(f"3 nodes (node 3 down): {count} messages, {accepted / 2**20:.0f} MiB "
-              f"in {took:.0f}s ({count / took:.1f} msg/s)", flush=True)
-        built = [ms for i in (1, 2) for ms in log_ms(c, i, "snapshot built")]
-        snap = max((f for i in (1, 2) for f in (c.data_dir(i) / "snapshots").rglob("*.snap")),
-                   key=lambda f: f.stat().st_size)
-        snap_bytes = snap.stat().st_size
-        out["snapshot_mib"] = round(snap_bytes / 2**20)
-        out["snapshot_build_ms_last"] = built[-1] if built else None
+              f"in {took:.0f}s ({count / took:.1f} msg/s); bytes written per byte accepted, "
+              f"per node: {amp}", flush=True)
         peaks = {1: 0, 2: 0, 3: 0}
         stop = threading.Event()
 
@@ -194,12 +206,18 @@ def three_nodes(work: Path, mib: int, size: int, senders: int) -> dict:
             stop.set()
             sampler.join()
         took = time.monotonic() - start
-        installed = log_ms(c, 3, "snapshot installed")
+        installed = log_field(c, 3, "snapshot installed")
+        exported = [(b, ms) for i in (1, 2)
+                    for b, ms in zip(log_field(c, i, "snapshot exported", "bytes"),
+                                     log_field(c, i, "snapshot exported"))]
+        snap_bytes = exported[-1][0] if exported else 0
+        out["snapshot_mib"] = round(snap_bytes / 2**20)
+        out["snapshot_export_ms"] = exported[-1][1] if exported else None
         out["catch_up_s"] = round(took, 1)
         out["catch_up_mib_per_s"] = round(snap_bytes / 2**20 / took, 1)
         out["install_ms"] = installed[-1] if installed else None
         out["peak_rss_mib"] = {i: p // 1024 for i, p in peaks.items()}
-        print(f"snapshot of {snap_bytes / 2**20:.0f} MiB: last build {out['snapshot_build_ms_last']}"
+        print(f"snapshot of {out['snapshot_mib']} MiB: exported in {out['snapshot_export_ms']}"
               f" ms; node 3 caught up in {took:.1f}s ({out['catch_up_mib_per_s']} MiB/s), "
               f"install {out['install_ms']} ms; peak RSS during catch-up (MiB): "
               f"{out['peak_rss_mib']}", flush=True)

@@ -5,9 +5,11 @@
 //!
 //! - [`log_store`]: one group's log and vote (`raft_log`, `raft_meta` column families).
 //! - [`log_writer`]: group commit — one WAL fsync acknowledges the appends of many groups.
-//! - [`state_machine`]: applies entries through tern-store; builds and installs snapshots.
+//! - [`state_machine`]: applies entries through tern-store; names, exports and installs
+//!   snapshots.
+//! - [`snapshot_data`]: the bytes of a snapshot as openraft sends and receives them.
 //! - [`backup`]: exporting a group's image from a running node; a data dir from images.
-//! - [`snapshots`]: the snapshot files of this node (`data_dir/snapshots`).
+//! - [`snapshots`]: the snapshot files of this node (`data_dir/snapshots`), while one moves.
 //! - [`link`]: the node link (mTLS, bincode frames) between cluster members.
 //! - [`network`]: Raft RPCs to peers over the node link.
 //! - [`cluster`]: init, join, remove, and the placement of every group's replicas.
@@ -43,6 +45,7 @@ pub mod log_writer;
 pub mod network;
 pub mod node;
 pub mod observers;
+pub mod snapshot_data;
 pub mod snapshots;
 pub mod state_machine;
 #[cfg(feature = "testing")]
@@ -58,7 +61,7 @@ openraft::declare_raft_types!(
     pub TypeConfig:
         D = tern_store::Command,
         R = tern_store::Response,
-        SnapshotData = tokio::fs::File,
+        SnapshotData = snapshot_data::SnapshotData,
 );
 
 /// Why a proposal or read did not happen. All are temporary for clients (SMTP 451, IMAP NO

@@ -404,6 +404,12 @@ mod tests {
         entries.iter().map(|e| e.log_id.index).collect()
     }
 
+    /// Stops the store's syncer thread, so no thread still holds RocksDB when the test
+    /// process exits (RocksDB aborts if it is torn down by exit handlers while in use).
+    async fn close(store: LogStore) {
+        store.writer.stop().await;
+    }
+
     #[tokio::test]
     async fn one_append_carries_at_most_the_byte_budget() {
         let dir = tempfile::tempdir().unwrap();
@@ -417,6 +423,7 @@ mod tests {
         // The end of the range still bounds a limited read.
         let short = store.limited_get_log_entries(4, 5).await.unwrap();
         assert_eq!(indexes(&short), vec![4]);
+        close(store).await;
     }
 
     #[tokio::test]
@@ -427,6 +434,7 @@ mod tests {
         assert_eq!(indexes(&first), vec![1]);
         let rest = store.limited_get_log_entries(2, 4).await.unwrap();
         assert_eq!(indexes(&rest), vec![2, 3]);
+        close(store).await;
     }
 
     fn append_cmd(body: Vec<u8>) -> Command {
@@ -501,6 +509,7 @@ mod tests {
             None
         );
         assert!(staged_bodies(&store.db, store.group, 0).unwrap().is_empty());
+        close(store).await;
     }
 
     #[tokio::test]
@@ -524,5 +533,6 @@ mod tests {
         };
         let facts = body::BodyRef::parse(command.body().unwrap()).unwrap();
         assert_eq!(facts, body::BodyRef::of(&body));
+        close(store).await;
     }
 }

@@ -1,11 +1,18 @@
-//! The snapshot files of this node: `data_dir/snapshots/g<group>/current.snap` is the latest
-//! snapshot of each group, built here or received from a leader; `*.part` files are snapshots
-//! being built or received (removed at start: an unfinished one is worth nothing).
+//! The snapshot files of this node, under `data_dir/snapshots/g<group>/`.
+//!
+//! A group's snapshot is its state in RocksDB: nothing is written when openraft asks for one.
+//! Files exist only while a snapshot moves:
+//! - an export being sent to a follower: an unlinked file (see [`SnapshotDir::new_export`]),
+//!   gone when the transfer ends, whatever way it ends;
+//! - `*.part`: a snapshot being received (removed at start: an unfinished one is worth
+//!   nothing);
+//! - `installing.snap`: a received snapshot, checked whole, that is being installed. It stays
+//!   until the install is complete, so a node that dies in the middle installs it again.
 //!
 //! A snapshot file is a header — magic `TERNSNAP`, the length of the encoded openraft
 //! `SnapshotMeta` (u32, big-endian), the meta — followed by the group image
 //! (`tern_store::image`). The whole file is what a leader streams to a follower, so a received
-//! snapshot is a valid snapshot file of the follower as soon as it is complete.
+//! snapshot is a valid snapshot file as soon as it is complete.
 
 use crate::codec;
 use openraft::BasicNode;
@@ -18,9 +25,11 @@ use tern_core::GroupId;
 
 const MAGIC: &[u8; 8] = b"TERNSNAP";
 /// The `raft_meta` item of a group that is present while a received snapshot is being
-/// installed: a node that finds it at start installs the group's current snapshot again.
+/// installed: a node that finds it at start installs `installing.snap` again.
 pub const INSTALLING_MARKER: u8 = 4;
-const CURRENT: &str = "current.snap";
+const INSTALLING: &str = "installing.snap";
+/// Where versions before on-demand exports kept a built snapshot (removed when found).
+const LEGACY_CURRENT: &str = "current.snap";
 /// Longest encoded meta accepted (a membership of a few dozen nodes takes a few KiB).
 const MAX_META: u32 = 1024 * 1024;
 
@@ -62,12 +71,35 @@ impl SnapshotDir {
         self.root.join(format!("g{}", group.0))
     }
 
-    /// The path of `group`'s current snapshot, whether or not it exists.
-    pub fn current_path(&self, group: GroupId) -> PathBuf {
-        self.group_dir(group).join(CURRENT)
+    /// The path of `group`'s snapshot being installed, whether or not it exists.
+    pub fn installing_path(&self, group: GroupId) -> PathBuf {
+        self.group_dir(group).join(INSTALLING)
     }
 
-    /// A new, empty part file for a snapshot of `group` being built or received.
+    /// The snapshot file an interrupted install left for `group`: `installing.snap`, or the
+    /// `current.snap` of an older version.
+    pub fn interrupted_install(&self, group: GroupId) -> PathBuf {
+        let installing = self.installing_path(group);
+        let legacy = self.group_dir(group).join(LEGACY_CURRENT);
+        if !installing.exists() && legacy.exists() {
+            return legacy;
+        }
+        installing
+    }
+
+    /// Removes what no install needs any more: `installing.snap` (a crash before its marker
+    /// was set) and an older version's `current.snap`.
+    pub fn remove_stale(&self, group: GroupId) -> io::Result<()> {
+        for name in [INSTALLING, LEGACY_CURRENT] {
+            match fs::remove_file(self.group_dir(group).join(name)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A new, empty part file for a snapshot of `group` being received.
     pub fn new_part(&self, group: GroupId, what: &str) -> io::Result<(File, PathBuf)> {
         let dir = self.group_dir(group);
         fs::create_dir_all(&dir)?;
@@ -81,14 +113,23 @@ impl SnapshotDir {
         Ok((file, path))
     }
 
-    /// Makes a complete part file `group`'s current snapshot: synced, renamed over the previous
-    /// one, the rename synced. A reader that has the previous file open keeps reading it.
+    /// A new file for an export of `group`, already unlinked: two handles on it with their own
+    /// positions, one to write and one to read. Its space is freed when both are closed.
+    pub fn new_export(&self, group: GroupId) -> io::Result<(File, File)> {
+        let (file, path) = self.new_part(group, "export")?;
+        let reader = File::open(&path);
+        fs::remove_file(&path)?;
+        Ok((file, reader?))
+    }
+
+    /// Makes a complete received part file `group`'s `installing.snap`: synced, renamed, the
+    /// rename synced.
     pub fn commit(&self, group: GroupId, part: &Path) -> io::Result<PathBuf> {
         File::open(part)?.sync_all()?;
-        let current = self.current_path(group);
-        fs::rename(part, &current)?;
+        let installing = self.installing_path(group);
+        fs::rename(part, &installing)?;
         File::open(self.group_dir(group))?.sync_all()?;
-        Ok(current)
+        Ok(installing)
     }
 }
 

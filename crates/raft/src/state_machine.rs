@@ -2,18 +2,23 @@
 //! entry's state changes and the new `last_applied` in one atomic batch (no fsync: after a
 //! crash the synced log replays whatever the state missed).
 //!
-//! Snapshots are files (see [`crate::snapshots`]): built on a blocking thread from a RocksDB
-//! snapshot of the group's key range while entries keep applying, kept on disk so a restart
-//! finds them, streamed to followers in chunks read from the file, and installed by streaming
-//! the received file into RocksDB. No step holds more than one record in memory.
+//! A group's snapshot is its state in RocksDB, which applies keep current: asking for one writes
+//! nothing. To name it, a build reads the applied state and syncs the WAL, so the log behind it
+//! can be purged. To send it, [`StateMachine::get_current_snapshot`] pins the group in RocksDB
+//! (the meta and the image come from that instant, whatever applies next) and a thread of its
+//! own writes the image to an unlinked file when openraft starts reading; the file goes with
+//! the transfer. A follower streams the received file to disk, checks it whole and streams it
+//! into RocksDB. No step holds more than one record in memory, and no copy of the mail stays
+//! on disk beside the state.
 //!
 //! Installing replaces the group's state in several batches, so it is guarded: the received
-//! file is first checked whole and made the current snapshot, then an "installing" marker is
+//! file is first checked whole and made `installing.snap`, then an "installing" marker is
 //! synced, and the marker goes only with the final batch. A node that dies in between finds
-//! the marker when it opens the group and installs the current snapshot again.
+//! the marker when it opens the group and installs that file again.
 
 use crate::log_store::io_err;
 use crate::observers::Observers;
+use crate::snapshot_data::{ExportDone, SnapshotData};
 use crate::snapshots::{self, Meta, SnapshotDir};
 use crate::{TypeConfig, codec};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -22,11 +27,9 @@ use openraft::{
     RaftSnapshotBuilder, StorageError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use tern_core::GroupId;
@@ -34,6 +37,7 @@ use tern_store::db::WriteBatch;
 use tern_store::image;
 use tern_store::schema::{self, CF_RAFT_META, CF_STATE};
 use tern_store::{Db, Response};
+use tokio::sync::oneshot;
 
 type StoreResult<T> = Result<T, StorageError<u64>>;
 
@@ -53,9 +57,6 @@ pub struct StateMachine {
     db: Db,
     applied: AppliedState,
     snapshots: Arc<SnapshotDir>,
-    /// Part files being received, by inode: openraft hands the file back to
-    /// [`RaftStateMachine::install_snapshot`] without its name.
-    receiving: HashMap<u64, PathBuf>,
     observers: Observers,
 }
 
@@ -90,17 +91,19 @@ impl StateMachine {
             .is_some();
         if interrupted {
             tracing::warn!(%group, "a snapshot install was interrupted; installing it again");
-            let path = snapshots.current_path(group);
+            let path = snapshots.interrupted_install(group);
             let meta = check_file(group, &path, None)?;
-            install_current(&db, group, &path, &meta)?;
+            install_file(&db, group, &path, &meta)?;
         }
+        snapshots
+            .remove_stale(group)
+            .map_err(|e| snapshot_err(e, ErrorVerb::Delete))?;
         let applied = read_applied(&db, group)?;
         Ok(StateMachine {
             group,
             db,
             applied,
             snapshots,
-            receiving: HashMap::new(),
             observers,
         })
     }
@@ -163,42 +166,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder {
             group: self.group,
             db: self.db.clone(),
-            snapshots: self.snapshots.clone(),
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<tokio::fs::File>> {
+    async fn begin_receiving_snapshot(&mut self) -> StoreResult<Box<SnapshotData>> {
         let (file, part) = self
             .snapshots
             .new_part(self.group, "recv")
             .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
-        let inode = file
-            .metadata()
-            .map_err(|e| snapshot_err(e, ErrorVerb::Read))?
-            .ino();
-        self.receiving.insert(inode, part);
-        Ok(Box::new(tokio::fs::File::from_std(file)))
+        Ok(Box::new(SnapshotData::receiving(file, part)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &Meta,
-        snapshot: Box<tokio::fs::File>,
+        snapshot: Box<SnapshotData>,
     ) -> StoreResult<()> {
-        let mut file = *snapshot;
-        // tokio's File may still hold the last chunk's write.
-        tokio::io::AsyncWriteExt::flush(&mut file)
+        let part = snapshot
+            .finish_receiving()
             .await
             .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
-        let inode = file
-            .metadata()
-            .await
-            .map_err(|e| snapshot_err(e, ErrorVerb::Read))?
-            .ino();
-        drop(file);
-        let part = self.receiving.remove(&inode).ok_or_else(|| {
-            snapshot_err("the received snapshot file is unknown", ErrorVerb::Read)
-        })?;
         let (db, snapshots, group, meta_owned) = (
             self.db.clone(),
             self.snapshots.clone(),
@@ -226,26 +213,120 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
+    /// The group as it is now: the meta at once, the image written when it is first read.
     async fn get_current_snapshot(&mut self) -> StoreResult<Option<Snapshot<TypeConfig>>> {
-        // Header and data from one handle: a build may rename a newer file into place.
-        let mut file = match File::open(self.snapshots.current_path(self.group)) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(snapshot_err(e, ErrorVerb::Read)),
-        };
-        let meta = snapshots::read_header(&mut BufReader::new(&mut file))
+        if self.applied.last_applied.is_none() {
+            return Ok(None);
+        }
+        let (file, reader) = self
+            .snapshots
+            .new_export(self.group)
+            .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+        let (meta_tx, meta_rx) = oneshot::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = oneshot::channel();
+        let (db, group) = (self.db.clone(), self.group);
+        std::thread::Builder::new()
+            .name(format!("snapshot-{}", group.0))
+            .spawn(move || export(&db, group, file, meta_tx, go_rx, done_tx))
             .map_err(|e| snapshot_err(e, ErrorVerb::Read))?;
-        file.seek(SeekFrom::Start(0))
-            .map_err(|e| snapshot_err(e, ErrorVerb::Seek))?;
+        // Nothing applies while this waits: the pinned state is `self.applied`.
+        let meta = meta_rx
+            .await
+            .map_err(|_| snapshot_err("the snapshot export thread ended", ErrorVerb::Read))??;
         Ok(Some(Snapshot {
             meta,
-            snapshot: Box::new(tokio::fs::File::from_std(file)),
+            snapshot: Box::new(SnapshotData::exporting(reader, go_tx, done_rx)),
         }))
     }
 }
 
-/// Checks a received snapshot file whole, makes it the group's current snapshot and installs
-/// it under the "installing" marker.
+/// The export thread of [`StateMachine::get_current_snapshot`]: pins the group, reports the
+/// meta once the WAL holding it is synced, then waits — holding the pin — until the image is
+/// wanted (`go`) or not (the sender dropped), and writes it to `file`.
+fn export(
+    db: &Db,
+    group: GroupId,
+    file: File,
+    meta_tx: oneshot::Sender<StoreResult<Meta>>,
+    go: std::sync::mpsc::Receiver<()>,
+    done: oneshot::Sender<ExportDone>,
+) {
+    let pinned = db.pin_group(group);
+    let meta = pinned_meta(&pinned, group).and_then(|meta| {
+        db.sync_wal()
+            .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+        Ok(meta)
+    });
+    let meta = match meta {
+        Ok(meta) => meta,
+        Err(e) => {
+            let _ = meta_tx.send(Err(e));
+            return;
+        }
+    };
+    if meta_tx.send(Ok(meta.clone())).is_err() || go.recv().is_err() {
+        return;
+    }
+    let started = Instant::now();
+    let written = (|| -> std::io::Result<image::ImageStats> {
+        let mut out = BufWriter::with_capacity(
+            FILE_BUFFER,
+            UntilAbandoned {
+                out: file,
+                done: &done,
+            },
+        );
+        snapshots::write_header(&mut out, &meta)?;
+        let stats = pinned.export(&mut out).map_err(std::io::Error::other)?;
+        out.flush()?;
+        Ok(stats)
+    })();
+    drop(pinned);
+    let result = match written {
+        Ok(stats) => {
+            tracing::info!(
+                %group,
+                snapshot = %meta.snapshot_id,
+                records = stats.records,
+                bytes = stats.image_bytes,
+                ms = started.elapsed().as_millis() as u64,
+                "snapshot exported"
+            );
+            Ok(())
+        }
+        Err(e) => {
+            if !done.is_closed() {
+                tracing::warn!(%group, snapshot = %meta.snapshot_id, error = %e, "snapshot export failed");
+            }
+            Err(e)
+        }
+    };
+    let _ = done.send(result);
+}
+
+/// A writer that fails once nobody waits for what it writes: an abandoned transfer stops its
+/// export at the next buffer.
+struct UntilAbandoned<'a> {
+    out: File,
+    done: &'a oneshot::Sender<ExportDone>,
+}
+
+impl Write for UntilAbandoned<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.done.is_closed() {
+            return Err(std::io::Error::other("snapshot transfer abandoned"));
+        }
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Checks a received snapshot file whole, makes it `installing.snap` and installs it under the
+/// "installing" marker.
 fn install_received(
     db: &Db,
     snapshots: &SnapshotDir,
@@ -258,12 +339,12 @@ fn install_received(
         let _ = std::fs::remove_file(part);
         return Err(e);
     }
-    let current = snapshots
+    let installing = snapshots
         .commit(group, part)
         .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
     tracing::info!(%group, snapshot = %meta.snapshot_id, "installing snapshot");
     set_installing(db, group, true)?;
-    install_current(db, group, &current, meta)
+    install_file(db, group, &installing, meta)
 }
 
 /// Reads a snapshot file whole: its header (which must describe `expected`, when given) and
@@ -288,8 +369,8 @@ fn check_file(group: GroupId, path: &Path, expected: Option<&Meta>) -> StoreResu
 }
 
 /// Replaces the group's state with the snapshot file at `path` (already checked), writes the
-/// applied state it stands for, and clears the "installing" marker.
-fn install_current(
+/// applied state it stands for, clears the "installing" marker and removes the file.
+fn install_file(
     db: &Db,
     group: GroupId,
     path: &Path,
@@ -314,6 +395,7 @@ fn install_current(
     )
     .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
     set_installing(db, group, false)?;
+    std::fs::remove_file(path).map_err(|e| snapshot_err(e, ErrorVerb::Delete))?;
     Ok(stats)
 }
 
@@ -332,35 +414,28 @@ fn set_installing(db: &Db, group: GroupId, on: bool) -> StoreResult<()> {
     db.write(batch, true).map_err(write_err)
 }
 
-/// Builds a snapshot file of the group as of the moment it starts, off the apply task.
+/// Names a snapshot of the group as it is: reads the applied state and makes it durable.
 pub struct SnapshotBuilder {
     group: GroupId,
     db: Db,
-    snapshots: Arc<SnapshotDir>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> StoreResult<Snapshot<TypeConfig>> {
-        let (db, snapshots, group) = (self.db.clone(), self.snapshots.clone(), self.group);
-        let started = Instant::now();
-        let (meta, path, stats) =
-            tokio::task::spawn_blocking(move || build_file(&db, &snapshots, group))
-                .await
-                .map_err(|e| snapshot_err(e, ErrorVerb::Write))??;
-        tracing::info!(
-            %group,
-            snapshot = %meta.snapshot_id,
-            records = stats.records,
-            bytes = stats.image_bytes,
-            ms = started.elapsed().as_millis() as u64,
-            "snapshot built"
-        );
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| snapshot_err(e, ErrorVerb::Read))?;
+        let (db, group) = (self.db.clone(), self.group);
+        let meta = tokio::task::spawn_blocking(move || {
+            let meta = pinned_meta(&db.pin_group(group), group)?;
+            // The state named is in the WAL before this sync: the log behind it can go.
+            db.sync_wal()
+                .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
+            Ok::<_, StorageError<u64>>(meta)
+        })
+        .await
+        .map_err(|e| snapshot_err(e, ErrorVerb::Write))??;
+        tracing::debug!(%group, snapshot = %meta.snapshot_id, "snapshot taken");
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: Box::new(SnapshotData::meta_only()),
         })
     }
 }
@@ -389,49 +464,19 @@ fn pinned_applied(
     }
 }
 
-/// Writes a snapshot file of `group` from a consistent RocksDB snapshot: the applied state and
-/// the image come from the same instant, whatever is applied meanwhile.
-pub(crate) fn build_file(
-    db: &Db,
-    snapshots: &SnapshotDir,
-    group: GroupId,
-) -> StoreResult<(Meta, PathBuf, image::ImageStats)> {
-    let pinned = db.pin_group(group);
-    let applied = pinned_applied(&pinned, group)?;
+/// The meta of a snapshot of `group` as `pinned` sees it, with an id of its own.
+fn pinned_meta(pinned: &tern_store::image::PinnedGroup<'_>, group: GroupId) -> StoreResult<Meta> {
+    let applied = pinned_applied(pinned, group)?;
     let index = applied.last_applied.map_or(0, |l| l.index);
     let term = applied.last_applied.map_or(0, |l| l.leader_id.term);
-    let meta = Meta {
+    Ok(Meta {
         last_log_id: applied.last_applied,
         last_membership: applied.membership,
         snapshot_id: format!("{}-{term}-{index}-{}", group.0, unique_suffix()),
-    };
-    let (file, part) = snapshots
-        .new_part(group, "build")
-        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
-    let written = (|| -> Result<image::ImageStats, String> {
-        let mut out = BufWriter::with_capacity(FILE_BUFFER, file);
-        snapshots::write_header(&mut out, &meta).map_err(|e| e.to_string())?;
-        let stats = pinned.export(&mut out).map_err(|e| e.to_string())?;
-        let mut file = out.into_inner().map_err(|e| e.to_string())?;
-        file.flush().map_err(|e| e.to_string())?;
-        file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-        Ok(stats)
-    })();
-    drop(pinned);
-    let stats = match written {
-        Ok(stats) => stats,
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            return Err(snapshot_err(e, ErrorVerb::Write));
-        }
-    };
-    let path = snapshots
-        .commit(group, &part)
-        .map_err(|e| snapshot_err(e, ErrorVerb::Write))?;
-    Ok((meta, path, stats))
+    })
 }
 
-/// A suffix that keeps snapshot ids of one index apart across restarts.
+/// A suffix that keeps snapshot ids of one index apart.
 fn unique_suffix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
