@@ -113,3 +113,82 @@ async fn a_caller_reconnects_after_the_peer_restarts() {
     }
     stop.cancel();
 }
+
+/// Relays TCP connections to `target`; a connection stops being relayed towards the target
+/// once it has carried `stall_after` bytes (a peer that stops reading a big transfer), and
+/// `stalled` is notified.
+async fn stalling_relay(target: String, stall_after: usize) -> (String, Arc<tokio::sync::Notify>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stalled = Arc::new(tokio::sync::Notify::new());
+    let notify = stalled.clone();
+    tokio::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let (target, notify) = (target.clone(), notify.clone());
+            tokio::spawn(async move {
+                let outbound = tokio::net::TcpStream::connect(target).await.unwrap();
+                let (mut in_read, mut in_write) = inbound.into_split();
+                let (mut out_read, mut out_write) = outbound.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut out_read, &mut in_write).await;
+                });
+                let mut relayed = 0;
+                let mut buf = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match in_read.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    if out_write.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                    relayed += n;
+                    if relayed > stall_after {
+                        notify.notify_one();
+                        // Hold both sockets open and relay nothing more.
+                        std::future::pending::<()>().await;
+                    }
+                }
+            });
+        }
+    });
+    (addr, stalled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_calls_do_not_wait_behind_a_stalled_bulk_transfer() {
+    let ca = ClusterCa::generate().unwrap();
+    let (server, stop) = start_server("127.0.0.1:0", tls(&ca, 1)).await;
+    let (relay, stalled) = stalling_relay(server, 1024 * 1024).await;
+    let peers = Peers::new(2, tls(&ca, 2), None);
+    match peers.call(1, &relay, &Request::Status, TIMEOUT).await {
+        Ok(Answer::Error(text)) => assert_eq!(text, "asked by 2"),
+        other => panic!("the relay does not relay: {other:?}"),
+    }
+
+    // A call over the bulk threshold that never arrives whole: its connection stalls at 1 MiB.
+    let big = Request::Join(9, "x".repeat(8 * 1024 * 1024));
+    let bulk = {
+        let (peers, relay) = (peers.clone(), relay.clone());
+        tokio::spawn(async move { peers.call(1, &relay, &big, Duration::from_secs(60)).await })
+    };
+    tokio::time::timeout(TIMEOUT, stalled.notified())
+        .await
+        .expect("the big call never reached the relay");
+
+    // Small calls go on another connection and are answered while the transfer is stuck.
+    for _ in 0..3 {
+        match peers.call(1, &relay, &Request::Status, TIMEOUT).await {
+            Ok(Answer::Error(text)) => assert_eq!(text, "asked by 2"),
+            other => panic!("a small call waited behind the bulk transfer: {other:?}"),
+        }
+    }
+    assert!(
+        !bulk.is_finished(),
+        "the stalled bulk call finished: {:?}",
+        bulk.await
+    );
+    bulk.abort();
+    stop.cancel();
+}

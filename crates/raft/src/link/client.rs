@@ -1,5 +1,12 @@
-//! The calling side of node links: one mTLS connection per peer, opened on first use and again
-//! after it breaks, shared by every concurrent call to that peer.
+//! The calling side of node links: two mTLS connections per peer, each opened on first use and
+//! again after it breaks, shared by every concurrent call to that peer.
+//!
+//! A frame goes on one of two lanes by its size: the control lane carries heartbeats, votes,
+//! small appends and every other small call; the bulk lane carries snapshot chunks and large
+//! appends or proposals (parts of big bodies). A frame is written whole before the next one on
+//! its connection, so without lanes a 1 MiB part would hold every group's heartbeats to that
+//! peer for as long as it takes to send — long enough, on a slow link, for followers to start
+//! elections.
 
 use super::frame;
 use super::rpc::{Answer, Hello, Request, Tagged};
@@ -23,6 +30,30 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const DIAL_BACKOFF: Duration = Duration::from_millis(200);
 /// Frames queued for one peer before the link is considered stuck and dropped.
 const SEND_QUEUE: usize = 4096;
+/// Frames larger than this (length prefix included) go on the bulk lane.
+pub const BULK_FRAME: usize = 64 * 1024;
+
+/// Which of a peer's two connections a frame travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Lane {
+    /// Heartbeats, votes, small appends and every other small call.
+    Control,
+    /// Snapshot chunks and anything over [`BULK_FRAME`].
+    Bulk,
+}
+
+impl Lane {
+    fn of(request: &Request, frame_len: usize) -> Lane {
+        if matches!(request, Request::Snapshot(..)) || frame_len > BULK_FRAME {
+            Lane::Bulk
+        } else {
+            Lane::Control
+        }
+    }
+}
+
+/// One connection to one peer.
+type Route = (NodeId, Lane);
 
 /// Why a call failed. Only `Unreachable` guarantees the request was never delivered.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -68,10 +99,10 @@ struct Inner {
     /// Outbound links leave from this address (the node's own link IP), so that whoever sits
     /// in front of a peer can tell which node a connection comes from.
     source: Option<IpAddr>,
-    conns: Mutex<HashMap<NodeId, Arc<PeerConn>>>,
-    /// One dial at a time per peer.
-    dialing: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
-    /// When the last dial to a peer failed, and why.
+    conns: Mutex<HashMap<Route, Arc<PeerConn>>>,
+    /// One dial at a time per connection.
+    dialing: Mutex<HashMap<Route, Arc<tokio::sync::Mutex<()>>>>,
+    /// When the last dial to a peer failed, and why (on either lane: the peer is down).
     failed: Mutex<HashMap<NodeId, (Instant, String)>>,
     next_id: AtomicU64,
 }
@@ -107,17 +138,18 @@ impl Peers {
         timeout: Duration,
     ) -> Result<Answer, LinkError> {
         let unreachable = |reason: String| LinkError::Unreachable { node, reason };
-        let conn = self.connection(node, addr).await?;
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let frame =
             frame::encode(&Tagged { id, body: request }).map_err(|e| unreachable(e.to_string()))?;
+        let route = (node, Lane::of(request, frame.len()));
+        let conn = self.connection(route, addr).await?;
         let (tx, rx) = oneshot::channel();
         lock(&conn.pending).insert(id, tx);
         if let Err(e) = conn.frames.try_send(frame) {
             lock(&conn.pending).remove(&id);
             if matches!(e, mpsc::error::TrySendError::Full(_)) {
                 // The peer stopped reading (paused, or far behind): start afresh next time.
-                self.forget(node, &conn);
+                self.forget(route, &conn);
             }
             return Err(unreachable("link send queue unavailable".into()));
         }
@@ -136,30 +168,31 @@ impl Peers {
         lock(&self.inner.conns).clear();
     }
 
-    fn forget(&self, node: NodeId, conn: &Arc<PeerConn>) {
+    fn forget(&self, route: Route, conn: &Arc<PeerConn>) {
         conn.alive.store(false, Ordering::Release);
         let mut conns = lock(&self.inner.conns);
-        if conns.get(&node).is_some_and(|c| Arc::ptr_eq(c, conn)) {
-            conns.remove(&node);
+        if conns.get(&route).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            conns.remove(&route);
         }
     }
 
-    fn live(&self, node: NodeId, addr: &str) -> Option<Arc<PeerConn>> {
+    fn live(&self, route: Route, addr: &str) -> Option<Arc<PeerConn>> {
         lock(&self.inner.conns)
-            .get(&node)
+            .get(&route)
             .filter(|c| c.alive.load(Ordering::Acquire) && c.addr == addr)
             .cloned()
     }
 
-    async fn connection(&self, node: NodeId, addr: &str) -> Result<Arc<PeerConn>, LinkError> {
-        if let Some(conn) = self.live(node, addr) {
+    async fn connection(&self, route: Route, addr: &str) -> Result<Arc<PeerConn>, LinkError> {
+        if let Some(conn) = self.live(route, addr) {
             return Ok(conn);
         }
-        let gate = lock(&self.inner.dialing).entry(node).or_default().clone();
+        let gate = lock(&self.inner.dialing).entry(route).or_default().clone();
         let _dialing = gate.lock().await;
-        if let Some(conn) = self.live(node, addr) {
+        if let Some(conn) = self.live(route, addr) {
             return Ok(conn);
         }
+        let (node, lane) = route;
         if let Some((at, why)) = lock(&self.inner.failed).get(&node)
             && at.elapsed() < DIAL_BACKOFF
         {
@@ -168,7 +201,7 @@ impl Peers {
                 reason: format!("{why} (retrying shortly)"),
             });
         }
-        let dialled = tokio::time::timeout(CONNECT_TIMEOUT, self.dial(node, addr))
+        let dialled = tokio::time::timeout(CONNECT_TIMEOUT, self.dial(node, lane, addr))
             .await
             .unwrap_or_else(|_| {
                 Err(LinkError::Unreachable {
@@ -186,11 +219,11 @@ impl Peers {
                 return Err(e);
             }
         };
-        lock(&self.inner.conns).insert(node, conn.clone());
+        lock(&self.inner.conns).insert(route, conn.clone());
         Ok(conn)
     }
 
-    async fn dial(&self, node: NodeId, addr: &str) -> Result<PeerConn, LinkError> {
+    async fn dial(&self, node: NodeId, lane: Lane, addr: &str) -> Result<PeerConn, LinkError> {
         let unreachable = |reason: String| LinkError::Unreachable { node, reason };
         let target: SocketAddr = tokio::net::lookup_host(addr)
             .await
@@ -254,7 +287,7 @@ impl Peers {
             // Every call still waiting learns the link broke (its sender is dropped).
             lock(&read_pending).clear();
         });
-        tracing::debug!(node, addr, "node link up");
+        tracing::debug!(node, addr, ?lane, "node link up");
         Ok(PeerConn {
             addr: addr.to_string(),
             frames,

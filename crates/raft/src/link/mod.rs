@@ -4,7 +4,8 @@
 //! - [`tls`]: the cluster CA, node certificates and the mTLS configurations.
 //! - [`frame`]: framing and its limits.
 //! - [`rpc`]: requests, answers and the call id that pairs them ([`rpc::Tagged`]).
-//! - [`client`]: [`Peers`], one multiplexed connection per peer.
+//! - [`client`]: [`Peers`], two multiplexed connections per peer: a control lane and a bulk
+//!   lane, so heartbeats never wait behind a snapshot chunk or a large body.
 //! - [`server`]: accepting peers and dispatching requests to a [`Handler`].
 
 pub mod client;
