@@ -153,7 +153,10 @@ def three_nodes(work: Path, mib: int, size: int, senders: int) -> dict:
     out = {}
     count = max(1, mib * 1024 * 1024 // size)
     entries = max(10, count // 2)       # two snapshots while node 3 is away
-    config = f"[storage]\nsnapshot_entries = {entries}\nlog_keep_entries = 10\n"
+    # As in benches/compare: no DNS (SPF/DMARC lookups would time the machine's resolver).
+    config = (f"[storage]\nsnapshot_entries = {entries}\nlog_keep_entries = 10\n"
+              "[dns]\nservers = [\"127.0.0.1:9\"]\ntimeout_secs = 1\n"
+              "[filter]\nspf = false\ndkim = false\ndmarc = false\n")
     with ternlocal.Cluster(work / "cluster", extra_config=config, direct_links=True) as c:
         c.up(3, partitions=1)
         c.cli(1, "domain", "add", "storage.test")

@@ -1,18 +1,28 @@
 //! Raft RPCs between nodes, carried by the node link. On a single node there are no peers and
 //! every RPC reports the peer unreachable.
+//!
+//! A snapshot is sent only to a follower that answers first: opening one starts an export of
+//! the whole group, and openraft keeps trying to send snapshots to a follower that is down.
 
 use crate::TypeConfig;
 use crate::link::{Answer, LinkError, Peers, Request};
-use openraft::BasicNode;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
+    StreamingError, Unreachable,
 };
+use openraft::network::snapshot_transport::{Chunked, SnapshotTransport};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    SnapshotResponse, VoteRequest, VoteResponse,
 };
+use openraft::{BasicNode, OptionalSend, Snapshot, Vote};
+use std::future::Future;
+use std::time::Duration;
 use tern_core::{GroupId, NodeId};
+
+/// How long a follower has to answer before a snapshot is sent to it.
+const SNAPSHOT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Creates clients for the peers of one group.
 #[derive(Clone)]
@@ -108,6 +118,21 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             Answer::Snapshot(Ok(r)) => Ok(r),
             Answer::Snapshot(Err(e)) => Err(self.remote(e)),
             other => Err(self.unexpected(other)),
+        }
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote<NodeId>,
+        snapshot: Snapshot<TypeConfig>,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        // Before the first read of `snapshot`, which starts its export.
+        let probe = RPCOption::new(SNAPSHOT_PROBE_TIMEOUT);
+        match self.call::<Unreachable>(Request::Info, &probe).await {
+            Ok(_) => Chunked::send_snapshot(self, vote, snapshot, cancel, option).await,
+            Err(e) => Err(StreamingError::Unreachable(Unreachable::new(&e))),
         }
     }
 

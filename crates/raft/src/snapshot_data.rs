@@ -3,8 +3,9 @@
 //!
 //! A snapshot being sent is exported on demand: its image is written to an unlinked file by a
 //! thread of its own (see `state_machine`), and the first seek or read waits until that file
-//! is complete (openraft seeks to the end first, to learn the size). Nothing outlives the
-//! transfer: dropping the value stops the export and frees the file.
+//! is complete (openraft seeks to the end first, to learn the size). Dropping the value before
+//! that stops the export and frees the file; a complete export may be read again by the next
+//! transfer (see `state_machine::ExportCache`).
 
 use std::future::Future;
 use std::io::{self, SeekFrom};
@@ -65,6 +66,14 @@ impl SnapshotData {
         SnapshotData {
             file: Some(tokio::fs::File::from_std(file)),
             export: Some(Export { go: Some(go), done }),
+            ..SnapshotData::meta_only()
+        }
+    }
+
+    /// A complete export, read again by another transfer (`file` has its own offset).
+    pub(crate) fn exported(file: std::fs::File) -> SnapshotData {
+        SnapshotData {
+            file: Some(tokio::fs::File::from_std(file)),
             ..SnapshotData::meta_only()
         }
     }

@@ -6,10 +6,12 @@
 //! nothing. To name it, a build reads the applied state and syncs the WAL, so the log behind it
 //! can be purged. To send it, [`StateMachine::get_current_snapshot`] pins the group in RocksDB
 //! (the meta and the image come from that instant, whatever applies next) and a thread of its
-//! own writes the image to an unlinked file when openraft starts reading; the file goes with
-//! the transfer. A follower streams the received file to disk, checks it whole and streams it
-//! into RocksDB. No step holds more than one record in memory, and no copy of the mail stays
-//! on disk beside the state.
+//! own writes the image to an unlinked file when openraft starts reading. The last complete
+//! export is kept for the next transfer until the group builds its next snapshot (after which
+//! the log behind it may be purged) or for [`EXPORT_REUSE`], so a transfer that fails and is
+//! retried, or a second follower, does not export the group again. A follower streams the
+//! received file to disk, checks it whole and streams it into RocksDB. No step holds more than
+//! one record in memory, and no copy of the mail stays on disk beside the state for long.
 //!
 //! Installing replaces the group's state in several batches, so it is guarded: the received
 //! file is first checked whole and made `installing.snap`, then an "installing" marker is
@@ -30,9 +32,10 @@ use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tern_core::GroupId;
+use tern_core::sync::lock;
 use tern_store::db::WriteBatch;
 use tern_store::image;
 use tern_store::schema::{self, CF_RAFT_META, CF_STATE};
@@ -43,6 +46,73 @@ type StoreResult<T> = Result<T, StorageError<u64>>;
 
 /// Buffer of the snapshot file writers and readers.
 const FILE_BUFFER: usize = 1024 * 1024;
+/// How long a complete export is offered to later transfers (at most: the group's next
+/// snapshot build withdraws it sooner).
+pub const EXPORT_REUSE: Duration = Duration::from_secs(600);
+
+/// The last complete export of one group, offered to the next transfer while the log behind it
+/// is still kept. A snapshot build starts a new generation and withdraws it: the log up to
+/// that build may then be purged, and an older image would leave a follower with a gap.
+#[derive(Default)]
+pub struct ExportCache {
+    generation: u64,
+    last: Option<CachedExport>,
+}
+
+struct CachedExport {
+    generation: u64,
+    at: Instant,
+    meta: Meta,
+    /// A read handle on the unlinked image; each reuse opens its own.
+    file: File,
+}
+
+impl ExportCache {
+    /// Withdraws the cached export: a snapshot is being built.
+    fn new_generation(&mut self) {
+        self.generation += 1;
+        self.last = None;
+    }
+
+    /// Keeps a complete export made in `generation`, unless a build has happened since.
+    fn offer(&mut self, generation: u64, meta: Meta, file: File) {
+        if generation == self.generation {
+            self.last = Some(CachedExport {
+                generation,
+                at: Instant::now(),
+                meta,
+                file,
+            });
+        }
+    }
+
+    /// The cached export with a read handle of its own, if it is still good.
+    fn reuse(&mut self) -> Option<(Meta, File)> {
+        let fresh = self
+            .last
+            .as_ref()
+            .is_some_and(|c| c.generation == self.generation && c.at.elapsed() < EXPORT_REUSE);
+        if !fresh {
+            self.last = None;
+            return None;
+        }
+        let cached = self.last.as_ref()?;
+        match reopen(&cached.file) {
+            Ok(file) => Some((cached.meta.clone(), file)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reopen a cached snapshot export");
+                self.last = None;
+                None
+            }
+        }
+    }
+}
+
+/// A new handle, with its own offset, on the same (possibly unlinked) file.
+fn reopen(file: &File) -> std::io::Result<File> {
+    use std::os::fd::AsRawFd;
+    File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
 
 /// What `last_applied` records, stored in the state CF beside the state it describes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -58,6 +128,7 @@ pub struct StateMachine {
     applied: AppliedState,
     snapshots: Arc<SnapshotDir>,
     observers: Observers,
+    exports: Arc<Mutex<ExportCache>>,
 }
 
 fn snapshot_err(e: impl std::fmt::Display, verb: ErrorVerb) -> StorageError<u64> {
@@ -105,6 +176,7 @@ impl StateMachine {
             applied,
             snapshots,
             observers,
+            exports: Arc::default(),
         })
     }
 
@@ -163,6 +235,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        lock(&self.exports).new_generation();
         SnapshotBuilder {
             group: self.group,
             db: self.db.clone(),
@@ -218,6 +291,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if self.applied.last_applied.is_none() {
             return Ok(None);
         }
+        if let Some((meta, file)) = lock(&self.exports).reuse() {
+            tracing::info!(group = %self.group, snapshot = %meta.snapshot_id, "snapshot export reused");
+            return Ok(Some(Snapshot {
+                meta,
+                snapshot: Box::new(SnapshotData::exported(file)),
+            }));
+        }
         let (file, reader) = self
             .snapshots
             .new_export(self.group)
@@ -226,9 +306,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let (go_tx, go_rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = oneshot::channel();
         let (db, group) = (self.db.clone(), self.group);
+        let cache = self.exports.clone();
+        let generation = lock(&self.exports).generation;
         std::thread::Builder::new()
             .name(format!("snapshot-{}", group.0))
-            .spawn(move || export(&db, group, file, meta_tx, go_rx, done_tx))
+            .spawn(move || {
+                let channels = ExportChannels {
+                    meta: meta_tx,
+                    go: go_rx,
+                    done: done_tx,
+                };
+                export(&db, group, file, channels, (&cache, generation))
+            })
             .map_err(|e| snapshot_err(e, ErrorVerb::Read))?;
         // Nothing applies while this waits: the pinned state is `self.applied`.
         let meta = meta_rx
@@ -244,14 +333,25 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 /// The export thread of [`StateMachine::get_current_snapshot`]: pins the group, reports the
 /// meta once the WAL holding it is synced, then waits — holding the pin — until the image is
 /// wanted (`go`) or not (the sender dropped), and writes it to `file`.
+/// The channels between an export thread and [`StateMachine::get_current_snapshot`].
+struct ExportChannels {
+    meta: oneshot::Sender<StoreResult<Meta>>,
+    go: std::sync::mpsc::Receiver<()>,
+    done: oneshot::Sender<ExportDone>,
+}
+
 fn export(
     db: &Db,
     group: GroupId,
     file: File,
-    meta_tx: oneshot::Sender<StoreResult<Meta>>,
-    go: std::sync::mpsc::Receiver<()>,
-    done: oneshot::Sender<ExportDone>,
+    channels: ExportChannels,
+    (cache, generation): (&Mutex<ExportCache>, u64),
 ) {
+    let ExportChannels {
+        meta: meta_tx,
+        go,
+        done,
+    } = channels;
     let pinned = db.pin_group(group);
     let meta = pinned_meta(&pinned, group).and_then(|meta| {
         db.sync_wal()
@@ -269,6 +369,8 @@ fn export(
         return;
     }
     let started = Instant::now();
+    // Opened before writing: the handle the cache keeps if the export completes.
+    let kept = reopen(&file);
     let written = (|| -> std::io::Result<image::ImageStats> {
         let mut out = BufWriter::with_capacity(
             FILE_BUFFER,
@@ -293,6 +395,10 @@ fn export(
                 ms = started.elapsed().as_millis() as u64,
                 "snapshot exported"
             );
+            match kept {
+                Ok(kept) => lock(cache).offer(generation, meta, kept),
+                Err(e) => tracing::warn!(%group, error = %e, "a snapshot export cannot be kept"),
+            }
             Ok(())
         }
         Err(e) => {

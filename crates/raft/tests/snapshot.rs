@@ -128,6 +128,22 @@ async fn open_state_machine(dir: &Path, group: GroupId) -> (Db, StateMachine) {
     (db, sm)
 }
 
+/// The entry that follows `last`, appending message `n`.
+fn entry_after(
+    last: Option<LogId<u64>>,
+    account: AccountId,
+    n: usize,
+) -> Entry<tern_raft::TypeConfig> {
+    let last = last.expect("something applied");
+    Entry {
+        log_id: LogId::new(
+            CommittedLeaderId::new(last.leader_id.term, 1),
+            last.index + 1,
+        ),
+        payload: EntryPayload::Normal(append_command(account, n)),
+    }
+}
+
 /// Reads a snapshot openraft would send, whole.
 async fn read_all(sm: &mut StateMachine) -> (snapshots::Meta, Vec<u8>) {
     let snapshot = sm
@@ -193,15 +209,7 @@ fn an_export_stands_for_the_moment_it_was_asked_for_and_installs_on_another_repl
             .expect("a snapshot");
         assert_eq!(snapshot.meta.last_log_id, applied);
         // An entry applied after the snapshot was asked for is not in it.
-        let last = applied.unwrap();
-        let next = Entry {
-            log_id: LogId::new(
-                CommittedLeaderId::new(last.leader_id.term, 1),
-                last.index + 1,
-            ),
-            payload: EntryPayload::<tern_raft::TypeConfig>::Normal(append_command(account, 50)),
-        };
-        sm.apply([next]).await.unwrap();
+        sm.apply([entry_after(applied, account, 50)]).await.unwrap();
         assert_ne!(Reader::new(db.clone(), group).digest().unwrap(), digest);
         let mut data = snapshot.snapshot;
         let mut bytes = Vec::new();
@@ -228,6 +236,35 @@ fn an_export_stands_for_the_moment_it_was_asked_for_and_installs_on_another_repl
             snapshot_files(other.path()),
             Vec::<std::path::PathBuf>::new()
         );
+    });
+}
+
+#[test]
+fn a_complete_export_is_sent_again_until_the_next_snapshot_build() {
+    run(|dir| async move {
+        let node = start(&dir).await;
+        let (account, group) = add_account(&node, "reuse@example.test").await;
+        append(&node, account, 0..40).await;
+        node.shutdown().await;
+        drop(node);
+
+        let (_db, mut sm) = open_state_machine(&dir, group).await;
+        // Asked for and dropped unread (a transfer that never started): nothing is kept.
+        drop(sm.get_current_snapshot().await.unwrap());
+        let (first, bytes) = read_all(&mut sm).await;
+        let (applied, _) = sm.applied_state().await.unwrap();
+        assert_eq!(first.last_log_id, applied);
+        sm.apply([entry_after(applied, account, 40)]).await.unwrap();
+        // A retried transfer gets the same image, not a new export of the newer state.
+        let (again, same) = read_all(&mut sm).await;
+        assert_eq!(again.last_log_id, first.last_log_id);
+        assert_eq!(same, bytes);
+        // A build may let the log behind the old image be purged: the next transfer exports.
+        drop(sm.get_snapshot_builder().await);
+        let (fresh, _) = read_all(&mut sm).await;
+        let (now, _) = sm.applied_state().await.unwrap();
+        assert_eq!(fresh.last_log_id, now);
+        assert_ne!(fresh.last_log_id, first.last_log_id);
     });
 }
 

@@ -11,6 +11,10 @@ use rocksdb::{
 use std::path::Path;
 use std::sync::Arc;
 
+/// The WAL's total size above which RocksDB flushes the column families holding its oldest
+/// file, so it can be deleted.
+const MAX_TOTAL_WAL_BYTES: u64 = 256 * 1024 * 1024;
+
 /// The RocksDB type Tern uses.
 pub(crate) type Rocks = DBWithThreadMode<MultiThreaded>;
 
@@ -36,6 +40,10 @@ impl Db {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // A WAL file is kept until every column family with writes in it has flushed; the
+        // small, busy ones (the Raft log and meta) would otherwise pin gigabytes of old WAL
+        // holding bodies that already live in blob files.
+        opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
         let cfs = ALL_CFS.iter().map(|name| {
             let mut cf_opts = Options::default();
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -134,6 +142,25 @@ impl Db {
         let mut opts = WriteOptions::default();
         opts.set_sync(sync);
         Ok(self.inner.write_opt(batch, &opts)?)
+    }
+
+    /// Writes `batch` without the WAL: for bulk loads only. Nothing of it survives a crash
+    /// until [`Db::flush`] has returned, so the caller must keep its own durable record of
+    /// the load being incomplete until then.
+    pub fn write_unlogged(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut opts = WriteOptions::default();
+        opts.disable_wal(true);
+        Ok(self.inner.write_opt(batch, &opts)?)
+    }
+
+    /// Flushes the memtables of `cfs` to files on disk and waits for it.
+    pub fn flush(&self, cfs: &[&'static str]) -> Result<(), StoreError> {
+        let mut opts = rocksdb::FlushOptions::default();
+        opts.set_wait(true);
+        for name in cfs {
+            self.inner.flush_cf_opt(&self.cf(name)?, &opts)?;
+        }
+        Ok(())
     }
 
     /// Adds to `batch` the deletion of every key starting with `prefix` in `cf`.

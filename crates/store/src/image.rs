@@ -169,6 +169,10 @@ pub fn verify(group: GroupId, input: &mut impl Read) -> Result<ImageStats, Image
 /// between leaves the group without its `applied` key, half installed. The caller keeps the
 /// image and a durable "installing" marker until this returns, and installs again after a
 /// restart ([`verify`] first, so a corrupt image never deletes anything).
+///
+/// The records bypass the WAL (a body is written once, into its blob file, not twice) and
+/// the state and blob column families are flushed before `applied` is written, so the image
+/// is on disk before anything says it is there.
 pub fn import(
     db: &Db,
     group: GroupId,
@@ -200,10 +204,13 @@ pub fn import(
         let cf = if tag == TAG_STATE { &state } else { &blobs };
         batch.put_cf(cf, key, value);
         if batch.size_in_bytes() >= IMPORT_BATCH_BYTES {
-            db.write(std::mem::take(&mut batch), false)?;
+            db.write_unlogged(std::mem::take(&mut batch))?;
         }
         Ok(())
     })?;
+    db.write_unlogged(batch)?;
+    db.flush(&[CF_STATE, CF_BLOBS])?;
+    let mut batch = WriteBatch::default();
     if let Some((key, value)) = applied {
         batch.put_cf(&state, key, value);
     }

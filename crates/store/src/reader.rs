@@ -173,8 +173,10 @@ impl Reader {
         let prefix = schema::group_prefix(self.group);
         let applied = schema::applied(self.group);
         for cf in [CF_STATE, CF_BLOBS] {
-            for (k, v) in self.db.scan(cf, &prefix)? {
-                if cf == CF_STATE && k == applied {
+            // Streamed: a group can be far larger than memory.
+            for item in self.db.iter_prefix(cf, &prefix)? {
+                let (k, v) = item?;
+                if cf == CF_STATE && *k == *applied {
                     continue;
                 }
                 if cf == CF_BLOBS && !self.blob_referenced(&k)? {
