@@ -52,7 +52,8 @@ pub const EXPORT_REUSE: Duration = Duration::from_secs(600);
 
 /// The last complete export of one group, offered to the next transfer while the log behind it
 /// is still kept. A snapshot build starts a new generation and withdraws it: the log up to
-/// that build may then be purged, and an older image would leave a follower with a gap.
+/// that build may then be purged, and an older image would leave a follower with a gap. An
+/// export begun before the build is refused when it completes (its generation is old).
 #[derive(Default)]
 pub struct ExportCache {
     generation: u64,
@@ -60,7 +61,6 @@ pub struct ExportCache {
 }
 
 struct CachedExport {
-    generation: u64,
     at: Instant,
     meta: Meta,
     /// A read handle on the unlinked image; each reuse opens its own.
@@ -78,7 +78,6 @@ impl ExportCache {
     fn offer(&mut self, generation: u64, meta: Meta, file: File) {
         if generation == self.generation {
             self.last = Some(CachedExport {
-                generation,
                 at: Instant::now(),
                 meta,
                 file,
@@ -91,7 +90,7 @@ impl ExportCache {
         let fresh = self
             .last
             .as_ref()
-            .is_some_and(|c| c.generation == self.generation && c.at.elapsed() < EXPORT_REUSE);
+            .is_some_and(|c| c.at.elapsed() < EXPORT_REUSE);
         if !fresh {
             self.last = None;
             return None;
@@ -330,9 +329,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
-/// The export thread of [`StateMachine::get_current_snapshot`]: pins the group, reports the
-/// meta once the WAL holding it is synced, then waits — holding the pin — until the image is
-/// wanted (`go`) or not (the sender dropped), and writes it to `file`.
 /// The channels between an export thread and [`StateMachine::get_current_snapshot`].
 struct ExportChannels {
     meta: oneshot::Sender<StoreResult<Meta>>,
@@ -340,6 +336,10 @@ struct ExportChannels {
     done: oneshot::Sender<ExportDone>,
 }
 
+/// The export thread of [`StateMachine::get_current_snapshot`]: pins the group, reports the
+/// meta once the WAL holding it is synced, then waits — holding the pin — until the image is
+/// wanted (`go`) or not (the sender dropped), writes it to `file` and, once complete, offers
+/// it to `cache` for the next transfer.
 fn export(
     db: &Db,
     group: GroupId,
