@@ -11,10 +11,12 @@
 //! - [`net`]: the connection stream (plain or TLS) that protocol sessions read and write.
 //! - [`sync`]: [`sync::lock`], the poison-safe mutex lock every crate uses.
 //! - [`flags`]: IMAP system flags and their canonical spelling.
+//! - [`byte_buf`]: serde helpers that encode a body as one byte string, not byte by byte.
 //! - [`ops`]: outcomes sessions see: [`ops::FlagOp`], [`ops::Rejection`], [`ops::Unavailable`].
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod byte_buf;
 pub mod config;
 pub mod flags;
 pub mod ids;

@@ -478,15 +478,16 @@ impl RaftNode {
             .map_or(0, |d| d.as_secs() as i64);
         let command = match tern_store::body::parts(command, upload, now) {
             Ok(cut) => {
-                for part in cut.parts {
-                    match self.propose_one(group, part).await? {
-                        Response::Ok => {}
-                        other => {
-                            return Err(unavailable(
-                                group,
-                                format!("a body part was refused: {other:?}"),
-                            ));
-                        }
+                // The parts go together: apply stores each under its own key, so their order
+                // does not matter, and one round of commits serves them all. Only the command
+                // that refers to them must wait until every part is in.
+                let parts = cut.parts.into_iter().map(|p| self.propose_one(group, p));
+                for response in try_join_all(parts).await? {
+                    if response != Response::Ok {
+                        return Err(unavailable(
+                            group,
+                            format!("a body part was refused: {response:?}"),
+                        ));
                     }
                 }
                 cut.command

@@ -106,6 +106,7 @@ pub enum Command {
         /// Envelope sender, empty for `<>`.
         sender: String,
         /// The full message as stored (with Received and Return-Path added).
+        #[serde(with = "tern_core::byte_buf")]
         body: Vec<u8>,
         /// Unix seconds: INTERNALDATE of the new messages.
         received_at: i64,
@@ -125,6 +126,7 @@ pub enum Command {
         /// Envelope sender.
         sender: String,
         /// The body.
+        #[serde(with = "tern_core::byte_buf")]
         body: Vec<u8>,
         /// Unix seconds.
         received_at: i64,
@@ -184,6 +186,7 @@ pub enum Command {
         /// Target mailbox name.
         mailbox: String,
         /// The message.
+        #[serde(with = "tern_core::byte_buf")]
         body: Vec<u8>,
         /// Initial flags (canonical spelling).
         flags: Vec<String>,
@@ -299,6 +302,7 @@ pub enum Command {
         /// Unix seconds when the first part was proposed.
         started: i64,
         /// The part's bytes.
+        #[serde(with = "tern_core::byte_buf")]
         body: Vec<u8>,
     },
 }

@@ -6,7 +6,8 @@ use crate::schema::{ALL_CFS, CF_BLOBS, CF_STATE, prefix_end};
 /// The types callers need to build writes and iterate; no RocksDB handle leaves this crate.
 pub use rocksdb::{BoundColumnFamily as ColumnFamily, Direction, WriteBatch};
 use rocksdb::{
-    ColumnFamilyDescriptor, DBWithThreadMode, IteratorMode, MultiThreaded, Options, WriteOptions,
+    ColumnFamilyDescriptor, DBWithThreadMode, IteratorMode, MultiThreaded, Options,
+    WriteBufferManager, WriteOptions,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +15,11 @@ use std::sync::Arc;
 /// The WAL's total size above which RocksDB flushes the column families holding its oldest
 /// file, so it can be deleted.
 const MAX_TOTAL_WAL_BYTES: u64 = 256 * 1024 * 1024;
+/// The memtables of every column family together, bodies included until their flush moves them
+/// into blob files. Past it RocksDB flushes the largest, and stalls writes until it can: without
+/// a shared budget four column families of two 64 MiB memtables each could hold 512 MiB, which
+/// a snapshot install (written around the WAL, so nothing forces a flush) nearly reached.
+const MEMTABLE_BUDGET_BYTES: usize = 128 * 1024 * 1024;
 
 /// The RocksDB type Tern uses.
 pub(crate) type Rocks = DBWithThreadMode<MultiThreaded>;
@@ -44,6 +50,10 @@ impl Db {
         // small, busy ones (the Raft log and meta) would otherwise pin gigabytes of old WAL
         // holding bodies that already live in blob files.
         opts.set_max_total_wal_size(MAX_TOTAL_WAL_BYTES);
+        opts.set_write_buffer_manager(&WriteBufferManager::new_write_buffer_manager(
+            MEMTABLE_BUDGET_BYTES,
+            true,
+        ));
         let cfs = ALL_CFS.iter().map(|name| {
             let mut cf_opts = Options::default();
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);

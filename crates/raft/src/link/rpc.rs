@@ -37,7 +37,10 @@ pub enum Request {
     /// Raft election.
     Vote(GroupId, VoteRequest<NodeId>),
     /// Raft snapshot transfer (one chunk).
-    Snapshot(GroupId, InstallSnapshotRequest<TypeConfig>),
+    Snapshot(
+        GroupId,
+        #[serde(with = "snapshot_chunk")] InstallSnapshotRequest<TypeConfig>,
+    ),
     /// Propose a command to a group this node leads.
     Propose(GroupId, Command),
     /// Confirm leadership of a group and return the log index a linearizable read must wait
@@ -56,6 +59,63 @@ pub enum Request {
     /// From a group's leader handing the group over: campaign once the leader has gone quiet
     /// for a whole lease.
     Campaign(GroupId),
+}
+
+/// openraft's snapshot chunk with its data encoded as one byte string (see
+/// [`tern_core::byte_buf`]); the fields and their order are openraft's.
+mod snapshot_chunk {
+    use super::*;
+    use openraft::{RaftTypeConfig, SnapshotMeta, Vote};
+
+    type Meta =
+        SnapshotMeta<<TypeConfig as RaftTypeConfig>::NodeId, <TypeConfig as RaftTypeConfig>::Node>;
+
+    #[derive(Serialize)]
+    struct ChunkRef<'a> {
+        vote: &'a Vote<NodeId>,
+        meta: &'a Meta,
+        offset: u64,
+        #[serde(with = "tern_core::byte_buf")]
+        data: &'a [u8],
+        done: bool,
+    }
+
+    #[derive(Deserialize)]
+    struct Chunk {
+        vote: Vote<NodeId>,
+        meta: Meta,
+        offset: u64,
+        #[serde(with = "tern_core::byte_buf")]
+        data: Vec<u8>,
+        done: bool,
+    }
+
+    pub fn serialize<S: serde::Serializer>(
+        rpc: &InstallSnapshotRequest<TypeConfig>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        ChunkRef {
+            vote: &rpc.vote,
+            meta: &rpc.meta,
+            offset: rpc.offset,
+            data: &rpc.data,
+            done: rpc.done,
+        }
+        .serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<InstallSnapshotRequest<TypeConfig>, D::Error> {
+        let chunk = Chunk::deserialize(deserializer)?;
+        Ok(InstallSnapshotRequest {
+            vote: chunk.vote,
+            meta: chunk.meta,
+            offset: chunk.offset,
+            data: chunk.data,
+            done: chunk.done,
+        })
+    }
 }
 
 /// Why a forwarded operation did not happen.
@@ -133,4 +193,36 @@ pub enum Answer {
     Digests(Result<Vec<GroupDigest>, Refusal>),
     /// The request could not be decoded or handled at all.
     Error(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{SnapshotMeta, Vote};
+
+    #[test]
+    fn a_snapshot_chunk_survives_the_wire() {
+        let rpc = InstallSnapshotRequest::<TypeConfig> {
+            vote: Vote::new_committed(7, 2),
+            meta: SnapshotMeta {
+                last_log_id: None,
+                last_membership: Default::default(),
+                snapshot_id: "g3-7-1200".to_string(),
+            },
+            offset: 4096,
+            data: (0..=255u8).cycle().take(100_000).collect(),
+            done: true,
+        };
+        let config = bincode::config::standard();
+        let bytes =
+            bincode::serde::encode_to_vec(Request::Snapshot(GroupId(3), rpc.clone()), config)
+                .expect("encode");
+        let (back, _): (Request, usize) =
+            bincode::serde::decode_from_slice(&bytes, config).expect("decode");
+        let Request::Snapshot(group, got) = back else {
+            panic!("not a snapshot chunk: {back:?}");
+        };
+        assert_eq!(group, GroupId(3));
+        assert_eq!(got, rpc);
+    }
 }
