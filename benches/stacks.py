@@ -423,11 +423,15 @@ class PostfixDovecot:
 
     # -- measurement
 
-    def pids(self) -> list[int]:
-        """The Postfix master and Dovecot master with all their descendants."""
+    def roots(self) -> list[int]:
+        """The Postfix master and the Dovecot master, those that run."""
         roots = [postfix_master_pid(self.pf_dir) if self.postfix_running else None,
                  self.dovecot.pid if self.dovecot and self.dovecot.poll() is None else None]
-        return _process_tree([r for r in roots if r])
+        return [r for r in roots if r]
+
+    def pids(self) -> list[int]:
+        """The Postfix master and Dovecot master with all their descendants."""
+        return _process_tree(self.roots())
 
     def maildir(self, address: str) -> Path:
         return self.mail_dir / self.domain / address.split("@")[0] / "Maildir"
