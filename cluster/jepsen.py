@@ -539,8 +539,9 @@ def setup(cluster: Cluster, accounts: int) -> list[str]:
     """A domain and `accounts` accounts, created through the CLI on different nodes."""
     cluster.cli(1, "domain", "add", DOMAIN)
     names = [f"user{k}@{DOMAIN}" for k in range(1, accounts + 1)]
+    members = cluster.members
     for k, name in enumerate(names):
-        cluster.cli(1 + k % cluster.n, "account", "add", name, "--password", PASSWORD)
+        cluster.cli(members[k % len(members)], "account", "add", name, "--password", PASSWORD)
     return names
 
 

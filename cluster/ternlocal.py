@@ -72,6 +72,7 @@ READY_TIMEOUT = 60.0       # the whole cluster is ready after `up`
 STOP_TIMEOUT = 20.0        # SIGTERM → exit, then SIGKILL
 CONTROL_TIMEOUT = 5.0      # the link proxy acknowledges a partition change
 CLI_TIMEOUT = 60.0
+SESSION_DRAIN = 60.0      # a node taken out of HAProxy's rotation sees its sessions end
 
 
 class ClusterError(Exception):
@@ -284,19 +285,32 @@ def render_haproxy(template: str, n: int, proxy_protocol: bool = True) -> str:
     return header + text
 
 
-def haproxy_stats(sock_path: str, timeout: float = 2.0) -> dict[str, str]:
-    """Server name → status ("UP", "DOWN", "MAINT", ...) in backend `tern`, via the runtime API."""
+def haproxy_command(sock_path: str, command: str, timeout: float = 2.0) -> str:
+    """One command on HAProxy's runtime API; its answer."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(sock_path)
-        s.sendall(b"show stat\n")
+        s.sendall(command.encode() + b"\n")
         chunks = []
         while chunk := s.recv(65536):
             chunks.append(chunk)
-    text = b"".join(chunks).decode(errors="replace").lstrip("# ")
-    rows = csv.DictReader(io.StringIO(text))
-    return {r["svname"]: r["status"] for r in rows
-            if r.get("pxname") == "tern" and r.get("svname") not in ("BACKEND", "FRONTEND")}
+    return b"".join(chunks).decode(errors="replace")
+
+
+def _haproxy_servers(sock_path: str, timeout: float) -> list[dict[str, str]]:
+    text = haproxy_command(sock_path, "show stat", timeout).lstrip("# ")
+    return [r for r in csv.DictReader(io.StringIO(text))
+            if r.get("pxname") == "tern" and r.get("svname") not in ("BACKEND", "FRONTEND")]
+
+
+def haproxy_stats(sock_path: str, timeout: float = 2.0) -> dict[str, str]:
+    """Server name → status ("UP", "DOWN", "MAINT", ...) in backend `tern`, via the runtime API."""
+    return {r["svname"]: r["status"] for r in _haproxy_servers(sock_path, timeout)}
+
+
+def haproxy_sessions(sock_path: str, timeout: float = 2.0) -> dict[str, int]:
+    """Server name → client connections it carries now, in backend `tern`."""
+    return {r["svname"]: int(r.get("scur") or 0) for r in _haproxy_servers(sock_path, timeout)}
 
 
 # --- the link proxy (cluster/linkproxy.py) -------------------------------------------------------
@@ -414,7 +428,13 @@ class Cluster:
 
     @property
     def n(self) -> int:
+        """Node slots: the members, the spares not yet joined, and the nodes drained away."""
         return int(self.info.get("n", 0))
+
+    @property
+    def members(self) -> list[int]:
+        """The nodes in the cluster (started and joined, not drained away)."""
+        return list(self.info.get("members", range(1, self.n + 1)))
 
     @property
     def base(self) -> int:
@@ -630,7 +650,7 @@ class Cluster:
     def cluster_status(self, i: int | None = None) -> dict:
         """`tern cluster status --json` from node i (default: the first running node)."""
         if i is None:
-            i = next((k for k in range(1, self.n + 1) if self.node_state(k) == "running"), None)
+            i = next((k for k in self.members if self.node_state(k) == "running"), None)
             if i is None:
                 raise ClusterError("no node is running")
         out = self.cli(i, "cluster", "status", "--json", timeout=10)
@@ -653,7 +673,7 @@ class Cluster:
         end = time.monotonic() + deadline
         last = "no answer"
         while time.monotonic() < end:
-            chosen = nodes or [i for i in range(1, self.n + 1) if self.node_state(i) == "running"]
+            chosen = nodes or [i for i in self.members if self.node_state(i) == "running"]
             try:
                 views = {i: self.digests(i) for i in chosen}
             except ClusterError as e:
@@ -675,10 +695,10 @@ class Cluster:
     def _groups_settled(self, status: dict) -> str | None:
         """None when the cluster status shows all N nodes reachable and every group with a leader
         and min(3, N) voters, else what is missing."""
-        want = min(3, self.n)
+        want = min(3, len(self.members))
         nodes = status.get("members") or status.get("nodes") or []
-        if len(nodes) != self.n:
-            return f"{len(nodes)} member(s), want {self.n}"
+        if len(nodes) != len(self.members):
+            return f"{len(nodes)} member(s), want {len(self.members)}"
         unreachable = [m.get("id") for m in nodes if m.get("reachable") is False]
         if unreachable:
             return f"node(s) {unreachable} unreachable"
@@ -700,7 +720,7 @@ class Cluster:
         if not self.info:
             raise ClusterError(f"no cluster in {self.dir}")
         end = time.monotonic() + deadline
-        for i in range(1, self.n + 1):
+        for i in self.members:
             self._wait_http(i, "/health/ready", max(0.1, end - time.monotonic()), "/health/ready")
         last = "?"
         while time.monotonic() < end:
@@ -719,7 +739,7 @@ class Cluster:
         while time.monotonic() < end:
             with contextlib.suppress(OSError):
                 servers = haproxy_stats(self._haproxy_socket)
-                if len(servers) == self.n and all(s == "UP" for s in servers.values()):
+                if all(servers.get(f"node{i}") == "UP" for i in self.members):
                     return
             if proc_state(self._state().get("haproxy")) is None:
                 raise ClusterError(f"HAProxy is not running; its log:\n"
@@ -765,11 +785,13 @@ class Cluster:
             raise ClusterError("haproxy is still not on PATH after installing it")
         return found
 
-    def up(self, n: int = 3, partitions: int = 16) -> None:
+    def up(self, n: int = 3, partitions: int = 16, spare: int = 0) -> None:
         """Brings up n nodes, the link proxy and HAProxy, and waits until the cluster is ready.
-        Refuses if a cluster is already running in DIR; removes a stopped one's files first."""
-        if not 1 <= n <= MAX_NODES:
-            raise ClusterError(f"N must be 1..{MAX_NODES}, not {n}")
+        `spare` more nodes are prepared (certificates, config, link proxy and HAProxy entries)
+        but not started: `join` adds them one by one. Refuses if a cluster is already running
+        in DIR; removes a stopped one's files first."""
+        if not 1 <= n or not n + spare <= MAX_NODES or spare < 0:
+            raise ClusterError(f"N + spares must be 1..{MAX_NODES}, not {n} + {spare}")
         if partitions < 1:
             raise ClusterError(f"--partitions must be at least 1, not {partitions}")
         with self._locked():
@@ -783,13 +805,14 @@ class Cluster:
             self.info = {}
             self._bin = self._bin_option or default_bin()   # not the previous cluster's
             try:
-                self._up(n, partitions)
+                self._up(n, partitions, spare)
             except BaseException:
                 self.log("up failed: stopping what was started (logs stay in place)")
                 self._down(clean=False)
                 raise
 
-    def _up(self, n: int, partitions: int) -> None:
+    def _up(self, first: int, partitions: int, spare: int) -> None:
+        n = first + spare
         haproxy = self._ensure_haproxy()
         if not Path(self.bin).exists():
             raise ClusterError(f"tern binary not found at {self.bin}: build it with "
@@ -810,6 +833,7 @@ class Cluster:
                                f"{', '.join(ips)}")
         self.info = {
             "dir": str(self.dir), "bin": self.bin, "n": n, "partitions": partitions,
+            "members": list(range(1, first + 1)),
             "base_port": base, "up": False, "direct_links": self.direct_links_option,
             "ports": {p: [HAPROXY_IP, base + k] for k, p in enumerate(PROTOCOLS)},
             "haproxy": {"config": str(self.dir / "haproxy.cfg"),
@@ -852,9 +876,9 @@ class Cluster:
         self.wait_live(1)
         self.log(f"node 1: cluster init --partitions {partitions}")
         self._cli_with_log(1, "cluster", "init", "--partitions", str(partitions))
-        for i in range(2, n + 1):
+        for i in range(2, first + 1):
             self._start_node(i)
-        for i in range(2, n + 1):
+        for i in range(2, first + 1):
             self.wait_live(i)
             self.log(f"node {i}: cluster join")
             self._cli_with_log(i, "cluster", "join", "--seed",
@@ -1027,6 +1051,83 @@ class Cluster:
                 raise ClusterError(f"{self.dir} does not look like a tern-local dir: not removed")
             shutil.rmtree(self.dir)
         return running
+
+    # -- growing and shrinking
+
+    def join(self, deadline: float = READY_TIMEOUT) -> int:
+        """Starts the next spare node and joins it to the cluster; returns its id once it is
+        ready (it holds its share of the partitions) and HAProxy has it in rotation."""
+        with self._locked():
+            used = set(self.members) | set(self.info.get("drained", []))
+            spare = next((i for i in range(1, self.n + 1) if i not in used), None)
+            if spare is None:
+                raise ClusterError("no spare node left (bring the cluster up with `--spare K`)")
+            seed = self.members[0]
+            self.log(f"node {spare}: starting and joining the cluster")
+            self._start_node(spare)
+            self.wait_live(spare)
+            self._cli_with_log(spare, "cluster", "join", "--seed",
+                               f"{node_ip(seed)}:{self.base + self._advertise_offset}")
+            self.info["members"] = self.members + [spare]
+            self._save_state(self._state())
+        self.wait_all_ready(deadline)
+        return spare
+
+    def drain(self, i: int, deadline: float = 600.0) -> None:
+        """Moves every partition replica off node i (`tern cluster drain`), waits until it holds
+        none, removes it from the cluster and stops it."""
+        self._check_node(i)
+        if i not in self.members:
+            raise ClusterError(f"node {i} is not a member")
+        others = [k for k in self.members if k != i and self.node_state(k) == "running"]
+        if not others:
+            raise ClusterError("no other running member to drain through")
+        self.log(f"node {i}: draining")
+        self.cli(others[0], "cluster", "drain", str(i))
+        end = time.monotonic() + deadline
+        held = None
+        while time.monotonic() < end:
+            with contextlib.suppress(ClusterError):
+                held = self.partitions_held(self.cluster_status(others[0])).get(i)
+                if held == 0:
+                    break
+            time.sleep(0.5)
+        else:
+            raise ClusterError(f"node {i} still holds {held} partition(s) after {deadline:.0f}s")
+        self._drain_sessions(i)
+        self.cli(others[0], "cluster", "remove", str(i))
+        with self._locked():
+            proc = self._node_proc(i)
+            if proc_state(proc):
+                stop_procs([proc])
+            self.info["members"] = [k for k in self.members if k != i]
+            self.info["drained"] = self.info.get("drained", []) + [i]
+            self._save_state(self._state())
+        self.log(f"node {i}: drained, removed and stopped")
+
+    def _drain_sessions(self, i: int, deadline: float = SESSION_DRAIN) -> None:
+        """Takes node i out of HAProxy's rotation the way an operator would before removing a
+        node (`set server ... state drain`: no new connections, the open ones go on) and waits
+        until its sessions have ended, at most `deadline` seconds."""
+        sock = self._haproxy_socket
+        server = f"node{i}"
+        with contextlib.suppress(OSError):
+            haproxy_command(sock, f"set server tern/{server} state drain")
+        end = time.monotonic() + deadline
+        open_now = None
+        while time.monotonic() < end:
+            with contextlib.suppress(OSError, ValueError):
+                open_now = haproxy_sessions(sock).get(server, 0)
+                if open_now == 0:
+                    return
+            time.sleep(0.2)
+        self.log(f"node {i}: {open_now} session(s) still open after {deadline:.0f}s; removing it")
+
+    @staticmethod
+    def partitions_held(status: dict) -> dict[int, int]:
+        """Member id → how many partition replicas (groups other than 0) it reports holding."""
+        return {m.get("id"): sum(1 for g in (m.get("groups") or []) if g.get("group") != 0)
+                for m in status.get("members", []) if m.get("reachable") is not False}
 
     # -- status
 

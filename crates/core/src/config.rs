@@ -382,6 +382,13 @@ pub struct ClusterConfig {
     pub cert: Option<PathBuf>,
     /// This node's private key (PEM).
     pub key: Option<PathBuf>,
+    /// Voters of each partition (3 or 5); the nodes that hold a copy of its mail.
+    pub replication_factor: usize,
+    /// Replica moves (add, catch up, promote, remove) each node starts at once as the leader
+    /// of the groups that move.
+    pub max_concurrent_moves: usize,
+    /// Snapshot bytes a node sends per second to replicas being added, in MiB (0 = no limit).
+    pub move_rate_limit: u64,
 }
 
 impl Default for ClusterConfig {
@@ -395,6 +402,9 @@ impl Default for ClusterConfig {
             ca: None,
             cert: None,
             key: None,
+            replication_factor: 3,
+            max_concurrent_moves: 2,
+            move_rate_limit: 0,
         }
     }
 }

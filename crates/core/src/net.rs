@@ -264,6 +264,34 @@ impl Connection {
         }
     }
 
+    /// Hands the session over to `upstream` (a relay to the node that serves it): sends what
+    /// is queued, passes on what the client already sent and we have not read, then copies
+    /// bytes both ways until either side closes or `stop` fires.
+    pub async fn relay<U>(
+        mut self,
+        mut upstream: U,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> io::Result<()>
+    where
+        U: AsyncRead + AsyncWrite + Unpin,
+    {
+        self.flush().await?;
+        upstream.write_all(&self.inbuf[self.pos..]).await?;
+        upstream.flush().await?;
+        let mut client = self
+            .stream
+            .take()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
+        tokio::select! {
+            _ = stop => {}
+            copied = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+                copied?;
+            }
+        }
+        let _ = client.shutdown().await;
+        Ok(())
+    }
+
     /// Flushes and closes the write side.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.flush().await?;

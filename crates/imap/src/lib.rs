@@ -24,7 +24,7 @@ pub mod search;
 pub mod session;
 pub mod view;
 
-pub use session::run_session;
+pub use session::{run_relayed_session, run_session};
 
 use tern_core::config::Limits;
 use tern_directory::Directory;

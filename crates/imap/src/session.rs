@@ -9,7 +9,8 @@ use std::time::Duration;
 use tern_core::net::{Connection, ReadError};
 use tern_core::ops::Rejection;
 use tern_directory::{DirectoryError, sasl};
-use tern_mailbox::{Account, MailboxError};
+use tern_mailbox::relay::RelayStream;
+use tern_mailbox::{Account, MailboxError, RelayProtocol, RelayRefusal, RelayRequest, status_line};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -24,6 +25,9 @@ const CAPS_COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE N
 pub(crate) enum Flow {
     Continue,
     Close,
+    /// Logged in, and the account's mail is on another node: the session continues there,
+    /// this node only copies bytes (see `tern_mailbox::relay`).
+    Relay(Box<RelayStream>),
 }
 
 /// How a read of the next command ended.
@@ -59,7 +63,58 @@ pub async fn run_session(conn: Connection, ctx: Arc<ImapContext>, shutdown: Canc
         shutdown,
     };
     async move {
-        if let Err(e) = session.run().await {
+        match session.run().await {
+            Ok(Some(upstream)) => {
+                let Session { conn, shutdown, .. } = session;
+                if let Err(e) = conn.relay(upstream, shutdown.cancelled_owned()).await {
+                    tracing::debug!(error = %e, "relayed session ended with an I/O error");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "session ended with an I/O error"),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+/// Serves, on `conn`, a session another node relays here after `address` logged in there
+/// with the command tagged `tag` (see `tern_mailbox::relay`): opens the account, sends the
+/// relay status line, answers the login, then serves the client as [`run_session`] does.
+pub async fn run_relayed_session(
+    mut conn: Connection,
+    ctx: Arc<ImapContext>,
+    info: tern_directory::AccountInfo,
+    tag: String,
+    shutdown: CancellationToken,
+) {
+    let span = tracing::info_span!("imap", peer = %conn.peer, user = %info.address, relayed = true);
+    async move {
+        let account = match ctx.mailboxes.open(&info).await {
+            Ok(account) => account,
+            Err(e) => {
+                tracing::info!(error = %e, "relayed session refused");
+                conn.write(status_line(Err(RelayRefusal::from_error(&e))).as_bytes());
+                let _ = conn.shutdown().await;
+                return;
+            }
+        };
+        conn.write(status_line(Ok(())).as_bytes());
+        tracing::info!("logged in (relayed)");
+        let mut session = Session {
+            conn,
+            ctx,
+            account: Some(account),
+            selected: None,
+            out: Vec::new(),
+            auth_failures: 0,
+            shutdown,
+        };
+        let caps = session.capabilities();
+        session.tagged(&tag, &format!("OK [CAPABILITY {caps}] Logged in"));
+        session.emit();
+        // A relayed session is not relayed again: its account is here.
+        if let Err(e) = session.serve().await {
             tracing::debug!(error = %e, "session ended with an I/O error");
         }
     }
@@ -133,7 +188,9 @@ impl Session {
         self.account.clone()
     }
 
-    async fn run(&mut self) -> std::io::Result<()> {
+    /// Greets the client and serves it; returns the relay when the session moves to the
+    /// node that holds the account's mail.
+    async fn run(&mut self) -> std::io::Result<Option<RelayStream>> {
         let greeting = format!(
             "* OK [CAPABILITY {}] {} Tern IMAP ready",
             self.capabilities(),
@@ -141,6 +198,11 @@ impl Session {
         );
         self.untagged(&greeting);
         self.emit();
+        self.serve().await
+    }
+
+    /// The command loop.
+    async fn serve(&mut self) -> std::io::Result<Option<RelayStream>> {
         let idle = Duration::from_secs(self.ctx.limits.imap_idle_timeout_secs);
         let mut bad_in_a_row = 0;
         loop {
@@ -158,7 +220,7 @@ impl Session {
                     break;
                 }
                 Ok(Err(e)) => return Err(e),
-                Ok(Ok(Input::Eof)) => return Ok(()),
+                Ok(Ok(Input::Eof)) => return Ok(None),
                 Ok(Ok(Input::Close)) => break,
                 Ok(Ok(Input::Answered)) => {
                     self.emit();
@@ -184,12 +246,14 @@ impl Session {
                 }
             };
             self.emit();
-            if let Flow::Close = flow {
-                break;
+            match flow {
+                Flow::Continue => {}
+                Flow::Close => break,
+                Flow::Relay(upstream) => return Ok(Some(*upstream)),
             }
         }
         self.emit();
-        self.conn.shutdown().await
+        self.conn.shutdown().await.map(|()| None)
     }
 
     /// Reads one command line and the literals it announces.
@@ -426,6 +490,25 @@ impl Session {
                     self.account = Some(account);
                     let caps = self.capabilities();
                     self.tagged(tag, &format!("OK [CAPABILITY {caps}] Logged in"));
+                }
+                Err(MailboxError::Elsewhere(group)) => {
+                    tracing::Span::current().record("user", info.address.as_str());
+                    let request = RelayRequest {
+                        protocol: RelayProtocol::Imap,
+                        address: info.address.clone(),
+                        client: self.conn.peer,
+                        tag: tag.to_string(),
+                    };
+                    match self.ctx.mailboxes.relay(&info, &request).await {
+                        Ok(upstream) => {
+                            tracing::info!(%group, "logged in; relayed to the account's node");
+                            return Ok(Flow::Relay(Box::new(upstream)));
+                        }
+                        Err(e) => {
+                            let no = no_for(&e);
+                            self.tagged(tag, &no);
+                        }
+                    }
                 }
                 Err(e) => {
                     let no = no_for(&e);

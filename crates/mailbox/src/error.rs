@@ -23,6 +23,10 @@ pub enum MailboxError {
     /// The account's mailbox actor stopped.
     #[error("mailbox actor unavailable")]
     ActorGone,
+    /// The account's mail is on other nodes: the session is relayed there
+    /// ([`crate::Mailboxes::relay`]).
+    #[error("{0}: the account's mail is on other nodes")]
+    Elsewhere(GroupId),
 }
 
 impl From<RaftError> for MailboxError {

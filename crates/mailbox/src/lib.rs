@@ -12,6 +12,7 @@
 //! - `account`: [`Account`], the session's handle, and the POP3 [`MaildropLock`].
 //! - `actor`: the mailbox actor and its message enum.
 //! - `events`: which mailboxes a committed command touched, as [`MailboxEvent`]s.
+//! - `relay`: sessions relayed to a node that holds the account's mail ([`RelayRequest`]).
 //! - `snapshot`: a self-consistent [`Snapshot`] from two reads.
 //! - `types`: the values operations return.
 //! - `error`: [`MailboxError`].
@@ -26,10 +27,12 @@ mod actor;
 mod error;
 mod events;
 mod registry;
+pub mod relay;
 mod snapshot;
 mod types;
 
 pub use account::{Account, MaildropLock};
 pub use error::MailboxError;
 pub use registry::Mailboxes;
+pub use relay::{RelayProtocol, RelayRefusal, RelayRequest, status_line};
 pub use types::{Appended, Copied, MailboxEvent, Snapshot, Stored};

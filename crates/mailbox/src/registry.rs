@@ -89,10 +89,15 @@ impl Mailboxes {
 
     /// The handle of `account`'s mailbox actor, starting it if needed (and creating the
     /// default mailboxes if the account has none yet).
+    /// On a node without a replica of the account's partition, that is
+    /// [`MailboxError::Elsewhere`]: the session is relayed to a node with one.
     pub async fn open(&self, account: &AccountInfo) -> Result<Account, MailboxError> {
+        let partition = self.inner.raft.partition_of(account.id);
+        if !self.inner.raft.serves_here(partition) {
+            return Err(MailboxError::Elsewhere(partition));
+        }
         let shared = self.shared(account.id);
         let actor = self.actor(account.id).await?;
-        let partition = self.inner.raft.partition_of(account.id);
         let handle = Account::new(
             account.clone(),
             partition,
@@ -105,6 +110,11 @@ impl Mailboxes {
             shared.initialised.store(true, Ordering::Release);
         }
         Ok(handle)
+    }
+
+    /// The Raft node the mailboxes live on.
+    pub(crate) fn raft(&self) -> &RaftNode {
+        &self.inner.raft
     }
 
     /// Tells watchers of `account` that `mailbox` changed (called after a delivery commits).

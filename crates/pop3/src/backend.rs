@@ -5,11 +5,13 @@
 //! tests implement them in memory, so the whole protocol is tested without Raft or RocksDB.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tern_core::ops::FlagOp;
 use tern_core::{BlobId, MailboxId, Uid};
 use tern_directory::{AccountInfo, DirectoryError};
-use tern_mailbox::{MailboxError, Snapshot};
+use tern_mailbox::relay::RelayStream;
+use tern_mailbox::{MailboxError, RelayProtocol, RelayRequest, Snapshot};
 
 /// Authentication and account lookup.
 pub trait Backend: Send + Sync {
@@ -23,11 +25,20 @@ pub trait Backend: Send + Sync {
         password: &str,
     ) -> impl Future<Output = Result<AccountInfo, DirectoryError>> + Send;
 
-    /// Opens the account's mailboxes.
+    /// Opens the account's mailboxes. [`MailboxError::Elsewhere`]: they are on other nodes,
+    /// and the session is relayed there ([`Backend::relay`]).
     fn open(
         &self,
         account: &AccountInfo,
     ) -> impl Future<Output = Result<Self::Account, MailboxError>> + Send;
+
+    /// Opens a relay to a node that holds the account's mail; that node locks the maildrop
+    /// and answers the login (see `tern_mailbox::relay`).
+    fn relay(
+        &self,
+        account: &AccountInfo,
+        client: SocketAddr,
+    ) -> impl Future<Output = Result<RelayStream, MailboxError>> + Send;
 }
 
 /// One account's INBOX, as POP3 sees it.
@@ -82,6 +93,20 @@ impl Backend for crate::Pop3Context {
         account: &AccountInfo,
     ) -> impl Future<Output = Result<Self::Account, MailboxError>> + Send {
         self.mailboxes.open(account)
+    }
+
+    async fn relay(
+        &self,
+        account: &AccountInfo,
+        client: SocketAddr,
+    ) -> Result<RelayStream, MailboxError> {
+        let request = RelayRequest {
+            protocol: RelayProtocol::Pop3,
+            address: account.address.clone(),
+            client,
+            tag: String::new(),
+        };
+        self.mailboxes.relay(account, &request).await
     }
 }
 

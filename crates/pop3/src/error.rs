@@ -85,9 +85,11 @@ fn mailbox_reply(error: &MailboxError) -> Reply {
         MailboxError::Rejected(_) => replies::PERMANENT_FAILURE,
         // No leader, a timeout, a body not replicated here yet, an actor restarting: all of
         // these heal by themselves.
-        MailboxError::Unavailable(_) | MailboxError::MissingBlob(_) | MailboxError::ActorGone => {
-            replies::TEMPORARY_FAILURE
-        }
+        // ... and so does a move of the account's partition under way.
+        MailboxError::Unavailable(_)
+        | MailboxError::MissingBlob(_)
+        | MailboxError::ActorGone
+        | MailboxError::Elsewhere(_) => replies::TEMPORARY_FAILURE,
     }
 }
 

@@ -70,3 +70,24 @@ pub async fn run_session(conn: Connection, ctx: Arc<Pop3Context>, shutdown: Canc
         .instrument(span)
         .await;
 }
+
+/// Serves a POP3 session another node relays here after `info` logged in there (see
+/// `tern_mailbox::relay`), until the client quits or disconnects, the idle timer fires, or
+/// `shutdown` is cancelled.
+pub async fn run_relayed_session(
+    conn: Connection,
+    ctx: Arc<Pop3Context>,
+    info: tern_directory::AccountInfo,
+    shutdown: CancellationToken,
+) {
+    let span = tracing::info_span!("pop3", peer = %conn.peer, user = %info.address, relayed = true);
+    let cfg = SessionConfig {
+        hostname: &ctx.hostname,
+        tls: ctx.tls.as_ref(),
+        limits: &ctx.limits,
+        allow_plaintext_auth_on_loopback: ctx.allow_plaintext_auth_on_loopback,
+    };
+    session::run_relayed(conn, ctx.as_ref(), &cfg, &shutdown, &info)
+        .instrument(span)
+        .await;
+}

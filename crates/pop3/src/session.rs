@@ -10,6 +10,8 @@ use crate::replies;
 use std::time::Duration;
 use tern_core::config::Limits;
 use tern_core::net::{Connection, ReadError};
+use tern_mailbox::relay::RelayStream;
+use tern_mailbox::{RelayRefusal, status_line};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
@@ -95,6 +97,8 @@ pub struct Session<'a, B: Backend> {
     /// Server settings.
     pub cfg: &'a SessionConfig<'a>,
     shutdown: &'a CancellationToken,
+    /// Set by a login whose account is on another node: the session continues there.
+    pub relay: Option<RelayStream>,
 }
 
 impl<B: Backend> Session<'_, B> {
@@ -168,9 +172,54 @@ pub async fn run<B: Backend>(
         backend,
         cfg,
         shutdown,
+        relay: None,
     };
-    let mut state = State::Authorization(Authorization::default());
     s.send(&replies::greeting(cfg.hostname));
+    serve(s, State::Authorization(Authorization::default())).await;
+}
+
+/// Serves, on `conn`, a POP3 session another node relays here after `info` logged in there:
+/// opens the account, locks the maildrop, sends the relay status line, answers the login,
+/// then serves the client as [`run`] does.
+pub async fn run_relayed<B: Backend>(
+    conn: Connection,
+    backend: &B,
+    cfg: &SessionConfig<'_>,
+    shutdown: &CancellationToken,
+    info: &tern_directory::AccountInfo,
+) {
+    let mut s = Session {
+        conn,
+        backend,
+        cfg,
+        shutdown,
+        relay: None,
+    };
+    let opened = async {
+        let account = backend.open(info).await?;
+        let lock = account.lock_maildrop()?;
+        let snapshot = account.inbox().await?;
+        Ok::<_, tern_mailbox::MailboxError>(Maildrop::new(account, lock, snapshot))
+    };
+    let maildrop = match opened.await {
+        Ok(maildrop) => maildrop,
+        Err(e) => {
+            tracing::info!(error = %e, "relayed session refused");
+            s.conn
+                .write(status_line(Err(RelayRefusal::from_error(&e))).as_bytes());
+            let _ = s.conn.shutdown().await;
+            return;
+        }
+    };
+    s.conn.write(status_line(Ok(())).as_bytes());
+    let (count, octets) = maildrop.stat();
+    tracing::info!(count, octets, "logged in (relayed)");
+    s.send(&replies::maildrop(count, octets));
+    serve(s, State::Transaction(maildrop)).await;
+}
+
+/// The command loop, from `state` until the session ends.
+async fn serve<B: Backend>(mut s: Session<'_, B>, mut state: State<B::Account>) {
     loop {
         let flow = match s.read_line().await {
             Input::Line(line) => execute(&mut s, &mut state, &line).await,
@@ -195,6 +244,12 @@ pub async fn run<B: Backend>(
         if let Err(e) = maildrop.mark_seen().await {
             tracing::debug!(error = %e, "could not mark retrieved messages seen");
         }
+    }
+    if let Some(upstream) = s.relay.take() {
+        if let Err(e) = s.conn.relay(upstream, s.shutdown.cancelled()).await {
+            tracing::debug!(error = %e, "relayed session ended with an I/O error");
+        }
+        return;
     }
     if let Err(e) = s.conn.shutdown().await {
         tracing::debug!(error = %e, "closing the connection");

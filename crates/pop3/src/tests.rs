@@ -188,6 +188,15 @@ impl Backend for MemBackend {
     ) -> impl Future<Output = Result<MemAccount, MailboxError>> + Send {
         std::future::ready(Ok(self.account.clone()))
     }
+
+    async fn relay(
+        &self,
+        _account: &AccountInfo,
+        _client: std::net::SocketAddr,
+    ) -> Result<tern_mailbox::relay::RelayStream, MailboxError> {
+        // The account is always here: `open` never says it is elsewhere.
+        Err(MailboxError::ActorGone)
+    }
 }
 
 const MESSAGES: [&[u8]; 3] = [

@@ -62,6 +62,7 @@ pub(crate) async fn commit(
 pub(crate) fn already_committed(raft: &RaftNode, envelope: &Envelope, id: DeliveryId) -> bool {
     plan(envelope, raft.partitions())
         .ok()
+        .filter(|p| raft.has_replica(p.group))
         .and_then(|p| raft.local_reader(p.group).accepted(id).ok())
         .unwrap_or(false)
 }

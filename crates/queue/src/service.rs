@@ -153,24 +153,22 @@ impl Queue {
     }
 
     /// Whether `account` is already at or over its quota, read from this node's replica of its
-    /// partition. A pre-check for SMTP RCPT (452 4.2.2): the commit itself enforces the quota
-    /// exactly, in the state machine.
+    /// partition (false on a node without one). A pre-check for SMTP RCPT (452 4.2.2): the
+    /// commit itself enforces the quota exactly, in the state machine.
     pub fn is_full(&self, account: &tern_directory::AccountInfo) -> Result<bool, QueueError> {
-        if account.quota == 0 {
+        let partition = self.inner.raft.partition_of(account.id);
+        if account.quota == 0 || !self.inner.raft.has_replica(partition) {
             return Ok(false);
         }
-        let reader = self
-            .inner
-            .raft
-            .local_reader(self.inner.raft.partition_of(account.id));
+        let reader = self.inner.raft.local_reader(partition);
         Ok(reader.usage(account.id)? >= account.quota)
     }
 
     /// Everything queued, in every partition.
     pub async fn list(&self) -> Result<Vec<QueueRecord>, QueueError> {
         let raft = self.inner.raft.clone();
-        let readers: Vec<_> = (1..=raft.partitions())
-            .map(|g| raft.local_reader(GroupId(g)))
+        let readers: Vec<_> = local_partitions(&raft)
+            .map(|g| raft.local_reader(g))
             .collect();
         let all = tokio::task::spawn_blocking(move || {
             let mut all = Vec::new();
@@ -224,8 +222,7 @@ impl Queue {
         let raft = &self.inner.raft;
         let now = chrono::Utc::now().timestamp();
         let mut waiting = 0;
-        for g in 1..=raft.partitions() {
-            let group = GroupId(g);
+        for group in local_partitions(raft) {
             let reader = raft.local_reader(group);
             let queued = tokio::task::spawn_blocking(move || reader.queue())
                 .await
@@ -256,8 +253,8 @@ impl Queue {
     /// The partition holding `id` and its record, from this node's replicas.
     async fn find(&self, id: DeliveryId) -> Result<Option<(GroupId, QueueRecord)>, QueueError> {
         let raft = self.inner.raft.clone();
-        let readers: Vec<_> = (1..=raft.partitions())
-            .map(|g| raft.local_reader(GroupId(g)))
+        let readers: Vec<_> = local_partitions(&raft)
+            .map(|g| raft.local_reader(g))
             .collect();
         tokio::task::spawn_blocking(move || {
             for reader in readers {
@@ -299,4 +296,12 @@ impl Queue {
             tracing::debug!(%group, "queue actor stopped; the mail waits for the next start");
         }
     }
+}
+
+/// The partitions this node holds a replica of: queue commands read those (on a cluster
+/// larger than the replication factor, each node sees its share of the queue).
+fn local_partitions(raft: &RaftNode) -> impl Iterator<Item = GroupId> + '_ {
+    (1..=raft.partitions())
+        .map(GroupId)
+        .filter(|g| raft.has_replica(*g))
 }

@@ -3,30 +3,38 @@
 //! wants them.
 //!
 //! The members of the cluster are the nodes of the meta group's membership (voters and
-//! learners). Every member replicates every group — the placement's voters (three, or fewer
-//! while the cluster is smaller) and everyone else as a learner — so any node can serve reads
-//! for any account from its own replica, while a commit needs only a majority of the voters.
-//! Each group's leader applies the changes its group needs, one at a time.
+//! learners). The meta group (directory, small) is on every member: the placement's voters
+//! (the replication factor, or fewer while the cluster is smaller) and everyone else as a
+//! learner, so any node reads the directory from its own replica. A partition (the mail) is
+//! only on its placement's voters: a node holds about replication factor / members of it,
+//! and adding a node moves a share of the partitions to it.
+//!
+//! Each group's leader moves its group one step at a time: add the node the placement wants
+//! as a learner (it receives a snapshot and catches up), swap the voters through joint
+//! consensus once every wanted node is caught up, then remove the nodes the placement no
+//! longer wants and tell them to delete their copy. A leader that loses its own vote steps
+//! aside so that the new voters elect. At most `max_concurrent_moves` groups led by one node
+//! have a replica being added at once.
 
 use crate::RaftError;
 use crate::leadership::{SETTLE, preferred_leaders};
 use crate::link::{Answer, ClusterInfo, GroupView, Request};
-use crate::node::{ELECTION_TIMEOUT_MAX_MS, REQUEST_TIMEOUT, RaftNode, unavailable};
-use openraft::{BasicNode, ChangeMembers};
+use crate::node::{ELECTION_TIMEOUT_MAX_MS, REQUEST_TIMEOUT, RaftNode, StartWith, unavailable};
+use openraft::{BasicNode, ChangeMembers, RaftMetrics};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tern_core::{GroupId, NodeId};
+use tern_store::{Command, Response};
 
-/// Voters per group (fewer while the cluster has fewer members).
-pub const REPLICATION_FACTOR: usize = 3;
-/// How often each leader checks its group's membership.
-const MAINTAIN_EVERY: Duration = Duration::from_millis(1000);
+/// How often each leader checks its group's membership (a move takes a few passes).
+const MAINTAIN_EVERY: Duration = Duration::from_millis(250);
 /// A replica this close to the leader's log counts as caught up (may become a voter).
 const CAUGHT_UP_SLACK: u64 = 64;
 /// How long a joining node waits for the meta leader to take it in (it catches up first).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
-/// How long a leader that lost its vote stays quiet so that the voters elect.
-const STEP_ASIDE: Duration = Duration::from_secs(3);
+/// How long a replica the placement moved away keeps receiving the log before the leader
+/// removes it (sessions it was serving finish meanwhile).
+const RELEASE_GRACE: Duration = Duration::from_secs(10);
 /// How long a status query waits for each peer.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -100,7 +108,7 @@ impl RaftNode {
             ));
         }
         self.store_partitions(partitions)?;
-        self.start_groups(partitions).await?;
+        self.start_groups(partitions, StartWith::Every).await?;
         let me = BTreeMap::from([(self.node_id(), BasicNode::new(&link.advertise))]);
         self.initialize_groups(me).await?;
         self.wait_for_leaders().await?;
@@ -135,8 +143,19 @@ impl RaftNode {
                 .await
             {
                 Ok(Answer::Info(Ok(info))) => {
+                    if info.replication_factor != self.replication_factor() {
+                        return Err(unavailable(
+                            GroupId::META,
+                            format!(
+                                "the cluster has replication_factor = {}, this node {}: \
+                                 set the same [cluster] replication_factor on every node",
+                                info.replication_factor,
+                                self.replication_factor()
+                            ),
+                        ));
+                    }
                     self.store_partitions(info.partitions)?;
-                    self.start_groups(info.partitions).await?;
+                    self.start_groups(info.partitions, StartWith::Meta).await?;
                     let join = Request::Join(self.node_id(), link.advertise.clone());
                     return match link
                         .peers
@@ -165,11 +184,110 @@ impl RaftNode {
         ))
     }
 
-    /// Takes `node` out of the cluster (through the meta leader). Its replicas move to the
-    /// remaining members as the group leaders notice.
-    pub async fn remove_node(&self, node: NodeId) -> Result<(), RaftError> {
+    /// Takes `node` out of the cluster (through the meta leader). Refused while the node
+    /// holds partition replicas (drain it first) or does not answer, unless `dead`: the node
+    /// is gone for good, and the group leaders make its replicas again on the other members
+    /// from the survivors.
+    pub async fn remove_node(&self, node: NodeId, dead: bool) -> Result<(), RaftError> {
         self.link()?;
-        self.expel(node).await
+        if !self.members().contains_key(&node) {
+            return Err(unavailable(
+                GroupId::META,
+                format!("node {node} is not a member"),
+            ));
+        }
+        if !dead {
+            self.check_drained(node).await?;
+        }
+        self.expel(node).await?;
+        // The mark has done its work; a node with this id that joins again starts afresh.
+        if self.draining().contains(&node) {
+            self.set_draining(node, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Refuses while `node` holds partition replicas or cannot say whether it does.
+    async fn check_drained(&self, node: NodeId) -> Result<(), RaftError> {
+        let views = if node == self.node_id() {
+            Ok(self.views())
+        } else {
+            match self
+                .call(GroupId::META, node, &Request::Status, STATUS_TIMEOUT)
+                .await
+            {
+                Ok(Answer::Status(views)) => Ok(views),
+                Ok(other) => Err(format!("unexpected {other:?}")),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        match views {
+            Ok(views) => {
+                let held = views.iter().filter(|v| v.group != GroupId::META).count();
+                if held == 0 {
+                    return Ok(());
+                }
+                Err(unavailable(
+                    GroupId::META,
+                    format!(
+                        "node {node} still holds {held} partition replica(s): \
+                         `tern cluster drain {node}` moves them to the other nodes"
+                    ),
+                ))
+            }
+            Err(why) => Err(unavailable(
+                GroupId::META,
+                format!(
+                    "node {node} does not answer ({why}); if it is gone for good, \
+                     `tern cluster remove {node} --dead` makes its replicas again elsewhere"
+                ),
+            )),
+        }
+    }
+
+    /// Marks `node` as draining (or not): the placement then puts no replica on it, so the
+    /// group leaders move its replicas to the other members. Refused when that would leave
+    /// fewer members than the replication factor.
+    pub async fn drain_node(&self, node: NodeId, draining: bool) -> Result<(), RaftError> {
+        self.link()?;
+        let members = self.members();
+        if !members.contains_key(&node) {
+            return Err(unavailable(
+                GroupId::META,
+                format!("node {node} is not a member"),
+            ));
+        }
+        if draining {
+            let drained = self.draining();
+            let left = members
+                .keys()
+                .filter(|n| **n != node && !drained.contains(n))
+                .count();
+            let factor = self.replication_factor();
+            if left < factor {
+                return Err(unavailable(
+                    GroupId::META,
+                    format!(
+                        "draining node {node} would leave {left} node(s) for replication_factor \
+                         {factor}: add a node first (`tern cluster join` on a new one)"
+                    ),
+                ));
+            }
+        }
+        self.set_draining(node, draining).await
+    }
+
+    async fn set_draining(&self, node: NodeId, draining: bool) -> Result<(), RaftError> {
+        match self
+            .propose(GroupId::META, Command::SetDraining { node, draining })
+            .await?
+        {
+            Response::Ok => Ok(()),
+            other => Err(unavailable(
+                GroupId::META,
+                format!("unexpected response {other:?}"),
+            )),
+        }
     }
 
     /// Sends `request` to the meta leader and returns its reply (used when this node does not
@@ -210,7 +328,11 @@ impl RaftNode {
         .await
         .map_err(|_| unavailable(GroupId::META, "the new node did not catch up in time"))?
         .map_err(|e| unavailable(GroupId::META, e))?;
-        self.maintain_group(GroupId::META).await;
+        let mut moves = Moves {
+            in_flight: 0,
+            limit: usize::MAX,
+        };
+        self.maintain_group(GroupId::META, &mut moves).await;
         tracing::info!(node, %addr, "node joined");
         Ok(self.info())
     }
@@ -221,7 +343,7 @@ impl RaftNode {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let leader = self.leader(GroupId::META, deadline).await?;
         if leader != self.node_id() {
-            return match self.to_meta_leader(leader, Request::Remove(node)).await? {
+            return match self.to_meta_leader(leader, Request::Expel(node)).await? {
                 Answer::Done(result) => result.map_err(|r| unavailable(GroupId::META, r)),
                 other => Err(unavailable(GroupId::META, format!("unexpected {other:?}"))),
             };
@@ -237,8 +359,17 @@ impl RaftNode {
             return Err(unavailable(GroupId::META, "cannot remove the last member"));
         }
         let meta = self.group(GroupId::META)?;
+        let draining = self.draining();
+        let mut eligible: Vec<NodeId> = members
+            .keys()
+            .copied()
+            .filter(|n| !draining.contains(n))
+            .collect();
+        if eligible.is_empty() {
+            eligible = members.keys().copied().collect();
+        }
         let voters: BTreeSet<NodeId> =
-            placement(GroupId::META, members.keys().copied(), REPLICATION_FACTOR)
+            placement(GroupId::META, eligible, self.replication_factor())
                 .into_iter()
                 .collect();
         meta.change_membership(ChangeMembers::ReplaceAllVoters(voters), true)
@@ -277,27 +408,55 @@ impl RaftNode {
     }
 
     /// One pass over the groups this node leads, moving each one step towards its placement,
-    /// and handing a settled group to its preferred leader.
+    /// and handing a settled group to its preferred leader; then lets go of the replicas
+    /// this node no longer needs.
     async fn maintain_all(&self) {
         let members = self.members();
-        let count = REPLICATION_FACTOR.min(members.len());
+        let eligible = self.placement_members();
         let voters: Vec<Vec<NodeId>> = (0..=self.partitions())
-            .map(|g| placement(GroupId(g), members.keys().copied(), count))
+            .map(|g| eligible.place(GroupId(g)))
             .collect();
         let preferred = preferred_leaders(&voters);
-        for g in 0..=self.partitions() {
+        let mut moves = Moves {
+            in_flight: self.moves_in_flight(&voters),
+            limit: self.move_limits().max_concurrent,
+        };
+        for (group, _) in self.replicas() {
             if self.inner.stop.is_cancelled() {
                 return;
             }
-            let group = GroupId(g);
             if self.inner.leadership.is_handing_over(group) {
                 continue; // any change now would renew the lease the handover waits out
             }
-            let settled = self.maintain_group(group).await;
-            if settled && let Some(Some(target)) = preferred.get(g as usize) {
+            let settled = self.maintain_group(group, &mut moves).await;
+            if settled && let Some(Some(target)) = preferred.get(group.0 as usize) {
                 self.balance(group, *target);
             }
         }
+        if members.contains_key(&self.node_id()) {
+            self.release_unplaced().await;
+        }
+    }
+
+    /// Partitions this node leads that have a replica being added and not yet caught up.
+    fn moves_in_flight(&self, placements: &[Vec<NodeId>]) -> usize {
+        let me = self.node_id();
+        self.replicas()
+            .into_iter()
+            .filter(|(g, _)| *g != GroupId::META)
+            .filter(|(g, replica)| {
+                let m = replica.raft.metrics().borrow().clone();
+                if m.current_leader != Some(me) {
+                    return false;
+                }
+                let want = placements.get(g.0 as usize).cloned().unwrap_or_default();
+                let last = m.last_log_index.unwrap_or(0);
+                m.membership_config
+                    .membership()
+                    .learner_ids()
+                    .any(|l| want.contains(&l) && matched(&m, l) + CAUGHT_UP_SLACK < last)
+            })
+            .count()
     }
 
     /// Hands `group` to `target`, its preferred leader, if this node has led it for a while
@@ -319,22 +478,19 @@ impl RaftNode {
             .membership()
             .voter_ids()
             .any(|v| v == target);
-        let last = m.last_log_index.unwrap_or(0);
-        let caught_up = m
-            .replication
-            .as_ref()
-            .and_then(|r| r.get(&target).copied().flatten())
-            .is_some_and(|l| l.index >= last);
+        let caught_up = matched(&m, target) >= m.last_log_index.unwrap_or(0);
         if healthy && voter && caught_up {
             tracing::info!(%group, target, "handing leadership to the preferred leader");
             self.start_handover(group, target);
         }
     }
 
-    /// If this node leads `group`, makes one membership change it needs: add a missing member
-    /// as a learner, then swap in the placement's voters once they have caught up, then drop
-    /// nodes that left the cluster. True when this node leads the group and it needs no change.
-    async fn maintain_group(&self, group: GroupId) -> bool {
+    /// If this node leads `group`, makes one membership change it needs: add a node that
+    /// should hold a replica as a learner, then swap in the placement's voters once they have
+    /// caught up, then remove the nodes that should not hold one (and tell them to delete
+    /// it). The meta group is on every member; a partition only on its placement's voters.
+    /// True when this node leads the group and it needs no change.
+    async fn maintain_group(&self, group: GroupId, moves: &mut Moves) -> bool {
         let me = self.node_id();
         let Some(m) = self.metrics(group) else {
             return false;
@@ -347,57 +503,45 @@ impl RaftNode {
         if membership.get_joint_config().len() > 1 {
             return false; // a change is under way
         }
-        let members: BTreeMap<NodeId, String> = if group == GroupId::META {
-            membership
-                .nodes()
-                .map(|(id, n)| (*id, n.addr.clone()))
-                .collect()
-        } else {
-            self.members()
-        };
+        let members = self.members();
         if members.is_empty() {
             return false;
         }
         let Ok(raft) = self.group(group) else {
             return false;
         };
+        let eligible = self.placement_members();
         if !membership.voter_ids().any(|v| v == me) {
-            // openraft 0.9 lets a leader that is no longer a voter carry on leading. Going
-            // quiet for a moment lets the voters elect one of their own.
-            tracing::info!(%group, "leading without a vote: stepping aside");
-            raft.runtime_config().heartbeat(false);
-            let raft = raft.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(STEP_ASIDE).await;
-                raft.runtime_config().heartbeat(true);
-            });
+            // openraft 0.9 lets a leader that is no longer a voter carry on leading: hand the
+            // group to the voter that has the most of the log.
+            if let Some(target) = membership.voter_ids().max_by_key(|v| matched(&m, *v)) {
+                tracing::info!(%group, target, "leading without a vote: handing over");
+                self.start_handover(group, target);
+            }
             return false;
         }
+        let want: BTreeSet<NodeId> = eligible.place(group).into_iter().collect();
+        let holders: BTreeSet<NodeId> = if group == GroupId::META {
+            members.keys().copied().collect()
+        } else {
+            want.clone()
+        };
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let result = async {
-            if let Some((id, addr)) = members
-                .iter()
-                .find(|(id, _)| membership.get_node(id).is_none())
-            {
+            if let Some(id) = holders.iter().find(|id| membership.get_node(id).is_none()) {
+                if group != GroupId::META && !moves.start() {
+                    return Ok(false); // enough moves under way; this one waits its turn
+                }
                 tracing::info!(%group, node = id, "adding a replica");
+                let addr = members.get(id).cloned().unwrap_or_default();
                 raft.add_learner(*id, BasicNode::new(addr), false).await?;
                 return Ok(false);
             }
-            let count = REPLICATION_FACTOR.min(members.len());
-            let want: BTreeSet<NodeId> = placement(group, members.keys().copied(), count)
-                .into_iter()
-                .collect();
-            let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
             if want != voters {
                 let last = m.last_log_index.unwrap_or(0);
-                let matched = |n: &NodeId| {
-                    m.replication
-                        .as_ref()
-                        .and_then(|r| r.get(n).copied().flatten())
-                        .map_or(0, |l| l.index)
-                };
                 if want
                     .iter()
-                    .all(|n| *n == me || matched(n) + CAUGHT_UP_SLACK >= last)
+                    .all(|n| *n == me || matched(&m, *n) + CAUGHT_UP_SLACK >= last)
                 {
                     tracing::info!(%group, ?want, "changing voters");
                     raft.change_membership(ChangeMembers::ReplaceAllVoters(want), true)
@@ -405,15 +549,26 @@ impl RaftNode {
                 }
                 return Ok(false);
             }
-            let gone: BTreeSet<NodeId> = membership
+            let extra: BTreeSet<NodeId> = membership
                 .nodes()
                 .map(|(id, _)| *id)
-                .filter(|id| !members.contains_key(id) && !voters.contains(id))
+                .filter(|id| !holders.contains(id) && !voters.contains(id))
                 .collect();
-            if !gone.is_empty() {
-                tracing::info!(%group, ?gone, "dropping replicas of departed nodes");
-                raft.change_membership(ChangeMembers::RemoveNodes(gone), false)
+            // A demoted replica keeps receiving the log for a while, so that sessions it
+            // serves can finish (new ones are relayed to the voters).
+            let extra = self
+                .inner
+                .leadership
+                .demoted_for(group, &extra, RELEASE_GRACE);
+            if !extra.is_empty() {
+                tracing::info!(%group, ?extra, "removing replicas the placement moved away");
+                raft.change_membership(ChangeMembers::RemoveNodes(extra.clone()), false)
                     .await?;
+                if group != GroupId::META {
+                    for node in extra {
+                        self.tell_release(group, node);
+                    }
+                }
                 return Ok(false);
             }
             Ok::<
@@ -432,6 +587,50 @@ impl RaftNode {
             }
         }
     }
+
+    /// Tells `node`, just taken out of `group`, to delete its replica (best effort: a node
+    /// that misses this sees it from the membership it has).
+    fn tell_release(&self, group: GroupId, node: NodeId) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me
+                .call(
+                    GroupId::META,
+                    node,
+                    &Request::Release(group),
+                    STATUS_TIMEOUT,
+                )
+                .await
+            {
+                tracing::debug!(%group, node, "release not delivered: {e}");
+            }
+        });
+    }
+}
+
+/// How many more replica moves this node may start in one maintenance pass.
+struct Moves {
+    in_flight: usize,
+    limit: usize,
+}
+
+impl Moves {
+    /// Counts a new move if the limit allows it.
+    fn start(&mut self) -> bool {
+        if self.in_flight >= self.limit {
+            return false;
+        }
+        self.in_flight += 1;
+        true
+    }
+}
+
+/// The last log index `node` is known to have, as `m`'s leader sees it.
+fn matched(m: &RaftMetrics<NodeId, BasicNode>, node: NodeId) -> u64 {
+    m.replication
+        .as_ref()
+        .and_then(|r| r.get(&node).copied().flatten())
+        .map_or(0, |l| l.index)
 }
 
 /// The maintenance loop of a cluster member; ends when the node shuts down.

@@ -8,9 +8,11 @@
 //! counted from this process's start, so a restart only delays a size-triggered snapshot.
 
 use crate::node::RaftNode;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tern_core::GroupId;
 use tern_core::config::StorageConfig;
 
 /// How often the groups are looked at.
@@ -49,19 +51,22 @@ fn due(watch: &Watch, bytes: u64, storage: &StorageConfig, now: Instant) -> Opti
     (storage.snapshot_max_age_secs > 0 && old).then_some("log age")
 }
 
-/// Watches every group of `node` until it stops.
-pub(crate) async fn run(node: RaftNode, growth: Vec<LogGrowth>, storage: StorageConfig) {
-    let mut watches: Vec<Watch> = growth.iter().map(|_| Watch::default()).collect();
+/// Watches every group of `node` until it stops (groups that come and go with moves
+/// included).
+pub(crate) async fn run(node: RaftNode, storage: StorageConfig) {
+    let mut watches: BTreeMap<GroupId, Watch> = BTreeMap::new();
     let stop = node.inner.stop.clone();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(CHECK_EVERY) => {}
         }
-        let Ok(groups) = node.groups() else { return };
+        let replicas = node.replicas();
+        watches.retain(|g, _| replicas.iter().any(|(r, _)| r == g));
         let now = Instant::now();
-        for ((raft, bytes), watch) in groups.iter().zip(&growth).zip(watches.iter_mut()) {
-            let bytes = bytes.load(Ordering::Relaxed);
+        for (group, replica) in replicas {
+            let (raft, watch) = (&replica.raft, watches.entry(group).or_default());
+            let bytes = replica.growth.load(Ordering::Relaxed);
             let metrics = raft.metrics().borrow().clone();
             let snapshot = metrics.snapshot.map(|l| l.index);
             if snapshot != watch.snapshot {
@@ -79,8 +84,9 @@ pub(crate) async fn run(node: RaftNode, growth: Vec<LogGrowth>, storage: Storage
             if let Some(why) = due(watch, bytes, &storage, now) {
                 watch.asked = Some(now);
                 tracing::debug!(group = ?metrics.id, why, "asking for a snapshot");
-                if raft.trigger().snapshot().await.is_err() {
-                    return;
+                if let Err(e) = raft.trigger().snapshot().await {
+                    // The group stopped (the node shuts down, or the replica moved away).
+                    tracing::debug!(%group, "no snapshot: {e}");
                 }
             }
         }

@@ -4,7 +4,7 @@
 
 use crate::RaftError;
 use crate::TypeConfig;
-use crate::link::{Answer, Handler, Refusal, Request};
+use crate::link::{Answer, Handler, Refusal, RelayedStream, Request};
 use crate::node::ELECTION_TIMEOUT_MAX_MS;
 use crate::node::RaftNode;
 use openraft::Raft;
@@ -15,6 +15,8 @@ use tern_core::{GroupId, NodeId};
 fn refusal(e: RaftError) -> Refusal {
     match e {
         RaftError::NotLeader { leader, .. } => Refusal::NotLeader(leader),
+        // The caller asks another replica.
+        RaftError::NoReplica { .. } => Refusal::NotLeader(None),
         other => Refusal::Unavailable(other.to_string()),
     }
 }
@@ -23,13 +25,20 @@ impl Handler for RaftNode {
     async fn handle(&self, from: NodeId, request: Request) -> Answer {
         self.answer(from, request).await
     }
+
+    async fn relay(&self, from: NodeId, request: Vec<u8>, stream: RelayedStream) {
+        match self.inner.relay_acceptor.get() {
+            Some(acceptor) => acceptor.accept(from, request, stream).await,
+            None => tracing::warn!(from, "a relayed session arrived, but nothing serves them"),
+        }
+    }
 }
 
 impl RaftNode {
     async fn answer(&self, from: NodeId, request: Request) -> Answer {
         let no_group = |group: GroupId| format!("{group}: not running on this node");
         match request {
-            Request::Append(group, rpc) => match self.group(group) {
+            Request::Append(group, rpc) => match self.replica_for_leader(group).await {
                 Ok(raft) => {
                     let result = raft.append_entries(rpc).await;
                     if let Ok(response) = &result
@@ -45,10 +54,10 @@ impl RaftNode {
                 Ok(raft) => Answer::Vote(raft.vote(rpc).await),
                 Err(_) => Answer::Error(no_group(group)),
             },
-            Request::Snapshot(group, rpc) => match self.group(group) {
+            Request::Snapshot(group, rpc) => match self.replica_for_leader(group).await {
                 Ok(raft) => {
                     let done = rpc.done;
-                    self.receiving_snapshot(group, raft);
+                    self.receiving_snapshot(group, &raft);
                     let answer = raft.install_snapshot(rpc).await;
                     if done {
                         self.inner.leadership.snapshot_received(group);
@@ -75,10 +84,15 @@ impl RaftNode {
                 tracing::info!(from, node, %addr, "join request");
                 Answer::Info(self.admit(node, addr).await.map_err(refusal))
             }
-            Request::Remove(node) => Answer::Done(self.expel(node).await.map_err(refusal)),
+            Request::Expel(node) => Answer::Done(self.expel(node).await.map_err(refusal)),
             Request::Status => Answer::Status(self.views()),
             Request::Digests => Answer::Digests(self.digests().await.map_err(refusal)),
             Request::Campaign(group) => Answer::Done(self.campaign(from, group).map_err(refusal)),
+            Request::Release(group) => {
+                let released = self.release_replica(group, true).await;
+                tracing::debug!(from, %group, released, "asked to release a replica");
+                Answer::Done(Ok(()))
+            }
         }
     }
 }

@@ -68,7 +68,7 @@ impl RaftNode {
     /// node votes in the group and `leader` leads it, then campaign once the leader has been
     /// quiet for a whole lease.
     pub(crate) fn campaign(&self, leader: NodeId, group: GroupId) -> Result<(), RaftError> {
-        let raft = self.group(group)?.clone();
+        let raft = self.group(group)?;
         let me = self.node_id();
         let m = raft.metrics().borrow().clone();
         if m.current_leader != Some(leader) {

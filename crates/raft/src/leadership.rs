@@ -42,6 +42,9 @@ pub(crate) struct Leadership {
     /// Per group: when the last snapshot chunk from its leader arrived (see
     /// `RaftNode::receiving_snapshot`).
     snapshot_chunk: Mutex<HashMap<GroupId, Instant>>,
+    /// Per group this node leads: since when each replica the placement moved away has been
+    /// seen waiting for removal.
+    demoted: Mutex<HashMap<(GroupId, NodeId), Instant>>,
 }
 
 impl Default for Leadership {
@@ -51,6 +54,7 @@ impl Default for Leadership {
             leading: Mutex::default(),
             handing_over: tokio::sync::watch::channel(BTreeSet::new()).0,
             snapshot_chunk: Mutex::default(),
+            demoted: Mutex::default(),
         }
     }
 }
@@ -79,6 +83,29 @@ impl Leadership {
     /// How long ago the last snapshot chunk for `group` arrived.
     pub(crate) fn since_snapshot_chunk(&self, group: GroupId) -> Option<Duration> {
         lock(&self.snapshot_chunk).get(&group).map(Instant::elapsed)
+    }
+
+    /// Of `nodes`, the replicas of `group` that have waited for removal at least `grace` (the
+    /// others start or continue waiting). Nodes of `group` not in `nodes` are forgotten.
+    pub(crate) fn demoted_for(
+        &self,
+        group: GroupId,
+        nodes: &BTreeSet<NodeId>,
+        grace: Duration,
+    ) -> BTreeSet<NodeId> {
+        let mut demoted = lock(&self.demoted);
+        demoted.retain(|(g, n), _| *g != group || nodes.contains(n));
+        nodes
+            .iter()
+            .copied()
+            .filter(|n| {
+                demoted
+                    .entry((group, *n))
+                    .or_insert_with(Instant::now)
+                    .elapsed()
+                    >= grace
+            })
+            .collect()
     }
 
     /// Notes that this node leads `group` in `term`; returns how long it has led in that term.

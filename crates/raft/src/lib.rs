@@ -20,6 +20,9 @@
 //!   cluster management on the meta leader).
 //! - `leadership`: readiness (when each group's leader was last heard from) and the preferred
 //!   leader of every group; `handover`: moving a group's leadership to its preferred node.
+//! - `replicas`: which partitions this node holds; starting a replica a leader adds, deleting
+//!   one it took away.
+//! - `routes`: where requests go for a group this node holds no replica of.
 //! - `compaction`: snapshots by log size and age, beside openraft's count-based policy.
 //! - `codec`: bincode for entries, votes and snapshots, in one place.
 //! - `testing` (feature `testing`): a harness for tests of the crates above this one.
@@ -45,6 +48,8 @@ pub mod log_writer;
 pub mod network;
 pub mod node;
 pub mod observers;
+mod replicas;
+mod routes;
 pub mod snapshot_data;
 pub mod snapshots;
 pub mod state_machine;
@@ -52,7 +57,7 @@ pub mod state_machine;
 pub mod testing;
 
 pub use cluster::MemberReport;
-pub use node::{GroupStatus, LinkConfig, RaftConfig, RaftNode};
+pub use node::{GroupStatus, LinkConfig, MoveLimits, RaftConfig, RaftNode, RelayAcceptor};
 
 use tern_core::{GroupId, NodeId};
 
@@ -83,6 +88,12 @@ pub enum RaftError {
         group: GroupId,
         /// What went wrong.
         reason: String,
+    },
+    /// This node holds no replica of the group (its replicas are on other nodes).
+    #[error("{group}: no replica on this node")]
+    NoReplica {
+        /// The group.
+        group: GroupId,
     },
     /// Storage failed.
     #[error(transparent)]

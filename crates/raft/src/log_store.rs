@@ -22,7 +22,7 @@ use tern_store::db::{Direction, WriteBatch};
 use tern_store::schema::{self, CF_BLOBS, CF_RAFT_LOG, CF_RAFT_META, CF_STATE};
 
 /// Items in `raft_meta`.
-const META_VOTE: u8 = 1;
+pub(crate) const META_VOTE: u8 = 1;
 const META_COMMITTED: u8 = 2;
 const META_PURGED: u8 = 3;
 // Item 4 is the state machine's snapshot-install marker (`snapshots::INSTALLING_MARKER`).

@@ -18,23 +18,65 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, OptionalSend, Snapshot, Vote};
 use std::future::Future;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tern_core::sync::lock;
 use tern_core::{GroupId, NodeId};
 
 /// How long a follower has to answer before a snapshot is sent to it.
 const SNAPSHOT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Paces the snapshot chunks every group of a node sends (`[cluster] move_rate_limit`), so
+/// that moving replicas leaves the disk and the network to the mail.
+#[derive(Debug)]
+pub struct SnapshotPace {
+    bytes_per_sec: u64,
+    /// When the next chunk may go.
+    next: Mutex<Instant>,
+}
+
+impl SnapshotPace {
+    /// At most `bytes_per_sec` on average (0: no limit).
+    pub fn new(bytes_per_sec: u64) -> SnapshotPace {
+        SnapshotPace {
+            bytes_per_sec,
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Waits for `bytes`' turn.
+    async fn wait(&self, bytes: usize) {
+        if let Some(start) = self.reserve(bytes, Instant::now()) {
+            tokio::time::sleep_until(start.into()).await;
+        }
+    }
+
+    /// Books the next `bytes` at `now`; returns when they may go (`None`: no limit).
+    fn reserve(&self, bytes: usize, now: Instant) -> Option<Instant> {
+        if self.bytes_per_sec == 0 {
+            return None;
+        }
+        let cost = Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
+        let mut next = lock(&self.next);
+        let start = (*next).max(now);
+        *next = start + cost;
+        Some(start)
+    }
+}
 
 /// Creates clients for the peers of one group.
 #[derive(Clone)]
 pub struct Network {
     group: GroupId,
     peers: Option<Peers>,
+    pace: Arc<SnapshotPace>,
 }
 
 impl Network {
-    /// The network of `group`, over `peers` (none on a single node).
-    pub fn new(group: GroupId, peers: Option<Peers>) -> Network {
-        Network { group, peers }
+    /// The network of `group`, over `peers` (none on a single node), sending snapshots at
+    /// `pace`.
+    pub fn new(group: GroupId, peers: Option<Peers>, pace: Arc<SnapshotPace>) -> Network {
+        Network { group, peers, pace }
     }
 }
 
@@ -44,6 +86,7 @@ pub struct PeerClient {
     target: NodeId,
     addr: String,
     peers: Option<Peers>,
+    pace: Arc<SnapshotPace>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -55,6 +98,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             addr: node.addr.clone(),
             peers: self.peers.clone(),
+            pace: self.pace.clone(),
         }
     }
 }
@@ -111,6 +155,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        self.pace.wait(rpc.data.len()).await;
         match self
             .call(Request::Snapshot(self.group, rpc), &option)
             .await?
@@ -146,5 +191,27 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             Answer::Vote(Err(e)) => Err(self.remote(e)),
             other => Err(self.unexpected(other)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_chunks_are_booked_at_the_configured_rate_and_unlimited_means_no_wait() {
+        let pace = SnapshotPace::new(1 << 20);
+        let now = Instant::now();
+        let starts: Vec<Duration> = (0..4)
+            .map(|_| pace.reserve(512 << 10, now).unwrap() - now)
+            .collect();
+        // Four half-MiB chunks at 1 MiB/s: the first at once, each next half a second later.
+        let half = Duration::from_millis(500);
+        assert_eq!(starts, [Duration::ZERO, half, 2 * half, 3 * half]);
+        // After a quiet spell the next chunk goes at once (no burst is saved up either).
+        let later = now + Duration::from_secs(10);
+        assert_eq!(pace.reserve(512 << 10, later), Some(later));
+
+        assert_eq!(SnapshotPace::new(0).reserve(1 << 30, now), None);
     }
 }

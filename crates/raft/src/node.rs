@@ -16,11 +16,12 @@ use crate::snapshots::SnapshotDir;
 use crate::state_machine::StateMachine;
 use crate::{RaftError, TypeConfig};
 use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt};
 use openraft::error::{CheckIsLeaderError, ClientWriteError};
 use openraft::{BasicNode, Config, Raft, RaftMetrics, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use tern_core::config::StorageConfig;
 use tern_core::{AccountId, GroupId, NodeId};
@@ -57,6 +58,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// unavailable: longer than an election, so a leader that has really lost its quorum has been
 /// replaced by then.
 const READ_QUORUM_PATIENCE: Duration = Duration::from_secs(3);
+/// How many parts of one large body are proposed at once (8 x 512 KiB).
+const PARTS_IN_FLIGHT: usize = 8;
 /// `raft_meta` key (under the meta group) holding the partition count fixed at creation.
 const META_PARTITIONS: u8 = 0xFF;
 
@@ -71,6 +74,29 @@ pub struct LinkConfig {
     pub seeds: Vec<String>,
     /// The mTLS material.
     pub tls: LinkTls,
+    /// How replicas are placed and moved.
+    pub moves: MoveLimits,
+}
+
+/// How many replicas each partition has and how fast they move (`[cluster]`).
+#[derive(Debug, Clone, Copy)]
+pub struct MoveLimits {
+    /// Voters per partition.
+    pub replication_factor: usize,
+    /// Moves each node leads at once.
+    pub max_concurrent: usize,
+    /// Snapshot bytes per second sent to replicas being added (0 = no limit).
+    pub bytes_per_sec: u64,
+}
+
+impl Default for MoveLimits {
+    fn default() -> Self {
+        MoveLimits {
+            replication_factor: 3,
+            max_concurrent: 2,
+            bytes_per_sec: 0,
+        }
+    }
 }
 
 /// How to start the Raft layer.
@@ -108,11 +134,31 @@ pub struct GroupStatus {
     pub purged_index: Option<u64>,
 }
 
+/// Which partitions a node starts with (the meta group always).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StartWith {
+    /// All of them: a single node, or the first node of a new cluster.
+    Every,
+    /// None: a node joining a cluster gets its replicas as their leaders add it.
+    Meta,
+    /// Those with state in the data dir: a cluster member restarting.
+    Stored,
+}
+
+/// One group's replica on this node.
+#[derive(Clone)]
+pub(crate) struct Replica {
+    pub raft: Raft<TypeConfig>,
+    /// Bytes this process appended to the group's log (for size-triggered snapshots).
+    pub growth: crate::compaction::LogGrowth,
+}
+
 /// The node link as the Raft layer uses it.
 pub(crate) struct Link {
     pub peers: Peers,
     pub advertise: String,
     pub seeds: Vec<String>,
+    pub moves: MoveLimits,
 }
 
 pub(crate) struct Inner {
@@ -124,12 +170,17 @@ pub(crate) struct Inner {
     /// `[storage]`: snapshot triggers beyond openraft's own.
     pub storage: StorageConfig,
     pub raft_config: Arc<Config>,
-    /// Index = group id: 0 is meta, 1..=P the partitions. Empty until the partition count is
-    /// known.
-    pub groups: OnceLock<Vec<Raft<TypeConfig>>>,
-    /// Serialises starting the groups (init and join may race).
+    /// The partition count: unset until the node is in a cluster (or has started alone).
+    pub partitions: OnceLock<u32>,
+    /// The groups this node runs a replica of (the meta group and some or all partitions).
+    pub groups: RwLock<BTreeMap<GroupId, Replica>>,
+    /// Serialises starting and stopping groups (init, join and moves may race).
     pub starting: tokio::sync::Mutex<()>,
     pub observers: Observers,
+    /// Paces the snapshot chunks this node sends (`[cluster] move_rate_limit`).
+    pub snapshot_pace: Arc<crate::network::SnapshotPace>,
+    /// The last known leader of groups this node has no replica of.
+    pub routes: crate::routes::Routes,
     /// Who heard from which leader when, and the handovers under way.
     pub leadership: crate::leadership::Leadership,
     pub link: Option<Link>,
@@ -137,6 +188,20 @@ pub(crate) struct Inner {
     pub stop: CancellationToken,
     /// Becomes true once the groups run.
     pub started: tokio::sync::watch::Sender<bool>,
+    /// Serves the client sessions other nodes relay here (set by the layer above).
+    pub relay_acceptor: OnceLock<Arc<dyn RelayAcceptor>>,
+}
+
+/// Serves client sessions that other nodes relay to this one (IMAP, POP3: the session runs
+/// where the account's mail is). Implemented above this crate.
+pub trait RelayAcceptor: Send + Sync + 'static {
+    /// Serves the session node `from` relays on `stream`, described by `request`.
+    fn accept(
+        &self,
+        from: NodeId,
+        request: Vec<u8>,
+        stream: crate::link::RelayedStream,
+    ) -> futures::future::BoxFuture<'static, ()>;
 }
 
 /// The node's Raft groups. Cheap to clone.
@@ -218,6 +283,7 @@ impl RaftNode {
             peers: Peers::new(config.node_id, l.tls.clone(), source_ip(&l.listen)),
             advertise: l.advertise.clone(),
             seeds: l.seeds.clone(),
+            moves: l.moves,
         });
         let node = RaftNode {
             inner: Arc::new(Inner {
@@ -227,13 +293,19 @@ impl RaftNode {
                 snapshots,
                 storage: config.storage.clone(),
                 raft_config: raft_config(&config.storage)?,
-                groups: OnceLock::new(),
+                partitions: OnceLock::new(),
+                groups: RwLock::new(BTreeMap::new()),
                 starting: tokio::sync::Mutex::new(()),
                 observers: Observers::default(),
                 leadership: Default::default(),
+                routes: Default::default(),
+                snapshot_pace: Arc::new(crate::network::SnapshotPace::new(
+                    config.link.as_ref().map_or(0, |l| l.moves.bytes_per_sec),
+                )),
                 link,
                 stop: CancellationToken::new(),
                 started: tokio::sync::watch::channel(false).0,
+                relay_acceptor: OnceLock::new(),
             }),
         };
         match &config.link {
@@ -246,7 +318,7 @@ impl RaftNode {
                         p
                     }
                 };
-                node.start_groups(partitions).await?;
+                node.start_groups(partitions, StartWith::Every).await?;
                 let me = BTreeMap::from([(config.node_id, BasicNode::default())]);
                 node.initialize_groups(me).await?;
                 node.wait_for_leaders().await?;
@@ -265,7 +337,7 @@ impl RaftNode {
                     node.inner.stop.clone(),
                 ));
                 if let Some(partitions) = stored_partitions(&node.inner.db)? {
-                    node.start_groups(partitions).await?;
+                    node.start_groups(partitions, StartWith::Stored).await?;
                     tracing::info!(partitions, node_id = config.node_id, "raft groups started");
                 } else {
                     tracing::info!(
@@ -280,42 +352,68 @@ impl RaftNode {
         Ok(node)
     }
 
-    /// Starts the meta group and `partitions` data partitions (not yet initialised).
-    pub(crate) async fn start_groups(&self, partitions: u32) -> Result<(), RaftError> {
+    /// Starts the meta group and those of the `partitions` data partitions `which` names (not
+    /// yet initialised when they are new here).
+    pub(crate) async fn start_groups(
+        &self,
+        partitions: u32,
+        which: StartWith,
+    ) -> Result<(), RaftError> {
         let _starting = self.inner.starting.lock().await;
-        if self.inner.groups.get().is_some() {
+        if self.inner.partitions.get().is_some() {
             return Ok(());
         }
-        let inner = &self.inner;
-        let peers = inner.link.as_ref().map(|l| l.peers.clone());
-        let starts = (0..=partitions).map(|g| {
+        let mut open = vec![GroupId::META];
+        for g in 1..=partitions {
             let group = GroupId(g);
-            let network = Network::new(group, peers.clone());
-            async move {
-                let log = LogStore::new(group, inner.db.clone(), inner.writer.clone());
-                let growth = log.growth();
-                let sm = StateMachine::open(
-                    group,
-                    inner.db.clone(),
-                    inner.snapshots.clone(),
-                    inner.observers.clone(),
-                )
-                .map_err(|e| unavailable(group, e))?;
-                let raft = Raft::new(inner.node_id, inner.raft_config.clone(), network, log, sm)
-                    .await
-                    .map_err(|e| unavailable(group, e))?;
-                Ok::<_, RaftError>((raft, growth))
+            let wanted = match which {
+                StartWith::Every => true,
+                StartWith::Meta => false,
+                StartWith::Stored => crate::replicas::has_state(&self.inner.db, group)?,
+            };
+            if wanted {
+                open.push(group);
             }
-        });
-        let (groups, growth): (Vec<_>, Vec<_>) = try_join_all(starts).await?.into_iter().unzip();
-        let _ = inner.groups.set(groups);
+        }
+        let starts = open.into_iter().map(|g| self.open_replica(g));
+        let replicas = try_join_all(starts).await?;
+        {
+            let mut groups = tern_core::sync::write(&self.inner.groups);
+            for (group, replica) in replicas {
+                groups.insert(group, replica);
+            }
+        }
+        let _ = self.inner.partitions.set(partitions);
         tokio::spawn(crate::compaction::run(
             self.clone(),
-            growth,
-            inner.storage.clone(),
+            self.inner.storage.clone(),
         ));
-        inner.started.send_replace(true);
+        self.inner.started.send_replace(true);
         Ok(())
+    }
+
+    /// Opens `group`'s log and state on this node and starts its Raft (not yet initialised
+    /// when the group is new here).
+    pub(crate) async fn open_replica(
+        &self,
+        group: GroupId,
+    ) -> Result<(GroupId, Replica), RaftError> {
+        let inner = &self.inner;
+        let peers = inner.link.as_ref().map(|l| l.peers.clone());
+        let network = Network::new(group, peers, inner.snapshot_pace.clone());
+        let log = LogStore::new(group, inner.db.clone(), inner.writer.clone());
+        let growth = log.growth();
+        let sm = StateMachine::open(
+            group,
+            inner.db.clone(),
+            inner.snapshots.clone(),
+            inner.observers.clone(),
+        )
+        .map_err(|e| unavailable(group, e))?;
+        let raft = Raft::new(inner.node_id, inner.raft_config.clone(), network, log, sm)
+            .await
+            .map_err(|e| unavailable(group, e))?;
+        Ok((group, Replica { raft, growth }))
     }
 
     /// Initialises every group not yet initialised with `members` as its voters.
@@ -323,8 +421,7 @@ impl RaftNode {
         &self,
         members: BTreeMap<NodeId, BasicNode>,
     ) -> Result<(), RaftError> {
-        for (g, raft) in self.groups()?.iter().enumerate() {
-            let group = GroupId(g as u32);
+        for (group, raft) in self.groups()? {
             let initialized = raft
                 .is_initialized()
                 .await
@@ -339,32 +436,53 @@ impl RaftNode {
     }
 
     pub(crate) async fn wait_for_leaders(&self) -> Result<(), RaftError> {
-        let waits = self
-            .groups()?
-            .iter()
-            .enumerate()
-            .map(|(g, raft)| async move {
-                raft.wait(Some(LEADER_TIMEOUT))
-                    .metrics(|m| m.current_leader.is_some(), "a leader")
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| unavailable(GroupId(g as u32), e))
-            });
+        let waits = self.groups()?.into_iter().map(|(group, raft)| async move {
+            raft.wait(Some(LEADER_TIMEOUT))
+                .metrics(|m| m.current_leader.is_some(), "a leader")
+                .await
+                .map(|_| ())
+                .map_err(|e| unavailable(group, e))
+        });
         try_join_all(waits).await.map(|_| ())
     }
 
-    pub(crate) fn groups(&self) -> Result<&[Raft<TypeConfig>], RaftError> {
-        self.inner
-            .groups
-            .get()
-            .map(Vec::as_slice)
-            .ok_or_else(|| unavailable(GroupId::META, "this node is not in a cluster yet"))
+    /// The groups this node runs, in order (meta first); an error before the node is in a
+    /// cluster.
+    pub(crate) fn groups(&self) -> Result<Vec<(GroupId, Raft<TypeConfig>)>, RaftError> {
+        if !self.has_groups() {
+            return Err(unavailable(
+                GroupId::META,
+                "this node is not in a cluster yet",
+            ));
+        }
+        Ok(tern_core::sync::read(&self.inner.groups)
+            .iter()
+            .map(|(g, r)| (*g, r.raft.clone()))
+            .collect())
     }
 
-    pub(crate) fn group(&self, group: GroupId) -> Result<&Raft<TypeConfig>, RaftError> {
-        self.groups()?
-            .get(group.0 as usize)
-            .ok_or_else(|| unavailable(group, "no such group on this node"))
+    /// Every replica this node runs, with its log growth counter.
+    pub(crate) fn replicas(&self) -> Vec<(GroupId, Replica)> {
+        tern_core::sync::read(&self.inner.groups)
+            .iter()
+            .map(|(g, r)| (*g, r.clone()))
+            .collect()
+    }
+
+    /// `group`'s Raft on this node.
+    pub(crate) fn group(&self, group: GroupId) -> Result<Raft<TypeConfig>, RaftError> {
+        if !self.has_groups() {
+            return Err(unavailable(group, "this node is not in a cluster yet"));
+        }
+        tern_core::sync::read(&self.inner.groups)
+            .get(&group)
+            .map(|r| r.raft.clone())
+            .ok_or(RaftError::NoReplica { group })
+    }
+
+    /// Whether this node runs a replica of `group`.
+    pub fn has_replica(&self, group: GroupId) -> bool {
+        tern_core::sync::read(&self.inner.groups).contains_key(&group)
     }
 
     /// Returns once the groups run (at once on a single node or a member that restarted; after
@@ -376,15 +494,28 @@ impl RaftNode {
 
     /// Whether the groups are running (a cluster member that has not joined has none).
     pub fn has_groups(&self) -> bool {
-        self.inner.groups.get().is_some()
+        self.inner.partitions.get().is_some()
     }
 
     /// Number of data partitions (0 before the node is in a cluster).
     pub fn partitions(&self) -> u32 {
+        self.inner.partitions.get().copied().unwrap_or(0)
+    }
+
+    /// Voters per partition (1 on a single node).
+    pub fn replication_factor(&self) -> usize {
         self.inner
-            .groups
-            .get()
-            .map_or(0, |g| g.len().saturating_sub(1) as u32)
+            .link
+            .as_ref()
+            .map_or(1, |l| l.moves.replication_factor)
+    }
+
+    /// How replica moves are limited (the defaults on a single node).
+    pub(crate) fn move_limits(&self) -> MoveLimits {
+        self.inner
+            .link
+            .as_ref()
+            .map_or_else(MoveLimits::default, |l| l.moves)
     }
 
     /// This node's id.
@@ -426,14 +557,8 @@ impl RaftNode {
         })
     }
 
-    /// Calls `node` over the node link.
-    pub(crate) async fn call(
-        &self,
-        group: GroupId,
-        node: NodeId,
-        request: &Request,
-        timeout: Duration,
-    ) -> Result<Answer, LinkError> {
+    /// The node link and `node`'s address as `group`'s membership (or the directory) has it.
+    fn link_to(&self, group: GroupId, node: NodeId) -> Result<(&Link, String), LinkError> {
         let unreachable = |reason: &str| LinkError::Unreachable {
             node,
             reason: reason.into(),
@@ -446,6 +571,18 @@ impl RaftNode {
         let addr = self
             .addr_of(group, node)
             .ok_or_else(|| unreachable("address unknown"))?;
+        Ok((link, addr))
+    }
+
+    /// Calls `node` over the node link.
+    pub(crate) async fn call(
+        &self,
+        group: GroupId,
+        node: NodeId,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Answer, LinkError> {
+        let (link, addr) = self.link_to(group, node)?;
         link.peers.call(node, &addr, request, timeout).await
     }
 
@@ -478,11 +615,16 @@ impl RaftNode {
             .map_or(0, |d| d.as_secs() as i64);
         let command = match tern_store::body::parts(command, upload, now) {
             Ok(cut) => {
-                // The parts go together: apply stores each under its own key, so their order
-                // does not matter, and one round of commits serves them all. Only the command
-                // that refers to them must wait until every part is in.
+                // Parts go several at a time: apply stores each under its own key, so their
+                // order does not matter. At most [`PARTS_IN_FLIGHT`] wait at once, so each
+                // keeps its own deadline whatever the body's size. Only the command that refers
+                // to them waits until every part is in.
                 let parts = cut.parts.into_iter().map(|p| self.propose_one(group, p));
-                for response in try_join_all(parts).await? {
+                let responses: Vec<Response> = futures::stream::iter(parts)
+                    .buffer_unordered(PARTS_IN_FLIGHT)
+                    .try_collect()
+                    .await?;
+                for response in responses {
                     if response != Response::Ok {
                         return Err(unavailable(
                             group,
@@ -499,6 +641,9 @@ impl RaftNode {
 
     async fn propose_one(&self, group: GroupId, command: Command) -> Result<Response, RaftError> {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
+        if !self.has_replica(group) {
+            return self.propose_elsewhere(group, &command, deadline).await;
+        }
         loop {
             let leader = self.leader(group, deadline).await?;
             if leader == self.inner.node_id {
@@ -516,6 +661,81 @@ impl RaftNode {
                 other => return other,
             }
         }
+    }
+
+    /// Proposes to a group this node holds no replica of: at the leader it last learnt of,
+    /// else at the group's replicas as placement has them, else at any member, following
+    /// the hints of those that know the leader.
+    async fn propose_elsewhere(
+        &self,
+        group: GroupId,
+        command: &Command,
+        deadline: Instant,
+    ) -> Result<Response, RaftError> {
+        let routes = &self.inner.routes;
+        let mut hinted = None;
+        loop {
+            let candidates = routes.candidates(
+                group,
+                hinted.take(),
+                &self.members(),
+                self.placement_members().place(group),
+            );
+            for node in candidates {
+                match self.propose_at(group, node, command, deadline).await {
+                    Ok(response) => {
+                        routes.learn(group, node);
+                        return Ok(response);
+                    }
+                    Err(RaftError::NotLeader {
+                        leader: Some(leader),
+                        ..
+                    }) if leader != node => {
+                        routes.learn(group, leader);
+                        hinted = Some(leader);
+                        break;
+                    }
+                    Err(RaftError::NotLeader { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(unavailable(group, "no replica of the group answered"));
+            }
+            if hinted.is_none() {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+        }
+    }
+
+    /// The nodes to relay a client session of `group` to, best first: its known leader, then
+    /// its replicas as placement has them, then the other members (never this node).
+    pub fn relay_candidates(&self, group: GroupId) -> Vec<NodeId> {
+        let me = self.node_id();
+        let mut candidates = self.inner.routes.candidates(
+            group,
+            None,
+            &self.members(),
+            self.placement_members().place(group),
+        );
+        candidates.retain(|n| *n != me);
+        candidates
+    }
+
+    /// Opens a connection to `node` that relays one client session (`request` tells it which;
+    /// see [`RelayAcceptor`]).
+    pub async fn open_relay(
+        &self,
+        node: NodeId,
+        request: Vec<u8>,
+    ) -> Result<crate::link::RelayStream, LinkError> {
+        let (link, addr) = self.link_to(GroupId::META, node)?;
+        link.peers.open_relay(node, &addr, request).await
+    }
+
+    /// Serves the sessions other nodes relay here with `acceptor` (set once, at start).
+    pub fn set_relay_acceptor(&self, acceptor: Arc<dyn RelayAcceptor>) {
+        let _ = self.inner.relay_acceptor.set(acceptor);
     }
 
     /// Proposes on this node, which must lead the group.
@@ -684,16 +904,13 @@ impl RaftNode {
     pub async fn status(&self) -> Vec<GroupStatus> {
         let snapshots: Vec<_> = self
             .groups()
-            .map(|groups| {
-                groups
-                    .iter()
-                    .map(|raft| {
-                        let m = raft.metrics().borrow().clone();
-                        (m.snapshot.map(|l| l.index), m.purged.map(|l| l.index))
-                    })
-                    .collect()
+            .unwrap_or_default()
+            .iter()
+            .map(|(_, raft)| {
+                let m = raft.metrics().borrow().clone();
+                (m.snapshot.map(|l| l.index), m.purged.map(|l| l.index))
             })
-            .unwrap_or_default();
+            .collect();
         self.views()
             .into_iter()
             .zip(snapshots)
@@ -715,9 +932,8 @@ impl RaftNode {
             return Vec::new();
         };
         groups
-            .iter()
-            .enumerate()
-            .map(|(g, raft)| {
+            .into_iter()
+            .map(|(group, raft)| {
                 let m = raft.metrics().borrow().clone();
                 let membership = m.membership_config.membership();
                 let voters: Vec<NodeId> = membership.voter_ids().collect();
@@ -732,7 +948,7 @@ impl RaftNode {
                     })
                     .unwrap_or_default();
                 GroupView {
-                    group: GroupId(g as u32),
+                    group,
                     term: m.current_term,
                     leader: m.current_leader,
                     voters,
@@ -751,8 +967,7 @@ impl RaftNode {
         tokio::task::spawn_blocking(move || {
             let groups = node.groups()?;
             let mut out = Vec::with_capacity(groups.len());
-            for (g, raft) in groups.iter().enumerate() {
-                let group = GroupId(g as u32);
+            for (group, raft) in groups {
                 let before = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
                 let digest = node.local_reader(group).digest()?;
                 let after = raft.metrics().borrow().last_applied.map_or(0, |l| l.index);
@@ -789,18 +1004,24 @@ impl RaftNode {
         ClusterInfo {
             partitions: self.partitions(),
             members: self.members(),
+            replication_factor: self.replication_factor(),
         }
     }
 
-    /// Whether this node can serve: it has its groups, and every group has a leader that is
-    /// really there — this node with a recent quorum ack, or another node this one heard from
-    /// recently (a leader merely remembered from before a restart does not count).
+    /// Whether this node can serve: it runs the meta group and every partition the placement
+    /// puts here, and each has a leader that is really there — this node with a recent quorum
+    /// ack, or another node this one heard from recently (a leader merely remembered from
+    /// before a restart does not count).
     pub fn ready(&self) -> bool {
         let Ok(groups) = self.groups() else {
             return false;
         };
+        let local: BTreeMap<GroupId, Raft<TypeConfig>> = groups.into_iter().collect();
         let recent = Duration::from_millis(2 * ELECTION_TIMEOUT_MAX_MS);
-        groups.iter().enumerate().all(|(g, raft)| {
+        let led = |group: GroupId| {
+            let Some(raft) = local.get(&group) else {
+                return false;
+            };
             let m = raft.metrics().borrow().clone();
             match m.current_leader {
                 Some(leader) if leader == self.inner.node_id => m
@@ -809,11 +1030,12 @@ impl RaftNode {
                 Some(_) => self
                     .inner
                     .leadership
-                    .since_heard(GroupId(g as u32))
+                    .since_heard(group)
                     .is_some_and(|since| since < recent),
                 None => false,
             }
-        })
+        };
+        led(GroupId::META) && self.placed_partitions().into_iter().all(led)
     }
 
     /// Stops the node link, every group and the WAL syncer; RocksDB closes when the last
@@ -823,18 +1045,13 @@ impl RaftNode {
         if let Some(link) = &self.inner.link {
             link.peers.close();
         }
-        if let Some(groups) = self.inner.groups.get() {
-            let stops = groups.iter().map(|raft| raft.shutdown());
-            for (g, result) in futures::future::join_all(stops)
-                .await
-                .into_iter()
-                .enumerate()
-            {
-                if let Err(e) = result {
-                    tracing::warn!(group = g, error = %e, "raft group did not stop cleanly");
-                }
+        let groups = std::mem::take(&mut *tern_core::sync::write(&self.inner.groups));
+        let stops = groups.into_iter().map(|(group, replica)| async move {
+            if let Err(e) = replica.raft.shutdown().await {
+                tracing::warn!(%group, error = %e, "raft group did not stop cleanly");
             }
-        }
+        });
+        futures::future::join_all(stops).await;
         self.inner.writer.stop().await;
     }
 

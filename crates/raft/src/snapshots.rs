@@ -99,6 +99,14 @@ impl SnapshotDir {
         Ok(())
     }
 
+    /// Removes every file of `group` (its replica left this node).
+    pub fn remove_group(&self, group: GroupId) -> io::Result<()> {
+        match fs::remove_dir_all(self.group_dir(group)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// A new, empty part file for a snapshot of `group` being received.
     pub fn new_part(&self, group: GroupId, what: &str) -> io::Result<(File, PathBuf)> {
         let dir = self.group_dir(group);

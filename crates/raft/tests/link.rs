@@ -4,7 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tern_core::NodeId;
-use tern_raft::link::{Answer, ClusterCa, Handler, LinkError, LinkTls, Peers, Request, serve};
+use tern_raft::link::{
+    Answer, ClusterCa, Handler, LinkError, LinkTls, Peers, RelayedStream, Request, serve,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +17,15 @@ struct WhoAsked;
 impl Handler for WhoAsked {
     async fn handle(&self, from: NodeId, _request: Request) -> Answer {
         Answer::Error(format!("asked by {from}"))
+    }
+
+    /// Says who relayed what, then echoes the session's bytes.
+    async fn relay(&self, from: NodeId, request: Vec<u8>, stream: RelayedStream) {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        let line = format!("{from} {}\n", String::from_utf8_lossy(&request));
+        if writer.write_all(line.as_bytes()).await.is_ok() {
+            let _ = tokio::io::copy(&mut reader, &mut writer).await;
+        }
     }
 }
 
@@ -62,6 +74,36 @@ async fn members_talk_and_a_foreign_certificate_is_refused() {
         refused.is_err(),
         "a client certificate from another CA got an answer"
     );
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_connection_carries_its_request_then_raw_bytes_both_ways() {
+    let ca = ClusterCa::generate().unwrap();
+    let (addr, stop) = start_server("127.0.0.1:0", tls(&ca, 1)).await;
+    let member = Peers::new(2, tls(&ca, 2), None);
+    let mut relay = member
+        .open_relay(1, &addr, b"imap alice".to_vec())
+        .await
+        .unwrap();
+    let mut first = vec![0u8; 13];
+    relay.read_exact(&mut first).await.unwrap();
+    assert_eq!(first, b"2 imap alice\n");
+    relay.write_all(b"a1 NOOP\r\n").await.unwrap();
+    let mut echoed = vec![0u8; 9];
+    relay.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(echoed, b"a1 NOOP\r\n");
+    // Calls on the same peer still work beside a relay.
+    assert!(
+        member
+            .call(1, &addr, &Request::Status, TIMEOUT)
+            .await
+            .is_ok()
+    );
+
+    let foreign = ClusterCa::generate().unwrap();
+    let intruder = Peers::new(3, tls(&foreign, 3), None);
+    assert!(intruder.open_relay(1, &addr, b"x".to_vec()).await.is_err());
     stop.cancel();
 }
 

@@ -6,6 +6,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use hyper::Method;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tern_raft::link::ClusterCa;
 use tern_raft::link::tls::write_file;
@@ -52,10 +53,23 @@ pub enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Take a node out of the cluster.
+    /// Move every partition replica off a node (it stays a member; `remove` it afterwards).
+    Drain {
+        /// The node id.
+        node: u64,
+        /// Stop draining the node: it may hold replicas again.
+        #[arg(long)]
+        cancel: bool,
+    },
+    /// Take a node out of the cluster. Refused while it holds partition replicas (drain it
+    /// first) unless --dead.
     Remove {
         /// The node id.
         node: u64,
+        /// The node is gone for good: remove it anyway; its replicas are made again on the
+        /// other nodes from the surviving copies.
+        #[arg(long)]
+        dead: bool,
     },
 }
 
@@ -134,12 +148,29 @@ pub async fn run_remote(api: &AdminClient, command: &ClusterCommand) -> Result<(
                 info["partitions"]
             );
         }
-        ClusterCommand::Remove { node } => {
+        ClusterCommand::Drain { node, cancel } => {
+            let _: Value = api
+                .call(
+                    Method::POST,
+                    "/v1/cluster/drain",
+                    Some(json!({ "node": node, "cancel": cancel })),
+                )
+                .await?;
+            if *cancel {
+                println!("node {node} no longer drains");
+            } else {
+                println!(
+                    "node {node} is draining: its replicas move to the other nodes \
+                     (`tern cluster status` shows how many it still holds)"
+                );
+            }
+        }
+        ClusterCommand::Remove { node, dead } => {
             let _: Value = api
                 .call(
                     Method::POST,
                     "/v1/cluster/remove",
-                    Some(json!({ "node": node })),
+                    Some(json!({ "node": node, "dead": dead })),
                 )
                 .await?;
             println!("node {node} removed");
@@ -157,48 +188,61 @@ pub async fn run_remote(api: &AdminClient, command: &ClusterCommand) -> Result<(
     Ok(())
 }
 
-/// The status as text: one line per node, then one per group with the leader's figures.
+/// The status as text: one line per node (partitions held and led), then one per group with
+/// its leader's figures.
 fn render_status(status: &Value) -> String {
     let mut out = String::new();
     let empty = Vec::new();
     let members = status["members"].as_array().unwrap_or(&empty);
+    // Group id -> (member id, that member's view of the group).
+    let mut groups: BTreeMap<u64, Vec<(&Value, &Value)>> = BTreeMap::new();
+    for m in members {
+        for view in m["groups"].as_array().unwrap_or(&empty) {
+            if let Some(g) = view["group"].as_u64() {
+                groups.entry(g).or_default().push((&m["id"], view));
+            }
+        }
+    }
+    // The leader's own view (highest term claiming leadership) is the authority.
+    let leader_views: BTreeMap<u64, &Value> = groups
+        .iter()
+        .filter_map(|(g, views)| {
+            let own = views
+                .iter()
+                .filter(|(id, v)| v["leader"].is_u64() && v["leader"] == **id)
+                .max_by_key(|(_, v)| v["term"].as_u64().unwrap_or(0))
+                .or_else(|| views.first());
+            own.map(|(_, v)| (*g, *v))
+        })
+        .collect();
     out.push_str(&format!(
-        "node {} answering; {} partitions; ready: {}\n\nNODE  ADDRESS                 REACHABLE\n",
+        "node {} answering; {} partitions; ready: {}\n\n\
+         NODE  ADDRESS                 REACHABLE  PARTITIONS  LEADS\n",
         status["node"], status["partitions"], status["ready"]
     ));
     for m in members {
+        let held = m["groups"]
+            .as_array()
+            .map_or(0, |gs| gs.iter().filter(|v| v["group"] != 0).count());
+        let leads = leader_views
+            .iter()
+            .filter(|(g, v)| **g != 0 && v["leader"] == m["id"])
+            .count();
         out.push_str(&format!(
-            "{:<5} {:<23} {}\n",
+            "{:<5} {:<23} {:<10} {:<11} {}\n",
             m["id"].to_string(),
             m["addr"].as_str().unwrap_or(""),
             if m["reachable"].as_bool() == Some(true) {
                 "yes"
             } else {
                 "NO"
-            }
+            },
+            held,
+            leads
         ));
     }
     out.push_str("\nGROUP  LEADER  VOTERS      LEARNERS    COMMIT      LAG\n");
-    let groups = members
-        .iter()
-        .filter_map(|m| m["groups"].as_array())
-        .map(Vec::len)
-        .max()
-        .unwrap_or(0);
-    for g in 0..groups {
-        // The leader's own view (highest term claiming leadership) is the authority.
-        let views: Vec<&Value> = members.iter().filter_map(|m| m["groups"].get(g)).collect();
-        let leader_view = views
-            .iter()
-            .filter(|v| v["leader"].is_u64())
-            .filter(|v| {
-                members.iter().any(|m| {
-                    m["id"] == v["leader"] && m["groups"].get(g).is_some_and(|own| own == **v)
-                })
-            })
-            .max_by_key(|v| v["term"].as_u64().unwrap_or(0))
-            .or_else(|| views.first());
-        let Some(v) = leader_view else { continue };
+    for (g, v) in leader_views {
         let list = |key: &str| {
             v[key]
                 .as_array()

@@ -23,6 +23,7 @@ pub mod limits;
 pub mod listeners;
 pub mod progress;
 pub mod proxy;
+pub mod relayed;
 pub mod services;
 pub mod tls;
 
@@ -58,6 +59,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
 
     let services = Arc::new(services::Services::start(&config, tls).await?);
     let tracker = TaskTracker::new();
+    services
+        .raft
+        .set_relay_acceptor(Arc::new(relayed::RelayedSessions {
+            imap: services.imap.clone(),
+            pop3: services.pop3.clone(),
+            directory: services.directory.clone(),
+            tracker: tracker.clone(),
+            shutdown: shutdown.clone(),
+        }));
     for b in bound {
         tracing::info!(listener = b.protocol.name(), addr = %b.addr, "listening");
         tracker.spawn(listeners::serve(

@@ -14,7 +14,7 @@ use tern_mailbox::Mailboxes;
 use tern_pop3::Pop3Context;
 use tern_queue::{Queue, Relay};
 use tern_raft::link::LinkTls;
-use tern_raft::{LinkConfig, RaftConfig, RaftNode};
+use tern_raft::{LinkConfig, MoveLimits, RaftConfig, RaftNode};
 use tern_smtp::{SmtpContext, SmtpMode};
 use tokio_rustls::TlsAcceptor;
 
@@ -134,12 +134,26 @@ fn link_config(cluster: &ClusterConfig) -> Result<Option<LinkConfig>> {
     if cluster.node_id == 0 {
         anyhow::bail!("[cluster] node_id must be 1 or more");
     }
+    if ![3, 5].contains(&cluster.replication_factor) {
+        anyhow::bail!(
+            "[cluster] replication_factor must be 3 or 5, not {}",
+            cluster.replication_factor
+        );
+    }
+    if cluster.max_concurrent_moves == 0 {
+        anyhow::bail!("[cluster] max_concurrent_moves must be 1 or more");
+    }
     let tls = LinkTls::load(ca, cert, key).context("loading the cluster certificates")?;
     Ok(Some(LinkConfig {
         listen: cluster.listen.clone(),
         advertise: cluster.advertised().to_string(),
         seeds: cluster.seeds.clone(),
         tls,
+        moves: MoveLimits {
+            replication_factor: cluster.replication_factor,
+            max_concurrent: cluster.max_concurrent_moves,
+            bytes_per_sec: cluster.move_rate_limit.saturating_mul(1 << 20),
+        },
     }))
 }
 

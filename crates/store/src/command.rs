@@ -305,6 +305,14 @@ pub enum Command {
         #[serde(with = "tern_core::byte_buf")]
         body: Vec<u8>,
     },
+    /// Meta: mark a node as draining (the placement puts no replica on it, so its replicas
+    /// move to the other nodes) or not.
+    SetDraining {
+        /// The node id.
+        node: u64,
+        /// Draining or not.
+        draining: bool,
+    },
 }
 
 /// Messages an account may send per fixed window (UTC hour, UTC day); 0 = unlimited.

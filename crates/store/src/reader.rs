@@ -49,6 +49,21 @@ impl Reader {
     pub fn domains(&self) -> Result<Vec<DomainRecord>, StoreError> {
         self.table(&Key::new(self.group, table::DOMAIN).build())
     }
+    /// The nodes being drained (meta).
+    pub fn draining(&self) -> Result<Vec<u64>, StoreError> {
+        let prefix = Key::new(self.group, table::DRAINING).build();
+        let mut nodes = Vec::new();
+        for (key, _) in self.db.scan(CF_STATE, &prefix)? {
+            let id: [u8; 8] = key[prefix.len()..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt {
+                    key: format!("{key:02x?}"),
+                    reason: "draining key".into(),
+                })?;
+            nodes.push(u64::from_be_bytes(id));
+        }
+        Ok(nodes)
+    }
     /// One account by normalised address.
     pub fn account(&self, address: &str) -> Result<Option<AccountRecord>, StoreError> {
         self.get(&schema::account(self.group, address))

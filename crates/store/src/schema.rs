@@ -29,6 +29,8 @@ pub mod table {
     pub const NEXT_ACCOUNT: u8 = 5;
     /// Meta: domain name → DkimKeyRecord.
     pub const DKIM_KEY: u8 = 6;
+    /// Meta: node id → (): the nodes being drained.
+    pub const DRAINING: u8 = 7;
     /// Partition: account → AccountState.
     pub const ACCOUNT_STATE: u8 = 10;
     /// Partition: account | mailbox id → MailboxRecord.
@@ -123,6 +125,10 @@ pub fn dkim_key(g: GroupId, domain: &str) -> Vec<u8> {
     Key::new(g, table::DKIM_KEY)
         .bytes(domain.as_bytes())
         .build()
+}
+/// Meta: a node being drained.
+pub fn draining(g: GroupId, node: u64) -> Vec<u8> {
+    Key::new(g, table::DRAINING).u64(node).build()
 }
 /// Meta: the account id counter.
 pub fn next_account(g: GroupId) -> Vec<u8> {

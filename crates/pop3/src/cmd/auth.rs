@@ -139,7 +139,21 @@ async fn login<B: Backend>(
         account: info.id,
         source,
     };
-    let account = s.backend.open(&info).await.map_err(open_error)?;
+    let account = match s.backend.open(&info).await {
+        Ok(account) => account,
+        Err(tern_mailbox::MailboxError::Elsewhere(group)) => {
+            let upstream = s
+                .backend
+                .relay(&info, s.conn.peer)
+                .await
+                .map_err(open_error)?;
+            tracing::Span::current().record("user", info.address.as_str());
+            tracing::info!(%group, "logged in; relayed to the account's node");
+            s.relay = Some(upstream);
+            return Ok(Step::Close);
+        }
+        Err(e) => return Err(open_error(e)),
+    };
     // Lock first, then snapshot: the snapshot must not miss an expunge by a session that was
     // still holding the lock.
     let lock = account.lock_maildrop().map_err(open_error)?;

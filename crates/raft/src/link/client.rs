@@ -55,6 +55,9 @@ impl Lane {
 /// One connection to one peer.
 type Route = (NodeId, Lane);
 
+/// The calling side of a connection that relays a client session.
+pub type RelayStream = tokio_rustls::client::TlsStream<TcpStream>;
+
 /// Why a call failed. Only `Unreachable` guarantees the request was never delivered.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LinkError {
@@ -223,7 +226,45 @@ impl Peers {
         Ok(conn)
     }
 
-    async fn dial(&self, node: NodeId, lane: Lane, addr: &str) -> Result<PeerConn, LinkError> {
+    /// Opens a connection of its own to `node` at `addr` that relays one client session:
+    /// `request` tells the peer what to serve on it. The stream carries the session's bytes
+    /// from then on.
+    pub async fn open_relay(
+        &self,
+        node: NodeId,
+        addr: &str,
+        request: Vec<u8>,
+    ) -> Result<RelayStream, LinkError> {
+        let opened = async {
+            let mut tls = self.handshake(node, addr).await?;
+            let hello = frame::encode(&Hello {
+                node: self.inner.me,
+                relay: Some(request),
+            })
+            .map_err(|e| LinkError::Unreachable {
+                node,
+                reason: e.to_string(),
+            })?;
+            frame::write(&mut tls, &hello)
+                .await
+                .map_err(|e| LinkError::Unreachable {
+                    node,
+                    reason: e.to_string(),
+                })?;
+            Ok(tls)
+        };
+        tokio::time::timeout(CONNECT_TIMEOUT, opened)
+            .await
+            .unwrap_or_else(|_| {
+                Err(LinkError::Unreachable {
+                    node,
+                    reason: format!("connecting to {addr} timed out"),
+                })
+            })
+    }
+
+    /// TCP connection and TLS handshake with `node` at `addr`.
+    async fn handshake(&self, node: NodeId, addr: &str) -> Result<RelayStream, LinkError> {
         let unreachable = |reason: String| LinkError::Unreachable { node, reason };
         let target: SocketAddr = tokio::net::lookup_host(addr)
             .await
@@ -238,16 +279,21 @@ impl Peers {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| unreachable(format!("bad peer name {host}: {e}")))?;
-        let tls = self
-            .inner
+        self.inner
             .tls
             .connector
             .connect(name, tcp)
             .await
-            .map_err(|e| unreachable(format!("TLS with {addr}: {e}")))?;
+            .map_err(|e| unreachable(format!("TLS with {addr}: {e}")))
+    }
+
+    async fn dial(&self, node: NodeId, lane: Lane, addr: &str) -> Result<PeerConn, LinkError> {
+        let unreachable = |reason: String| LinkError::Unreachable { node, reason };
+        let tls = self.handshake(node, addr).await?;
         let (mut reader, mut writer) = tokio::io::split(tls);
         let hello = frame::encode(&Hello {
             node: self.inner.me,
+            relay: None,
         })
         .map_err(|e| unreachable(e.to_string()))?;
         frame::write(&mut writer, &hello)

@@ -14,7 +14,7 @@ pub mod rpc;
 pub mod server;
 pub mod tls;
 
-pub use client::{LinkError, Peers};
+pub use client::{LinkError, Peers, RelayStream};
 pub use rpc::{Answer, ClusterInfo, GroupDigest, GroupView, Refusal, Request};
-pub use server::{Handler, serve};
+pub use server::{Handler, RelayedStream, serve};
 pub use tls::{ClusterCa, LinkTls};

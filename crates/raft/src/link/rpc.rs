@@ -18,6 +18,10 @@ use tern_store::{Command, Response};
 pub struct Hello {
     /// The caller's node id.
     pub node: NodeId,
+    /// Set when the connection is not for calls but relays one client session: what the
+    /// layer above needs to take it over (opaque here). After the hello, the connection
+    /// carries that session's bytes.
+    pub relay: Option<Vec<u8>>,
 }
 
 /// A request or an answer with its call id.
@@ -50,8 +54,8 @@ pub enum Request {
     Info,
     /// Add the calling node (id, advertised link address) to the cluster.
     Join(NodeId, String),
-    /// Take a node out of the cluster.
-    Remove(NodeId),
+    /// On the meta leader: take a node out of the meta group (the checks are done).
+    Expel(NodeId),
     /// This node's view of every group it runs.
     Status,
     /// Per-group applied index and state digest (replica convergence checks).
@@ -59,6 +63,9 @@ pub enum Request {
     /// From a group's leader handing the group over: campaign once the leader has gone quiet
     /// for a whole lease.
     Campaign(GroupId),
+    /// From a group's leader that has taken this node out of the group: delete the replica
+    /// (if the placement does not want it here).
+    Release(GroupId),
 }
 
 /// openraft's snapshot chunk with its data encoded as one byte string (see
@@ -136,6 +143,8 @@ pub struct ClusterInfo {
     pub partitions: u32,
     /// Every member and its advertised link address.
     pub members: BTreeMap<NodeId, String>,
+    /// Voters per partition (every member must be configured alike).
+    pub replication_factor: usize,
 }
 
 /// One group as a node sees it.

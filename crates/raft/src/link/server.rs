@@ -9,17 +9,29 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tern_core::NodeId;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How long a peer has to finish the TLS handshake and say hello.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The answering side of a connection that relays a client session.
+pub type RelayedStream = tokio_rustls::server::TlsStream<TcpStream>;
+
 /// What answers requests.
 pub trait Handler: Send + Sync + 'static {
     /// Handles one request from node `from`.
     fn handle(&self, from: NodeId, request: Request) -> impl Future<Output = Answer> + Send;
+
+    /// Serves a client session that node `from` relays here (`request` as it sent it),
+    /// until the session ends.
+    fn relay(
+        &self,
+        from: NodeId,
+        request: Vec<u8>,
+        stream: RelayedStream,
+    ) -> impl Future<Output = ()> + Send;
 }
 
 /// Serves node links on `listener` until `stop` is cancelled.
@@ -67,6 +79,12 @@ pub async fn serve<H: Handler>(
                     }
                 };
             tracing::debug!(%peer, node = hello.node, "node link accepted");
+            if let Some(request) = hello.relay {
+                let stream = reader.unsplit(writer);
+                // A relayed session ends by itself (its own deadlines and shutdown).
+                handler.relay(hello.node, request, stream).await;
+                return;
+            }
             tokio::select! {
                 _ = stop.cancelled() => {}
                 _ = connection(reader, writer, hello.node, handler) => {}

@@ -1,5 +1,5 @@
-//! Admin routes for the cluster: `init`, `join`, `remove`, `status`, and per-group state
-//! digests for convergence checks.
+//! Admin routes for the cluster: `init`, `join`, `drain`, `remove`, `status`, and per-group
+//! state digests for convergence checks.
 
 use super::api::{AdminState, ApiError};
 use axum::extract::State;
@@ -15,6 +15,7 @@ pub fn routes() -> Router<AdminState> {
     Router::new()
         .route("/init", post(init))
         .route("/join", post(join))
+        .route("/drain", post(drain))
         .route("/remove", post(remove))
         .route("/status", get(status))
         .route("/digests", get(digests))
@@ -45,6 +46,20 @@ pub struct JoinRequest {
 pub struct RemoveRequest {
     /// The node to take out.
     pub node: u64,
+    /// The node is gone for good: remove it even though it holds replicas (they are made
+    /// again on the other nodes).
+    #[serde(default)]
+    pub dead: bool,
+}
+
+/// `POST /v1/cluster/drain`.
+#[derive(Debug, Deserialize)]
+pub struct DrainRequest {
+    /// The node to move every replica off.
+    pub node: u64,
+    /// Stop draining it instead (it may hold replicas again).
+    #[serde(default)]
+    pub cancel: bool,
 }
 
 /// The cluster as one node sees it, with every reachable member's view of every group.
@@ -90,11 +105,19 @@ async fn join(
     Ok(Json(s.services.raft.join_cluster(r.seed).await?))
 }
 
+async fn drain(
+    State(s): State<AdminState>,
+    Json(r): Json<DrainRequest>,
+) -> Result<Json<()>, ApiError> {
+    s.services.raft.drain_node(r.node, !r.cancel).await?;
+    Ok(Json(()))
+}
+
 async fn remove(
     State(s): State<AdminState>,
     Json(r): Json<RemoveRequest>,
 ) -> Result<Json<()>, ApiError> {
-    s.services.raft.remove_node(r.node).await?;
+    s.services.raft.remove_node(r.node, r.dead).await?;
     Ok(Json(()))
 }
 

@@ -236,6 +236,14 @@ fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command, body: Option<&Body<'
             tx.put(schema::upload(g, *started, blob), &());
             Ok(Response::Ok)
         }
+        SetDraining { node, draining } => {
+            if *draining {
+                tx.put(schema::draining(g, *node), &());
+            } else {
+                tx.delete(schema::draining(g, *node));
+            }
+            Ok(Response::Ok)
+        }
         Accept {
             id,
             sender,
