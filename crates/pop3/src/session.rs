@@ -101,7 +101,23 @@ pub struct Session<'a, B: Backend> {
     pub relay: Option<RelayStream>,
 }
 
-impl<B: Backend> Session<'_, B> {
+impl<'a, B: Backend> Session<'a, B> {
+    /// A session on `conn`, not relayed.
+    fn new(
+        conn: Connection,
+        backend: &'a B,
+        cfg: &'a SessionConfig<'a>,
+        shutdown: &'a CancellationToken,
+    ) -> Self {
+        Session {
+            conn,
+            backend,
+            cfg,
+            shutdown,
+            relay: None,
+        }
+    }
+
     /// Queues a status line; it goes out before the next read.
     pub fn send(&mut self, reply: &Reply) {
         let mut out = Vec::with_capacity(64);
@@ -167,13 +183,7 @@ pub async fn run<B: Backend>(
     cfg: &SessionConfig<'_>,
     shutdown: &CancellationToken,
 ) {
-    let mut s = Session {
-        conn,
-        backend,
-        cfg,
-        shutdown,
-        relay: None,
-    };
+    let mut s = Session::new(conn, backend, cfg, shutdown);
     s.send(&replies::greeting(cfg.hostname));
     serve(s, State::Authorization(Authorization::default())).await;
 }
@@ -188,13 +198,7 @@ pub async fn run_relayed<B: Backend>(
     shutdown: &CancellationToken,
     info: &tern_directory::AccountInfo,
 ) {
-    let mut s = Session {
-        conn,
-        backend,
-        cfg,
-        shutdown,
-        relay: None,
-    };
+    let mut s = Session::new(conn, backend, cfg, shutdown);
     let opened = async {
         let account = backend.open(info).await?;
         let lock = account.lock_maildrop()?;
