@@ -191,20 +191,22 @@ def read_inbox_on(cluster: Cluster, node: int, user: str, deadline: float = 30.0
 
 # --- SMTP ----------------------------------------------------------------------------------------
 
-def make_message(mid: str, subject: str, to: str) -> bytes:
+def make_message(mid: str, subject: str, to: str, padding: int = 0) -> bytes:
+    """A small message, or one with about `padding` more bytes of text."""
+    filler = ("x" * 76 + "\r\n") * (padding // 78)
     return (f"From: {SENDER}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n"
-            f"Date: {email.utils.formatdate()}\r\n\r\n{subject}\r\n").encode()
+            f"Date: {email.utils.formatdate()}\r\n\r\n{subject}\r\n{filler}").encode()
 
 
 def smtp_send(addr: tuple[str, int], to: str, mid: str, subject: str,
-              timeout: float = SMTP_TIMEOUT) -> None:
+              timeout: float = SMTP_TIMEOUT, padding: int = 0) -> None:
     """One transaction on a new connection; returns when DATA got its 250, raises otherwise."""
     smtp = smtplib.SMTP(timeout=timeout)
     try:
         code, banner = smtp.connect(*addr)
         if code != 220:
             raise smtplib.SMTPConnectError(code, banner)
-        smtp.sendmail(SENDER, [to], make_message(mid, subject, to))
+        smtp.sendmail(SENDER, [to], make_message(mid, subject, to, padding))
     finally:
         with contextlib.suppress(Exception):
             smtp.quit()

@@ -1054,9 +1054,10 @@ class Cluster:
 
     # -- growing and shrinking
 
-    def join(self, deadline: float = READY_TIMEOUT) -> int:
+    def join(self, deadline: float = READY_TIMEOUT, wait: bool = True) -> int:
         """Starts the next spare node and joins it to the cluster; returns its id once it is
-        ready (it holds its share of the partitions) and HAProxy has it in rotation."""
+        ready (it holds its share of the partitions) and HAProxy has it in rotation, or, without
+        `wait`, as soon as the cluster took it in (its replicas are still on their way)."""
         with self._locked():
             used = set(self.members) | set(self.info.get("drained", []))
             spare = next((i for i in range(1, self.n + 1) if i not in used), None)
@@ -1070,7 +1071,8 @@ class Cluster:
                                f"{node_ip(seed)}:{self.base + self._advertise_offset}")
             self.info["members"] = self.members + [spare]
             self._save_state(self._state())
-        self.wait_all_ready(deadline)
+        if wait:
+            self.wait_all_ready(deadline)
         return spare
 
     def drain(self, i: int, deadline: float = 600.0) -> None:

@@ -5,9 +5,13 @@ every partition agree, every partition has three voters, and each node holds its
 the partitions, give or take one).
 
 A second test removes a killed node with `remove --dead` and checks that every partition gets
-its three replicas back from the survivors.
+its three replicas back from the survivors. The third, in three variants, joins a fourth node
+with snapshots slowed to 1 MiB/s and, while a partition is on its way to it, kills the receiver,
+kills the sender (the partition's leader) or cuts the receiver off; once the cluster has settled
+on the new placement, the fault checker (cluster/jepsen.py) reads every INBOX on every node.
 """
 
+import contextlib
 import imaplib
 import sys
 import threading
@@ -191,3 +195,96 @@ def test_remove_dead_restores_three_replicas_from_the_survivors(tmp_path):
         assert held == {1: PARTITIONS, 2: PARTITIONS, 4: PARTITIONS}, held
         c.wait_converged(SETTLE, nodes=[1, 2, 4])
         check_inboxes(c, run)
+
+
+# --- faults in the middle of a move -------------------------------------------------------------
+
+# Snapshots go at 1 MiB/s, so that a move of a partition holding a few MiB lasts seconds; the
+# log is purged early, so that a new replica gets a snapshot rather than the whole log.
+SLOW_MOVES = "move_rate_limit = 1\n[storage]\nsnapshot_entries = 4\nlog_keep_entries = 2\n"
+BULK = 256 * 1024
+
+
+def preload(c: ternlocal.Cluster, run: jepsen.Run, per_account: int) -> None:
+    """Sends `per_account` messages of about 256 KiB to every account, acknowledged, so that
+    the partitions are big enough for a move to take a while."""
+    for k in range(per_account * len(run.accounts)):
+        s = run._next(0, run.accounts[k % len(run.accounts)], None)
+        jepsen.smtp_send(c.ports["smtp"], s.account, s.mid, s.subject, padding=BULK)
+        s.acked = True
+        s.end = time.monotonic()
+
+
+def wait_moving_to(c: ternlocal.Cluster, node: int, deadline: float = 60.0) -> tuple[int, int]:
+    """Waits until a snapshot is on its way to `node` (some bytes sent, not all); returns the
+    group and the node sending it (the group's leader)."""
+    end = time.monotonic() + deadline
+    last = None
+    while time.monotonic() < end:
+        with contextlib.suppress(ternlocal.ClusterError):
+            status = c.cluster_status()
+            last = status.get("rebalance")
+            for g, view in ternlocal.group_leaders(status).items():
+                sent = ((view or {}).get("sending") or {}).get(str(node), 0)
+                if g != 0 and 0 < sent < view.get("bytes", 0):
+                    return g, view["leader"]
+        time.sleep(0.1)
+    raise AssertionError(f"no move to node {node} seen within {deadline:.0f}s: {last}")
+
+
+def kill_receiver(c: ternlocal.Cluster, run: jepsen.Run, receiver: int, source: int) -> None:
+    c.kill(receiver)
+    time.sleep(3)   # holding the fault is the point
+    c.restart(receiver)
+
+
+def kill_source(c: ternlocal.Cluster, run: jepsen.Run, receiver: int, source: int) -> None:
+    c.kill(source)
+    time.sleep(3)
+    c.restart(source)
+
+
+def partition_receiver(c: ternlocal.Cluster, run: jepsen.Run, receiver: int, source: int) -> None:
+    c.partition(receiver)
+    time.sleep(5)
+    c.heal()
+
+
+@needs_cluster
+@pytest.mark.parametrize("fault", [kill_receiver, kill_source, partition_receiver],
+                         ids=lambda f: f.__name__)
+def test_a_fault_in_the_middle_of_a_move_loses_nothing(tmp_path, fault):
+    with ternlocal.Cluster(tmp_path / "cluster", log=print, extra_config=SLOW_MOVES) as c:
+        c.up(3, partitions=PARTITIONS, spare=1)
+        accounts = jepsen.setup(c, 6)
+        c.wait_converged(SETTLE)
+        baseline = {a: {n: jepsen.read_inbox_on(c, n, a).uidvalidity for n in c.members}
+                    for a in accounts}
+        run = jepsen.Run(c, accounts, senders=2, seed=13, log=print, interval=0.05)
+        preload(c, run, per_account=8)
+        started = time.monotonic()
+        senders = [threading.Thread(target=run._sender, args=(k,), daemon=True) for k in range(2)]
+        for t in senders:
+            t.start()
+        try:
+            receiver = c.join(wait=False)
+            group, source = wait_moving_to(c, receiver)
+            victim = source if fault is kill_source else receiver
+            print(f"group {group} moving from node {source} to node {receiver}: "
+                  f"{fault.__name__} (node {victim})")
+            f = jepsen.Fault(fault.__name__, victim, time.monotonic())
+            run.faults.append(f)
+            fault(c, run, receiver, source)
+            f.end = time.monotonic()
+            c.wait_all_ready(SETTLE)
+            f.recovered = time.monotonic()
+            held = wait_spread(c)
+        finally:
+            run.stop.set()
+            for t in senders:
+                t.join(30)
+        print(f"held after the move: {held}")
+        c.wait_converged(SETTLE)
+        report = jepsen.check(c, run, baseline, rounds=1, duration=time.monotonic() - started)
+        print(report.table())
+        assert report.failures() == []

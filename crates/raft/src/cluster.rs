@@ -12,14 +12,15 @@
 //! Each group's leader moves its group one step at a time: add the node the placement wants
 //! as a learner (it receives a snapshot and catches up), swap the voters through joint
 //! consensus once every wanted node is caught up, then remove the nodes the placement no
-//! longer wants and tell them to delete their copy. A leader that loses its own vote steps
-//! aside so that the new voters elect. At most `max_concurrent_moves` groups led by one node
+//! longer wants and tell them to delete their copy. A leader that loses its own vote hands
+//! the group to the most caught-up new voter. At most `max_concurrent_moves` groups led by one node
 //! have a replica being added at once.
 
 use crate::RaftError;
 use crate::leadership::{SETTLE, preferred_leaders};
 use crate::link::{Answer, ClusterInfo, GroupView, Request};
 use crate::node::{ELECTION_TIMEOUT_MAX_MS, REQUEST_TIMEOUT, RaftNode, StartWith, unavailable};
+use crate::progress::CAUGHT_UP_SLACK;
 use openraft::{BasicNode, ChangeMembers, RaftMetrics};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -28,8 +29,6 @@ use tern_store::{Command, Response};
 
 /// How often each leader checks its group's membership (a move takes a few passes).
 const MAINTAIN_EVERY: Duration = Duration::from_millis(250);
-/// A replica this close to the leader's log counts as caught up (may become a voter).
-const CAUGHT_UP_SLACK: u64 = 64;
 /// How long a joining node waits for the meta leader to take it in (it catches up first).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a replica the placement moved away keeps receiving the log before the leader
@@ -382,6 +381,27 @@ impl RaftNode {
         Ok(())
     }
 
+    /// The voters the placement wants for every group, indexed by group id.
+    pub fn placement_table(&self) -> Vec<Vec<NodeId>> {
+        let eligible = self.placement_members();
+        (0..=self.partitions())
+            .map(|g| eligible.place(GroupId(g)))
+            .collect()
+    }
+
+    /// Each node's share of the partitions and the progress of the moves under way, from
+    /// `reports` (see [`RaftNode::cluster_status`]).
+    pub fn progress(
+        &self,
+        reports: &[MemberReport],
+    ) -> (Vec<crate::progress::NodeShare>, crate::progress::Rebalance) {
+        let (shares, pending) = crate::progress::survey(reports, &self.placement_table());
+        (
+            shares,
+            self.inner.rebalance.observe(pending, Instant::now()),
+        )
+    }
+
     /// Every member's view of every group, asking each member over the node link.
     pub async fn cluster_status(&self) -> Vec<MemberReport> {
         let members = self.members();
@@ -412,10 +432,7 @@ impl RaftNode {
     /// this node no longer needs.
     async fn maintain_all(&self) {
         let members = self.members();
-        let eligible = self.placement_members();
-        let voters: Vec<Vec<NodeId>> = (0..=self.partitions())
-            .map(|g| eligible.place(GroupId(g)))
-            .collect();
+        let voters = self.placement_table();
         let preferred = preferred_leaders(&voters);
         let mut moves = Moves {
             in_flight: self.moves_in_flight(&voters),

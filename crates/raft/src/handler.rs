@@ -5,7 +5,6 @@
 use crate::RaftError;
 use crate::TypeConfig;
 use crate::link::{Answer, Handler, Refusal, RelayedStream, Request};
-use crate::node::ELECTION_TIMEOUT_MAX_MS;
 use crate::node::RaftNode;
 use openraft::Raft;
 use openraft::raft::AppendEntriesResponse;
@@ -97,8 +96,11 @@ impl RaftNode {
     }
 }
 
-/// A follower stays quiet this long after the last snapshot chunk before it may campaign again.
-const SNAPSHOT_QUIET: Duration = Duration::from_millis(2 * ELECTION_TIMEOUT_MAX_MS);
+/// A follower stays quiet this long after the last snapshot chunk before it may campaign again:
+/// paced chunks (`move_rate_limit`, shared by every transfer of the sending node) can be
+/// seconds apart. Being quiet costs little: a follower that receives a snapshot is behind and
+/// could not win an election anyway, and it still votes for the others.
+const SNAPSHOT_QUIET: Duration = Duration::from_secs(10);
 
 impl RaftNode {
     /// A snapshot chunk from `group`'s leader is arriving. openraft 0.9 does not count chunks as
@@ -106,7 +108,7 @@ impl RaftNode {
     /// snapshot: a transfer longer than an election timeout would make the follower campaign
     /// (and, with its log behind, only disrupt the leader and restart the transfer). So the
     /// follower does not campaign while chunks keep coming, and may again once none has come
-    /// for two election timeouts, or when the last one is in.
+    /// for [`SNAPSHOT_QUIET`], or when the last one is in.
     fn receiving_snapshot(&self, group: GroupId, raft: &Raft<TypeConfig>) {
         let first = self
             .inner

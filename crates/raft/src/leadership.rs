@@ -45,6 +45,9 @@ pub(crate) struct Leadership {
     /// Per group this node leads: since when each replica the placement moved away has been
     /// seen waiting for removal.
     demoted: Mutex<HashMap<(GroupId, NodeId), Instant>>,
+    /// Per group the placement moved away: when this node last asked whether the group still
+    /// counts its replica (`RaftNode::forgotten`).
+    asked_forgotten: Mutex<HashMap<GroupId, Instant>>,
 }
 
 impl Default for Leadership {
@@ -55,6 +58,7 @@ impl Default for Leadership {
             handing_over: tokio::sync::watch::channel(BTreeSet::new()).0,
             snapshot_chunk: Mutex::default(),
             demoted: Mutex::default(),
+            asked_forgotten: Mutex::default(),
         }
     }
 }
@@ -68,6 +72,17 @@ impl Leadership {
     /// How long ago this node last accepted an append for `group` (`None`: never since start).
     pub(crate) fn since_heard(&self, group: GroupId) -> Option<Duration> {
         lock(&self.heard).get(&group).map(Instant::elapsed)
+    }
+
+    /// Whether this node may ask again if `group` still counts its replica (at most once per
+    /// `every`); records the question.
+    pub(crate) fn may_ask_forgotten(&self, group: GroupId, every: Duration) -> bool {
+        let mut asked = lock(&self.asked_forgotten);
+        if asked.get(&group).is_some_and(|t| t.elapsed() < every) {
+            return false;
+        }
+        asked.insert(group, Instant::now());
+        true
     }
 
     /// Records a snapshot chunk received for `group`.

@@ -48,6 +48,7 @@ pub mod log_writer;
 pub mod network;
 pub mod node;
 pub mod observers;
+pub mod progress;
 mod replicas;
 mod routes;
 pub mod snapshot_data;
@@ -55,6 +56,7 @@ pub mod snapshots;
 pub mod state_machine;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod transfers;
 
 pub use cluster::MemberReport;
 pub use node::{GroupStatus, LinkConfig, MoveLimits, RaftConfig, RaftNode, RelayAcceptor};

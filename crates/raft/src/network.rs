@@ -6,6 +6,7 @@
 
 use crate::TypeConfig;
 use crate::link::{Answer, LinkError, Peers, Request};
+use crate::transfers::Transfers;
 use openraft::error::{
     Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
     StreamingError, Unreachable,
@@ -70,13 +71,24 @@ pub struct Network {
     group: GroupId,
     peers: Option<Peers>,
     pace: Arc<SnapshotPace>,
+    transfers: Arc<Transfers>,
 }
 
 impl Network {
     /// The network of `group`, over `peers` (none on a single node), sending snapshots at
-    /// `pace`.
-    pub fn new(group: GroupId, peers: Option<Peers>, pace: Arc<SnapshotPace>) -> Network {
-        Network { group, peers, pace }
+    /// `pace` and recording how far they got in `transfers`.
+    pub fn new(
+        group: GroupId,
+        peers: Option<Peers>,
+        pace: Arc<SnapshotPace>,
+        transfers: Arc<Transfers>,
+    ) -> Network {
+        Network {
+            group,
+            peers,
+            pace,
+            transfers,
+        }
     }
 }
 
@@ -87,6 +99,7 @@ pub struct PeerClient {
     addr: String,
     peers: Option<Peers>,
     pace: Arc<SnapshotPace>,
+    transfers: Arc<Transfers>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -99,6 +112,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             addr: node.addr.clone(),
             peers: self.peers.clone(),
             pace: self.pace.clone(),
+            transfers: self.transfers.clone(),
         }
     }
 }
@@ -156,10 +170,13 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
         self.pace.wait(rpc.data.len()).await;
-        match self
+        let (offset, len, done) = (rpc.offset, rpc.data.len(), rpc.done);
+        let answer = self
             .call(Request::Snapshot(self.group, rpc), &option)
-            .await?
-        {
+            .await?;
+        self.transfers
+            .sent(self.group, self.target, offset, len, done);
+        match answer {
             Answer::Snapshot(Ok(r)) => Ok(r),
             Answer::Snapshot(Err(e)) => Err(self.remote(e)),
             other => Err(self.unexpected(other)),

@@ -151,6 +151,8 @@ pub(crate) struct Replica {
     pub raft: Raft<TypeConfig>,
     /// Bytes this process appended to the group's log (for size-triggered snapshots).
     pub growth: crate::compaction::LogGrowth,
+    /// When this process started the replica.
+    pub opened: Instant,
 }
 
 /// The node link as the Raft layer uses it.
@@ -179,6 +181,10 @@ pub(crate) struct Inner {
     pub observers: Observers,
     /// Paces the snapshot chunks this node sends (`[cluster] move_rate_limit`).
     pub snapshot_pace: Arc<crate::network::SnapshotPace>,
+    /// How far the snapshots this node sends have got.
+    pub transfers: Arc<crate::transfers::Transfers>,
+    /// When `cluster status` first saw the replica moves under way, and how many.
+    pub rebalance: crate::progress::RebalanceClock,
     /// The last known leader of groups this node has no replica of.
     pub routes: crate::routes::Routes,
     /// Who heard from which leader when, and the handovers under way.
@@ -210,7 +216,16 @@ pub struct RaftNode {
     pub(crate) inner: Arc<Inner>,
 }
 
-fn raft_config(storage: &StorageConfig) -> Result<Arc<Config>, RaftError> {
+/// The size of a snapshot chunk: 1 MiB, or a quarter of a second's worth at
+/// `move_rate_limit` (at least 64 KiB), so that paced chunks keep arriving often.
+fn snapshot_chunk_bytes(move_bytes_per_sec: u64) -> u64 {
+    match move_bytes_per_sec {
+        0 => SNAPSHOT_CHUNK_BYTES,
+        rate => (rate / 4).clamp(64 * 1024, SNAPSHOT_CHUNK_BYTES),
+    }
+}
+
+fn raft_config(storage: &StorageConfig, move_bytes_per_sec: u64) -> Result<Arc<Config>, RaftError> {
     let config = Config {
         cluster_name: "tern".into(),
         heartbeat_interval: HEARTBEAT_MS,
@@ -220,7 +235,7 @@ fn raft_config(storage: &StorageConfig) -> Result<Arc<Config>, RaftError> {
         max_in_snapshot_log_to_keep: storage.log_keep_entries,
         // A follower further behind than one snapshot interval gets the snapshot.
         replication_lag_threshold: storage.snapshot_entries.max(1),
-        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+        snapshot_max_chunk_size: snapshot_chunk_bytes(move_bytes_per_sec),
         install_snapshot_timeout: SNAPSHOT_CHUNK_TIMEOUT_MS,
         ..Default::default()
     };
@@ -292,7 +307,10 @@ impl RaftNode {
                 writer,
                 snapshots,
                 storage: config.storage.clone(),
-                raft_config: raft_config(&config.storage)?,
+                raft_config: raft_config(
+                    &config.storage,
+                    config.link.as_ref().map_or(0, |l| l.moves.bytes_per_sec),
+                )?,
                 partitions: OnceLock::new(),
                 groups: RwLock::new(BTreeMap::new()),
                 starting: tokio::sync::Mutex::new(()),
@@ -302,6 +320,8 @@ impl RaftNode {
                 snapshot_pace: Arc::new(crate::network::SnapshotPace::new(
                     config.link.as_ref().map_or(0, |l| l.moves.bytes_per_sec),
                 )),
+                transfers: Default::default(),
+                rebalance: Default::default(),
                 link,
                 stop: CancellationToken::new(),
                 started: tokio::sync::watch::channel(false).0,
@@ -400,7 +420,12 @@ impl RaftNode {
     ) -> Result<(GroupId, Replica), RaftError> {
         let inner = &self.inner;
         let peers = inner.link.as_ref().map(|l| l.peers.clone());
-        let network = Network::new(group, peers, inner.snapshot_pace.clone());
+        let network = Network::new(
+            group,
+            peers,
+            inner.snapshot_pace.clone(),
+            inner.transfers.clone(),
+        );
         let log = LogStore::new(group, inner.db.clone(), inner.writer.clone());
         let growth = log.growth();
         let sm = StateMachine::open(
@@ -413,7 +438,14 @@ impl RaftNode {
         let raft = Raft::new(inner.node_id, inner.raft_config.clone(), network, log, sm)
             .await
             .map_err(|e| unavailable(group, e))?;
-        Ok((group, Replica { raft, growth }))
+        Ok((
+            group,
+            Replica {
+                raft,
+                growth,
+                opened: Instant::now(),
+            },
+        ))
     }
 
     /// Initialises every group not yet initialised with `members` as its voters.
@@ -947,8 +979,14 @@ impl RaftNode {
                             .collect()
                     })
                     .unwrap_or_default();
+                let bytes = if group == GroupId::META {
+                    0
+                } else {
+                    self.local_reader(group).group_usage().unwrap_or(0)
+                };
                 GroupView {
                     group,
+                    membership_index: m.membership_config.log_id().map_or(0, |l| l.index),
                     term: m.current_term,
                     leader: m.current_leader,
                     voters,
@@ -956,6 +994,8 @@ impl RaftNode {
                     last_log_index: m.last_log_index.unwrap_or(0),
                     applied: m.last_applied.map_or(0, |l| l.index),
                     matched,
+                    bytes,
+                    sending: self.inner.transfers.of(group),
                 }
             })
             .collect()

@@ -9,13 +9,21 @@
 use crate::RaftError;
 use crate::TypeConfig;
 use crate::cluster::placement;
+use crate::link::{Answer, Request};
 use crate::log_store::META_VOTE;
-use crate::node::{RaftNode, unavailable};
+use crate::node::{RaftNode, Replica, unavailable};
 use openraft::Raft;
 use std::collections::BTreeMap;
+use std::time::Duration;
 use tern_core::{GroupId, NodeId};
 use tern_store::Db;
 use tern_store::schema::{self, ALL_CFS, CF_RAFT_META, CF_STATE};
+
+/// How long a replica the placement moved away hears nothing from its group before this node
+/// asks whether the group still counts it.
+const FORGOTTEN_AFTER: Duration = Duration::from_secs(20);
+/// How long that question waits for each node asked.
+const FORGOTTEN_ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Where every group's voters go, given the members the placement may use.
 pub(crate) struct Eligible {
@@ -207,23 +215,78 @@ impl RaftNode {
             db.delete_prefix(&mut batch, cf, &prefix)?;
         }
         db.write(batch, true)?;
+        // Give the disk space back now rather than whenever compaction gets to the range.
+        let compact = db.clone();
+        tokio::task::spawn_blocking(move || {
+            for cf in ALL_CFS {
+                if let Err(e) = compact.compact_prefix(cf, &prefix) {
+                    tracing::warn!(%group, cf, error = %e, "released replica: not compacted");
+                }
+            }
+        });
         self.inner
             .snapshots
             .remove_group(group)
             .map_err(|e| unavailable(group, format!("snapshot files: {e}")))
     }
 
-    /// Releases every replica this node no longer needs (see [`Self::release_replica`]).
+    /// Releases every replica this node no longer needs (see [`Self::release_replica`]),
+    /// including those the group forgot while this node was away ([`Self::forgotten`]).
     pub(crate) async fn release_unplaced(&self) {
-        let local: Vec<GroupId> = self
+        let local: Vec<(GroupId, Replica)> = self
             .replicas()
             .into_iter()
-            .map(|(g, _)| g)
-            .filter(|g| *g != GroupId::META)
+            .filter(|(g, _)| *g != GroupId::META)
             .collect();
-        for group in local {
-            self.release_replica(group, false).await;
+        for (group, replica) in local {
+            if !self.release_replica(group, false).await && self.forgotten(group, &replica).await {
+                tracing::info!(%group, "the group's leader no longer counts this replica");
+                self.release_replica(group, true).await;
+            }
         }
+    }
+
+    /// Whether `group`, which the placement moved away from this node, has a leader whose
+    /// committed membership leaves this node out. A replica taken out while its node was down
+    /// never hears from its group again, and its own old membership still counts it in, so
+    /// [`Self::release_replica`] alone would keep it for ever. Asked at most once per
+    /// [`FORGOTTEN_AFTER`], of the placement's voters, once nothing was heard for as long.
+    async fn forgotten(&self, group: GroupId, replica: &Replica) -> bool {
+        let me = self.node_id();
+        let quiet = |since: Option<Duration>| since.is_none_or(|s| s >= FORGOTTEN_AFTER);
+        if self.placed_here(group)
+            || replica.opened.elapsed() < FORGOTTEN_AFTER
+            || !quiet(self.inner.leadership.since_heard(group))
+            || replica.raft.metrics().borrow().current_leader == Some(me)
+            || !self
+                .inner
+                .leadership
+                .may_ask_forgotten(group, FORGOTTEN_AFTER)
+        {
+            return false;
+        }
+        let voters = self
+            .placement_table()
+            .get(group.0 as usize)
+            .cloned()
+            .unwrap_or_default();
+        for node in voters.into_iter().filter(|n| *n != me) {
+            let Ok(Answer::Status(views)) = self
+                .call(GroupId::META, node, &Request::Status, FORGOTTEN_ASK_TIMEOUT)
+                .await
+            else {
+                continue;
+            };
+            let led = views
+                .iter()
+                .find(|v| v.group == group && v.leader == Some(node));
+            if let Some(v) = led {
+                let committed = v.applied >= v.membership_index;
+                let out = !v.voters.contains(&me) && !v.learners.contains(&me);
+                return committed && out;
+            }
+        }
+        false
     }
 }
 

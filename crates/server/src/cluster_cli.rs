@@ -6,8 +6,8 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use hyper::Method;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tern_raft::link::ClusterCa;
 use tern_raft::link::tls::write_file;
 
@@ -52,6 +52,16 @@ pub enum ClusterCommand {
         /// Print the raw JSON.
         #[arg(long)]
         json: bool,
+        /// Keep showing it: redrawn with a progress bar of the replica moves on a terminal,
+        /// one progress line per interval otherwise.
+        #[arg(long, conflicts_with = "json")]
+        watch: bool,
+        /// Seconds between two looks with --watch.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        interval: u64,
+        /// With --watch: stop once no replica move is left.
+        #[arg(long, requires = "watch")]
+        until_done: bool,
     },
     /// Move every partition replica off a node (it stays a member; `remove` it afterwards).
     Drain {
@@ -175,109 +185,23 @@ pub async fn run_remote(api: &AdminClient, command: &ClusterCommand) -> Result<(
                 .await?;
             println!("node {node} removed");
         }
-        ClusterCommand::Status { json } => {
+        ClusterCommand::Status {
+            watch: true,
+            interval,
+            until_done,
+            ..
+        } => {
+            crate::cluster_status::watch(api, Duration::from_secs(*interval), *until_done).await?;
+        }
+        ClusterCommand::Status { json, .. } => {
             let status: Value = api.call(Method::GET, "/v1/cluster/status", None).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&status)?);
             } else {
-                print!("{}", render_status(&status));
+                print!("{}", crate::cluster_status::render(&status));
             }
         }
         ClusterCommand::Ca { .. } | ClusterCommand::Cert { .. } => run_local(command)?,
     }
     Ok(())
-}
-
-/// The status as text: one line per node (partitions held and led), then one per group with
-/// its leader's figures.
-fn render_status(status: &Value) -> String {
-    let mut out = String::new();
-    let empty = Vec::new();
-    let members = status["members"].as_array().unwrap_or(&empty);
-    // Group id -> (member id, that member's view of the group).
-    let mut groups: BTreeMap<u64, Vec<(&Value, &Value)>> = BTreeMap::new();
-    for m in members {
-        for view in m["groups"].as_array().unwrap_or(&empty) {
-            if let Some(g) = view["group"].as_u64() {
-                groups.entry(g).or_default().push((&m["id"], view));
-            }
-        }
-    }
-    // The leader's own view (highest term claiming leadership) is the authority.
-    let leader_views: BTreeMap<u64, &Value> = groups
-        .iter()
-        .filter_map(|(g, views)| {
-            let own = views
-                .iter()
-                .filter(|(id, v)| v["leader"].is_u64() && v["leader"] == **id)
-                .max_by_key(|(_, v)| v["term"].as_u64().unwrap_or(0))
-                .or_else(|| views.first());
-            own.map(|(_, v)| (*g, *v))
-        })
-        .collect();
-    out.push_str(&format!(
-        "node {} answering; {} partitions; ready: {}\n\n\
-         NODE  ADDRESS                 REACHABLE  PARTITIONS  LEADS\n",
-        status["node"], status["partitions"], status["ready"]
-    ));
-    for m in members {
-        let held = m["groups"]
-            .as_array()
-            .map_or(0, |gs| gs.iter().filter(|v| v["group"] != 0).count());
-        let leads = leader_views
-            .iter()
-            .filter(|(g, v)| **g != 0 && v["leader"] == m["id"])
-            .count();
-        out.push_str(&format!(
-            "{:<5} {:<23} {:<10} {:<11} {}\n",
-            m["id"].to_string(),
-            m["addr"].as_str().unwrap_or(""),
-            if m["reachable"].as_bool() == Some(true) {
-                "yes"
-            } else {
-                "NO"
-            },
-            held,
-            leads
-        ));
-    }
-    out.push_str("\nGROUP  LEADER  VOTERS      LEARNERS    COMMIT      LAG\n");
-    for (g, v) in leader_views {
-        let list = |key: &str| {
-            v[key]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|x| x.to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default()
-        };
-        let last = v["last_log_index"].as_u64().unwrap_or(0);
-        let lag = v["matched"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(id, idx)| {
-                        format!("{id}:{}", last.saturating_sub(idx.as_u64().unwrap_or(0)))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default();
-        let leader = v["leader"]
-            .as_u64()
-            .map_or("-".to_string(), |l| l.to_string());
-        out.push_str(&format!(
-            "{:<6} {:<7} {:<11} {:<11} {:<11} {}\n",
-            g,
-            leader,
-            list("voters"),
-            list("learners"),
-            v["applied"].to_string(),
-            lag
-        ));
-    }
-    out
 }

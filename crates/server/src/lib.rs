@@ -18,6 +18,7 @@ pub mod admin;
 pub mod backup_cli;
 pub mod cli;
 pub mod cluster_cli;
+pub mod cluster_status;
 pub mod connection;
 pub mod limits;
 pub mod listeners;

@@ -184,6 +184,16 @@ impl Db {
         Ok(())
     }
 
+    /// Compacts every key starting with `prefix` in `cf`, so that the files holding what
+    /// [`Db::delete_prefix`] deleted are rewritten and their space given back (slow: run it off
+    /// the request path).
+    pub fn compact_prefix(&self, cf: &'static str, prefix: &[u8]) -> Result<(), StoreError> {
+        let end = prefix_end(prefix);
+        self.inner
+            .compact_range_cf(&self.cf(cf)?, Some(prefix), Some(end.as_slice()));
+        Ok(())
+    }
+
     /// Flushes the WAL to disk.
     pub fn sync_wal(&self) -> Result<(), StoreError> {
         Ok(self.inner.flush_wal(true)?)

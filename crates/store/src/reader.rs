@@ -101,6 +101,10 @@ impl Reader {
             .map(|s| s.usage)
             .unwrap_or(0))
     }
+    /// Bytes of mail in all of this partition's mailboxes.
+    pub fn group_usage(&self) -> Result<u64, StoreError> {
+        Ok(self.get(&schema::group_usage(self.group))?.unwrap_or(0))
+    }
     /// The account's mailboxes, sorted by name (INBOX first).
     pub fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxRecord>, StoreError> {
         let mut all: Vec<MailboxRecord> = self.table(&schema::mailboxes_of(self.group, account))?;

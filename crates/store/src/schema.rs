@@ -55,6 +55,9 @@ pub mod table {
     /// Partition: started-at | blob id → (): bodies proposed in parts whose message has not
     /// been applied yet, oldest first (see `crate::body`).
     pub const UPLOADS: u8 = 20;
+    /// Partition: () → bytes of every message in every mailbox of the partition (the sum of
+    /// its accounts' usage; what a move of the partition copies, roughly).
+    pub const GROUP_USAGE: u8 = 21;
     /// Any group: the state machine's last applied log id and membership (not user state).
     pub const APPLIED: u8 = 0xF0;
 }
@@ -137,6 +140,10 @@ pub fn next_account(g: GroupId) -> Vec<u8> {
 /// Partition: per-account counters.
 pub fn account_state(g: GroupId, a: AccountId) -> Vec<u8> {
     Key::new(g, table::ACCOUNT_STATE).u64(a.0).build()
+}
+/// Partition: bytes of mail in the partition's mailboxes.
+pub fn group_usage(g: GroupId) -> Vec<u8> {
+    Key::new(g, table::GROUP_USAGE).build()
 }
 /// Partition: a mailbox record.
 pub fn mailbox(g: GroupId, a: AccountId, m: MailboxId) -> Vec<u8> {

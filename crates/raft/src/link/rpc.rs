@@ -156,7 +156,7 @@ pub struct GroupView {
     pub term: u64,
     /// The leader it knows of.
     pub leader: Option<NodeId>,
-    /// Voters of the group's membership.
+    /// Voters of the group's membership (the latest the node has, maybe not committed).
     pub voters: Vec<NodeId>,
     /// Learners (non-voting replicas).
     pub learners: Vec<NodeId>,
@@ -164,8 +164,15 @@ pub struct GroupView {
     pub last_log_index: u64,
     /// Applied index here.
     pub applied: u64,
+    /// The log index of the entry that set that membership (committed once `applied` has
+    /// reached it).
+    pub membership_index: u64,
     /// On the leader: how far each replica has replicated (matched log index).
     pub matched: BTreeMap<NodeId, u64>,
+    /// Bytes of mail in the group's mailboxes, as this replica has applied them.
+    pub bytes: u64,
+    /// Snapshot bytes this node has sent so far to each replica being added (moves under way).
+    pub sending: BTreeMap<NodeId, u64>,
 }
 
 /// One group's applied index and state digest on a node.

@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tern_raft::link::{ClusterInfo, GroupDigest};
+use tern_raft::progress::{NodeShare, Rebalance};
 use tern_raft::{MemberReport, RaftError};
 
 /// The cluster routes, nested under `/v1/cluster` (behind the token).
@@ -71,7 +72,11 @@ pub struct StatusView {
     pub partitions: u32,
     /// Whether the answering node is ready to serve.
     pub ready: bool,
-    /// Every member.
+    /// Each member's share: partitions held and led, bytes, moves in flight.
+    pub nodes: Vec<NodeShare>,
+    /// The replica moves under way: moved of total, bytes, rate, ETA.
+    pub rebalance: Rebalance,
+    /// Every member, with its view of every group.
     pub members: Vec<MemberReport>,
 }
 
@@ -123,11 +128,15 @@ async fn remove(
 
 async fn status(State(s): State<AdminState>) -> Json<StatusView> {
     let raft = &s.services.raft;
+    let members = raft.cluster_status().await;
+    let (nodes, rebalance) = raft.progress(&members);
     Json(StatusView {
         node: raft.node_id(),
         partitions: raft.partitions(),
         ready: raft.ready(),
-        members: raft.cluster_status().await,
+        nodes,
+        rebalance,
+        members,
     })
 }
 

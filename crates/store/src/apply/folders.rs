@@ -30,6 +30,15 @@ pub(crate) fn account_state(
     Ok(tx.get(&schema::account_state(g, a))?.unwrap_or_default())
 }
 
+/// Adds `delta` bytes to the partition's total usage (see `schema::table::GROUP_USAGE`); the
+/// caller changes the account's own usage by as much.
+pub(crate) fn charge_group(tx: &mut Tx<'_>, g: GroupId, delta: i64) -> Result<(), StoreError> {
+    let key = schema::group_usage(g);
+    let total: u64 = tx.get(&key)?.unwrap_or(0);
+    tx.put(key, &total.saturating_add_signed(delta));
+    Ok(())
+}
+
 /// `INBOX` in any case is INBOX; other names are kept as given.
 pub fn normalize_name(name: &str) -> String {
     match name.split_once('/') {
@@ -168,6 +177,8 @@ pub(super) fn purge_account(tx: &mut Tx<'_>, g: GroupId, a: AccountId) -> Applie
         messages::release_blob(tx, g, &m.blob)?;
         tx.delete(k);
     }
+    let usage = account_state(tx, g, a)?.usage;
+    charge_group(tx, g, -i64::try_from(usage).unwrap_or(i64::MAX))?;
     for prefix in [schema::mailboxes_of(g, a), schema::mailbox_names_of(g, a)] {
         for (k, _) in tx.db().scan(CF_STATE, &prefix)? {
             tx.delete(k);
@@ -193,6 +204,7 @@ pub(super) fn delete(tx: &mut Tx<'_>, g: GroupId, a: AccountId, name: &str) -> A
         return Err(Rejection::HasChildren.into());
     }
     let mut state = account_state(tx, g, a)?;
+    let before = state.usage;
     for (k, v) in tx
         .db()
         .scan(CF_STATE, &schema::messages_of(g, a, mailbox.id))?
@@ -202,6 +214,11 @@ pub(super) fn delete(tx: &mut Tx<'_>, g: GroupId, a: AccountId, name: &str) -> A
         state.usage = state.usage.saturating_sub(m.size);
         tx.delete(k);
     }
+    charge_group(
+        tx,
+        g,
+        -i64::try_from(before - state.usage).unwrap_or(i64::MAX),
+    )?;
     tx.put(schema::account_state(g, a), &state);
     tx.delete(schema::mailbox(g, a, mailbox.id));
     tx.delete(schema::mailbox_name(g, a, &name));

@@ -1,7 +1,7 @@
 //! Messages in mailboxes: append, flag changes, copy/move, expunge. UIDs come from the
 //! mailbox's `uidnext` and are never reused; every change takes the next MODSEQ.
 
-use super::folders::{account_state, mailbox_by_id, mailbox_by_name, save_mailbox};
+use super::folders::{account_state, charge_group, mailbox_by_id, mailbox_by_name, save_mailbox};
 use super::{Applied, Body, Outcome};
 use crate::StoreError;
 use crate::codec;
@@ -109,6 +109,7 @@ pub(crate) fn insert(
     let mut state = account_state(tx, g, a)?;
     state.usage += new.size;
     tx.put(schema::account_state(g, a), &state);
+    charge_group(tx, g, i64::try_from(new.size).unwrap_or(i64::MAX))?;
     Ok(uid)
 }
 
@@ -128,8 +129,10 @@ fn remove(
     }
     release_blob(tx, g, &m.blob)?;
     let mut state = account_state(tx, g, a)?;
-    state.usage = state.usage.saturating_sub(m.size);
+    let freed = state.usage.min(m.size);
+    state.usage -= freed;
     tx.put(schema::account_state(g, a), &state);
+    charge_group(tx, g, -i64::try_from(freed).unwrap_or(i64::MAX))?;
     Ok(())
 }
 
