@@ -34,6 +34,9 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a replica the placement moved away keeps receiving the log before the leader
 /// removes it (sessions it was serving finish meanwhile).
 const RELEASE_GRACE: Duration = Duration::from_secs(10);
+/// A partition with less mail than this moves without counting against
+/// `max_concurrent_moves`.
+const SMALL_MOVE_BYTES: u64 = 8 << 20;
 /// How long a status query waits for each peer.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -455,11 +458,20 @@ impl RaftNode {
         }
     }
 
+    /// Whether `group` holds so little mail that moving it is not worth a place among the
+    /// moves `max_concurrent_moves` allows (a new cluster's empty partitions move at once).
+    fn small_group(&self, group: GroupId) -> bool {
+        self.local_reader(group)
+            .group_usage()
+            .is_ok_and(|bytes| bytes < SMALL_MOVE_BYTES)
+    }
+
     /// Partitions this node leads that have a replica being added and not yet caught up.
     fn moves_in_flight(&self, placements: &[Vec<NodeId>]) -> usize {
         let me = self.node_id();
         self.replicas()
             .into_iter()
+            .filter(|(g, _)| !self.small_group(*g))
             .filter(|(g, _)| *g != GroupId::META)
             .filter(|(g, replica)| {
                 let m = replica.raft.metrics().borrow().clone();
@@ -546,7 +558,7 @@ impl RaftNode {
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let result = async {
             if let Some(id) = holders.iter().find(|id| membership.get_node(id).is_none()) {
-                if group != GroupId::META && !moves.start() {
+                if group != GroupId::META && !self.small_group(group) && !moves.start() {
                     return Ok(false); // enough moves under way; this one waits its turn
                 }
                 tracing::info!(%group, node = id, "adding a replica");

@@ -37,8 +37,9 @@ pub enum ClusterCommand {
     },
     /// Create the cluster on this node (the first one).
     Init {
-        /// Data partitions, fixed for the life of the cluster.
-        #[arg(long, default_value_t = 64)]
+        /// Data partitions, fixed for the life of the cluster. 256 spreads evenly up to about
+        /// 30 nodes (each holds 3 x 256 / N, give or take one).
+        #[arg(long, default_value_t = 256)]
         partitions: u32,
     },
     /// Add this node to a cluster (run against the joining node's admin API).

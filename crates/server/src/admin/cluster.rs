@@ -31,7 +31,7 @@ impl From<RaftError> for ApiError {
 /// `POST /v1/cluster/init`.
 #[derive(Debug, Deserialize)]
 pub struct InitRequest {
-    /// Data partitions (default 64).
+    /// Data partitions (default 256).
     pub partitions: Option<u32>,
 }
 
@@ -93,7 +93,7 @@ async fn init(
     State(s): State<AdminState>,
     Json(r): Json<InitRequest>,
 ) -> Result<Json<ClusterInfo>, ApiError> {
-    let partitions = r.partitions.unwrap_or(64);
+    let partitions = r.partitions.unwrap_or(256);
     if !(1..=4096).contains(&partitions) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
