@@ -202,33 +202,20 @@ impl Connection {
         }
     }
 
-    /// Reads up to and including the next LF, or `max` bytes if no LF comes first, keeping
-    /// line endings as sent. `Ok(None)` at end of stream. SMTP DATA uses this to tell CRLF
-    /// from a bare LF and to stream long lines without loss.
-    pub async fn read_segment(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
-        let max = max.max(1);
-        loop {
-            let avail = &self.inbuf[self.pos..];
-            let lf = avail.iter().take(max).position(|&b| b == b'\n');
-            if let Some(i) = lf {
-                let seg = avail[..=i].to_vec();
-                self.pos += i + 1;
-                return Ok(Some(seg));
-            }
-            if avail.len() >= max {
-                let seg = avail[..max].to_vec();
-                self.pos += max;
-                return Ok(Some(seg));
-            }
-            if !self.fill().await? {
-                if self.pos < self.inbuf.len() {
-                    let seg = self.inbuf[self.pos..].to_vec();
-                    self.pos = self.inbuf.len();
-                    return Ok(Some(seg));
-                }
-                return Ok(None);
-            }
-        }
+    /// The bytes read from the peer and not consumed yet (see [`Connection::consume`]).
+    pub fn buffered(&self) -> &[u8] {
+        &self.inbuf[self.pos..]
+    }
+
+    /// Marks the first `n` bytes of [`Connection::buffered`] as consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.inbuf.len());
+    }
+
+    /// Reads more from the peer into the buffer (after writing out pending replies);
+    /// `Ok(false)` at end of stream.
+    pub async fn read_more(&mut self) -> io::Result<bool> {
+        self.fill().await
     }
 
     /// Reads exactly `n` bytes (an IMAP literal, a BDAT chunk).
@@ -361,21 +348,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn segments_keep_line_endings_and_split_long_lines() {
+    async fn buffered_bytes_stay_until_consumed() {
         let (mut conn, mut client) = pair().await;
-        client.write_all(b"a\r\nb\nlonglongline\r\n").await.unwrap();
+        client.write_all(b"a\r\nb").await.unwrap();
         drop(client);
-        assert_eq!(conn.read_segment(8).await.unwrap(), Some(b"a\r\n".to_vec()));
-        assert_eq!(conn.read_segment(8).await.unwrap(), Some(b"b\n".to_vec()));
-        assert_eq!(
-            conn.read_segment(8).await.unwrap(),
-            Some(b"longlong".to_vec())
-        );
-        assert_eq!(
-            conn.read_segment(8).await.unwrap(),
-            Some(b"line\r\n".to_vec())
-        );
-        assert_eq!(conn.read_segment(8).await.unwrap(), None);
+        while conn.buffered().len() < 4 {
+            assert!(conn.read_more().await.unwrap());
+        }
+        assert_eq!(conn.buffered(), b"a\r\nb");
+        conn.consume(3);
+        assert_eq!(conn.buffered(), b"b");
+        assert!(!conn.read_more().await.unwrap());
+        assert_eq!(conn.buffered(), b"b");
+        conn.consume(10);
+        assert_eq!(conn.buffered(), b"");
     }
 
     #[tokio::test]
