@@ -479,11 +479,10 @@ impl RaftNode {
                     return false;
                 }
                 let want = placements.get(g.0 as usize).cloned().unwrap_or_default();
-                let last = m.last_log_index.unwrap_or(0);
                 m.membership_config
                     .membership()
                     .learner_ids()
-                    .any(|l| want.contains(&l) && matched(&m, l) + CAUGHT_UP_SLACK < last)
+                    .any(|l| want.contains(&l) && !caught_up(&m, l))
             })
             .count()
     }
@@ -567,11 +566,7 @@ impl RaftNode {
                 return Ok(false);
             }
             if want != voters {
-                let last = m.last_log_index.unwrap_or(0);
-                if want
-                    .iter()
-                    .all(|n| *n == me || matched(&m, *n) + CAUGHT_UP_SLACK >= last)
-                {
+                if want.iter().all(|n| *n == me || caught_up(&m, *n)) {
                     tracing::info!(%group, ?want, "changing voters");
                     raft.change_membership(ChangeMembers::ReplaceAllVoters(want), true)
                         .await?;
@@ -652,6 +647,20 @@ impl Moves {
         self.in_flight += 1;
         true
     }
+}
+
+/// Whether `node` has acknowledged all but [`CAUGHT_UP_SLACK`] entries of the leader's log, as
+/// `m`'s leader sees it: a replica that may become a voter. A replica that has acknowledged
+/// nothing yet (a new one waiting for its snapshot) is not caught up, however short the log.
+fn caught_up(m: &RaftMetrics<NodeId, BasicNode>, node: NodeId) -> bool {
+    let Some(has) = m
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&node).copied().flatten())
+    else {
+        return false;
+    };
+    has.index + CAUGHT_UP_SLACK >= m.last_log_index.unwrap_or(0)
 }
 
 /// The last log index `node` is known to have, as `m`'s leader sees it.
