@@ -211,19 +211,7 @@ impl RaftNode {
 
     /// Refuses while `node` holds partition replicas or cannot say whether it does.
     async fn check_drained(&self, node: NodeId) -> Result<(), RaftError> {
-        let views = if node == self.node_id() {
-            Ok(self.views())
-        } else {
-            match self
-                .call(GroupId::META, node, &Request::Status, STATUS_TIMEOUT)
-                .await
-            {
-                Ok(Answer::Status(views)) => Ok(views),
-                Ok(other) => Err(format!("unexpected {other:?}")),
-                Err(e) => Err(e.to_string()),
-            }
-        };
-        match views {
+        match self.views_of(node, STATUS_TIMEOUT).await {
             Ok(views) => {
                 let held = views.iter().filter(|v| v.group != GroupId::META).count();
                 if held == 0 {
@@ -405,21 +393,31 @@ impl RaftNode {
         )
     }
 
+    /// `node`'s view of every group it holds: this node's own, or asked over the node link
+    /// (waiting at most `timeout`); the error says why there is none.
+    pub(crate) async fn views_of(
+        &self,
+        node: NodeId,
+        timeout: Duration,
+    ) -> Result<Vec<GroupView>, String> {
+        if node == self.node_id() {
+            return Ok(self.views());
+        }
+        match self
+            .call(GroupId::META, node, &Request::Status, timeout)
+            .await
+        {
+            Ok(Answer::Status(views)) => Ok(views),
+            Ok(other) => Err(format!("unexpected {other:?}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Every member's view of every group, asking each member over the node link.
     pub async fn cluster_status(&self) -> Vec<MemberReport> {
         let members = self.members();
         let asks = members.into_iter().map(|(id, addr)| async move {
-            let groups = if id == self.node_id() {
-                Some(self.views())
-            } else {
-                match self
-                    .call(GroupId::META, id, &Request::Status, STATUS_TIMEOUT)
-                    .await
-                {
-                    Ok(Answer::Status(views)) => Some(views),
-                    _ => None,
-                }
-            };
+            let groups = self.views_of(id, STATUS_TIMEOUT).await.ok();
             MemberReport {
                 id,
                 addr,
@@ -471,7 +469,6 @@ impl RaftNode {
         let me = self.node_id();
         self.replicas()
             .into_iter()
-            .filter(|(g, _)| !self.small_group(*g))
             .filter(|(g, _)| *g != GroupId::META)
             .filter(|(g, replica)| {
                 let m = replica.raft.metrics().borrow().clone();
@@ -484,6 +481,7 @@ impl RaftNode {
                     .learner_ids()
                     .any(|l| want.contains(&l) && !caught_up(&m, l))
             })
+            .filter(|(g, _)| !self.small_group(*g))
             .count()
     }
 

@@ -88,7 +88,9 @@ impl RaftNode {
             Request::Digests => Answer::Digests(self.digests().await.map_err(refusal)),
             Request::Campaign(group) => Answer::Done(self.campaign(from, group).map_err(refusal)),
             Request::Release(group) => {
-                let released = self.release_replica(group, true).await;
+                let released = self
+                    .release_replica(group, crate::replicas::Release::Told)
+                    .await;
                 tracing::debug!(from, %group, released, "asked to release a replica");
                 Answer::Done(Ok(()))
             }

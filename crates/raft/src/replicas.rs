@@ -9,7 +9,6 @@
 use crate::RaftError;
 use crate::TypeConfig;
 use crate::cluster::placement;
-use crate::link::{Answer, Request};
 use crate::log_store::META_VOTE;
 use crate::node::{RaftNode, Replica, unavailable};
 use openraft::Raft;
@@ -18,6 +17,18 @@ use std::time::Duration;
 use tern_core::{GroupId, NodeId};
 use tern_store::Db;
 use tern_store::schema::{self, ALL_CFS, CF_RAFT_META, CF_STATE};
+
+/// Why a replica may be let go (see [`RaftNode::release_replica`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// Its own membership shows this node out.
+    Own,
+    /// The group's leader, which took this node out, said so.
+    Told,
+    /// The group's leader has a committed membership without this node, though the replica's
+    /// own (older) membership may still count it as a voter ([`RaftNode::forgotten`]).
+    Forgotten,
+}
 
 /// How long a replica the placement moved away hears nothing from its group before this node
 /// asks whether the group still counts it.
@@ -172,9 +183,9 @@ impl RaftNode {
     }
 
     /// Stops `group` here and deletes all of it, if this node may let it go: the placement
-    /// does not want it here and it has no vote in the group (by its own membership, which
-    /// must be known). `told` says the group's leader asked (it has taken this node out).
-    pub(crate) async fn release_replica(&self, group: GroupId, told: bool) -> bool {
+    /// does not want it here and, unless `why` is [`Release::Forgotten`], it has no vote in the
+    /// group by its own membership (which must be known, or `why` be [`Release::Told`]).
+    pub(crate) async fn release_replica(&self, group: GroupId, why: Release) -> bool {
         if group == GroupId::META || self.placed_here(group) {
             return false;
         }
@@ -184,12 +195,15 @@ impl RaftNode {
         let me = self.node_id();
         let m = raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
-        if membership.voter_ids().any(|v| v == me) {
-            return false;
-        }
+        let voter = membership.voter_ids().any(|v| v == me);
         let known = membership.nodes().next().is_some();
         let member = membership.get_node(&me).is_some();
-        if !(told || known && !member) {
+        let may = match why {
+            Release::Own => !voter && known && !member,
+            Release::Told => !voter,
+            Release::Forgotten => true,
+        };
+        if !may {
             return false;
         }
         let _starting = self.inner.starting.lock().await;
@@ -239,9 +253,11 @@ impl RaftNode {
             .filter(|(g, _)| *g != GroupId::META)
             .collect();
         for (group, replica) in local {
-            if !self.release_replica(group, false).await && self.forgotten(group, &replica).await {
+            if !self.release_replica(group, Release::Own).await
+                && self.forgotten(group, &replica).await
+            {
                 tracing::info!(%group, "the group's leader no longer counts this replica");
-                self.release_replica(group, true).await;
+                self.release_replica(group, Release::Forgotten).await;
             }
         }
     }
@@ -271,10 +287,7 @@ impl RaftNode {
             .cloned()
             .unwrap_or_default();
         for node in voters.into_iter().filter(|n| *n != me) {
-            let Ok(Answer::Status(views)) = self
-                .call(GroupId::META, node, &Request::Status, FORGOTTEN_ASK_TIMEOUT)
-                .await
-            else {
+            let Ok(views) = self.views_of(node, FORGOTTEN_ASK_TIMEOUT).await else {
                 continue;
             };
             let led = views
