@@ -11,7 +11,11 @@ Config (JSON, --config):
     {"nodes": {"1": {"ip": "127.0.0.2", "listen": 20009, "target": 20008}, ...},
      "control": "/dir/partitions.json", "ack": "/dir/linkproxy.ack"}
 Control file (written by tern-local, re-read on SIGHUP, also read at start):
-    {"generation": 7, "partitioned": [2]}
+    {"generation": 7, "partitioned": [2], "deaf": [3]}
+A deaf node's own connections still carry what it sends, but every byte its peers send back on
+them is dropped: its requests (a forwarded proposal, a vote) arrive and act, their replies never
+reach it. When it stops being deaf, the connections that lost bytes are cut (their TLS streams
+are broken), so a lost reply stays lost.
 After applying a control file, and only once the connections it cuts are closed, the proxy
 writes {"generation": 7, "partitioned": [2], "pid": ...} to the ack file (atomically). At start it
 writes the ack once every listener is bound. SIGTERM/SIGINT stop it.
@@ -54,6 +58,7 @@ class Link:
         self.dst = dst
         self.writers: list[asyncio.StreamWriter] = []
         self.cut = False
+        self.dropped = 0          # bytes of replies dropped while src was deaf
 
     def touches(self, nodes: set[int]) -> bool:
         return self.dst in nodes or (self.src is not None and self.src in nodes)
@@ -78,6 +83,7 @@ class LinkProxy:
         self.control = control
         self.ack = ack
         self.partitioned: set[int] = set()
+        self.deaf: set[int] = set()
         self.generation = 0
         self.links: set[Link] = set()
         self.tasks: set[asyncio.Task] = set()
@@ -140,17 +146,30 @@ class LinkProxy:
             if link.cut or self.blocked(src, dst):  # partitioned while we were connecting
                 link.abort()
                 return
-            await asyncio.gather(self.pump(reader, up_writer), self.pump(up_reader, writer))
+            await asyncio.gather(self.pump(reader, up_writer),
+                                 self.pump(up_reader, writer, self.deafness(link)))
         finally:
             self.links.discard(link)
             for w in link.writers:
                 if not w.transport.is_closing():
                     w.close()
 
+    def deafness(self, link: Link):
+        """For the replies of `link`: whether to drop a chunk (counting it) instead of passing it."""
+        def drop(data: bytes) -> bool:
+            if link.src is None or link.src not in self.deaf:
+                return False
+            link.dropped += len(data)
+            return True
+        return drop
+
     @staticmethod
-    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   drop=None) -> None:
         try:
             while data := await reader.read(BUFFER):
+                if drop is not None and drop(data):
+                    continue
                 writer.write(data)
                 await writer.drain()
             if writer.can_write_eof() and not writer.transport.is_closing():
@@ -158,17 +177,18 @@ class LinkProxy:
         except (OSError, RuntimeError):
             writer.transport.abort()
 
-    def read_control(self) -> tuple[int, set[int]]:
+    def read_control(self) -> tuple[int, set[int], set[int]]:
         if self.control is None or not self.control.exists():
-            return self.generation, set(self.partitioned)
+            return self.generation, set(self.partitioned), set(self.deaf)
         value = json.loads(self.control.read_text())
-        return int(value.get("generation", 0)), {int(i) for i in value.get("partitioned", [])}
+        return (int(value.get("generation", 0)), {int(i) for i in value.get("partitioned", [])},
+                {int(i) for i in value.get("deaf", [])})
 
     async def reload(self, initial: bool = False) -> None:
         assert self._reloading is not None
         async with self._reloading:
             try:
-                generation, partitioned = self.read_control()
+                generation, partitioned, deaf = self.read_control()
             except (OSError, ValueError) as e:
                 log(f"cannot read {self.control}: {e!r}; keeping {sorted(self.partitioned)}")
                 return
@@ -176,10 +196,13 @@ class LinkProxy:
                 log(f"refused {sum(self.refused.values())} connection(s) under generation "
                     f"{self.generation}")
                 self.refused = {}
-            if not initial or partitioned:
-                log(f"generation {generation}: partitioned nodes {sorted(partitioned) or 'none'}")
-            self.generation, self.partitioned = generation, partitioned
-            cut = [link for link in self.links if link.touches(partitioned)]
+            if not initial or partitioned or deaf:
+                log(f"generation {generation}: partitioned nodes {sorted(partitioned) or 'none'}"
+                    f", deaf nodes {sorted(deaf) or 'none'}")
+            self.generation, self.partitioned, self.deaf = generation, partitioned, deaf
+            # Cut what the partition isolates, and what lost replies to a node no longer deaf.
+            cut = [link for link in self.links if link.touches(partitioned)
+                   or (link.dropped and link.src not in deaf)]
             for link in cut:
                 link.abort()
             if cut:
@@ -188,7 +211,8 @@ class LinkProxy:
                 log(f"cut {len(cut)} open connection(s)")
             if self.ack is not None:
                 write_json_atomic(self.ack, {"generation": generation, "pid": os.getpid(),
-                                             "partitioned": sorted(partitioned)})
+                                             "partitioned": sorted(partitioned),
+                                             "deaf": sorted(deaf)})
 
     async def stop(self) -> None:
         for server in self.servers:

@@ -361,13 +361,21 @@ def partitioned_nodes(dir: Path) -> set[int]:
     return {int(i) for i in control.get("partitioned", [])}
 
 
-def set_partitioned(dir: Path, proc: dict, nodes: set[int]) -> None:
-    """Makes `nodes` the partitioned set; returns once the proxy has applied it (refusing new
-    connections to and from them and having closed the open ones)."""
+def deaf_nodes(dir: Path) -> set[int]:
+    control = read_json(dir / "partitions.json") or {}
+    return {int(i) for i in control.get("deaf", [])}
+
+
+def set_partitioned(dir: Path, proc: dict, nodes: set[int], deaf: set[int] | None = None) -> None:
+    """Makes `nodes` the partitioned set and `deaf` (default: unchanged) the nodes whose replies
+    are dropped; returns once the proxy has applied it (refusing new connections to and from the
+    partitioned nodes and having closed the open ones)."""
     control = read_json(dir / "partitions.json") or {}
     generation = int(control.get("generation", 0)) + 1
+    deaf = {int(i) for i in control.get("deaf", [])} if deaf is None else deaf
     write_atomic(dir / "partitions.json",
-                 json.dumps({"generation": generation, "partitioned": sorted(nodes)}) + "\n")
+                 json.dumps({"generation": generation, "partitioned": sorted(nodes),
+                             "deaf": sorted(deaf)}) + "\n")
     if not signal_proc(proc, signal.SIGHUP):
         raise ClusterError(f"the link proxy (pid {proc.get('pid')}) is not running")
     wait_linkproxy(dir, proc, generation)
@@ -942,14 +950,18 @@ class Cluster:
         """The nodes cut off from all others."""
         return partitioned_nodes(self.dir)
 
-    def _set_partitioned(self, nodes: set[int]) -> None:
+    def deaf(self) -> set[int]:
+        """The nodes whose link replies are being dropped."""
+        return deaf_nodes(self.dir)
+
+    def _set_partitioned(self, nodes: set[int], deaf: set[int] | None = None) -> None:
         if self.direct_links:
             raise ClusterError(f"the cluster in {self.dir} runs with direct links (no link proxy), "
                                "so it cannot be partitioned")
         proc = self._state().get("linkproxy")
         if proc_state(proc) is None:
             raise ClusterError(f"the link proxy is not running (is the cluster in {self.dir} up?)")
-        set_partitioned(self.dir, proc, nodes)
+        set_partitioned(self.dir, proc, nodes, deaf)
 
     def partition(self, i: int) -> None:
         """Cuts node i's node links from every other node, both ways (open ones are closed before
@@ -958,10 +970,18 @@ class Cluster:
         with self._locked():
             self._set_partitioned(self.partitioned() | {i})
 
-    def heal(self) -> None:
-        """Lifts every partition."""
+    def deafen(self, i: int) -> None:
+        """Drops every reply node i's peers send on its own link connections: what it sends
+        (a forwarded proposal) arrives and acts, but it never hears the outcome. `heal` ends it
+        and cuts those connections, so the lost replies stay lost."""
+        self._check_node(i)
         with self._locked():
-            self._set_partitioned(set())
+            self._set_partitioned(self.partitioned(), self.deaf() | {i})
+
+    def heal(self) -> None:
+        """Lifts every partition and deafness."""
+        with self._locked():
+            self._set_partitioned(set(), set())
 
     # -- faults on processes
 

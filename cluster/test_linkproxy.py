@@ -1,4 +1,4 @@
-"""The link proxy with plain sockets: forwarding, source addresses, partitions and heal.
+"""The link proxy with plain sockets: forwarding, source addresses, partitions, deafness, heal.
 
 Three fake "nodes" on 127.0.0.2-4, each an echo server on its real link port that records who
 connected; the proxy runs as its own process, driven through ternlocal's control functions.
@@ -29,6 +29,7 @@ class Echo(socketserver.BaseRequestHandler):
         self.server.peers.append(self.client_address[0])
         with contextlib.suppress(OSError):
             while data := self.request.recv(65536):
+                self.server.received.append(data)
                 self.request.sendall(data)
 
 
@@ -39,6 +40,7 @@ class EchoServer(socketserver.ThreadingTCPServer):
     def __init__(self, addr):
         super().__init__(addr, Echo)
         self.peers = []
+        self.received = []
 
 
 @pytest.fixture
@@ -157,6 +159,37 @@ def test_partition_cuts_open_links_both_ways_and_refuses_new_ones(proxy):
             assert echoes(s), f"{src}->{dst} after heal"
     for s in [*open_links.values(), from_outside]:
         s.close()
+
+
+def test_a_deaf_node_is_heard_but_hears_no_reply_and_heal_cuts_what_lost_bytes(proxy):
+    f = proxy
+    from_deaf, to_deaf = f.connect(2, 1), f.connect(1, 2)
+    assert echoes(from_deaf) and echoes(to_deaf)
+
+    ternlocal.set_partitioned(f.dir, f.proc, set(), {2})
+    assert ternlocal.deaf_nodes(f.dir) == {2}
+    from_deaf.sendall(b"propose")
+    deadline = time.monotonic() + 3
+    while b"propose" not in b"".join(f.echoes[1].received) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert b"propose" in b"".join(f.echoes[1].received), "the deaf node's request never arrived"
+    from_deaf.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        from_deaf.recv(100)                       # the reply was dropped
+    assert echoes(to_deaf), "a connection the deaf node did not open must still work both ways"
+    with f.connect(2, 3) as new:                 # new connections from it are deaf too
+        new.sendall(b"vote")
+        new.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            new.recv(100)
+
+    ternlocal.set_partitioned(f.dir, f.proc, set(), set())
+    assert is_closed(from_deaf, timeout=0.5), "a link that lost replies must be cut on heal"
+    assert echoes(to_deaf)
+    with f.connect(2, 1) as s:
+        assert echoes(s)
+    from_deaf.close()
+    to_deaf.close()
 
 
 def test_two_partitioned_nodes_are_cut_from_each_other_too(proxy):

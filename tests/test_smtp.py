@@ -125,8 +125,9 @@ def test_limits_recipients_size_and_quota(tmp_path):
         s.rset()
         # Room left, but not enough for this message: refused at the end of DATA.
         s.sendmail("a@remote.example", ["room@test.example"], mail)
+        # (Another message of the same size: the same bytes again would be a retry, stored once.)
         with pytest.raises(smtplib.SMTPDataError) as full:
-            s.sendmail("a@remote.example", ["room@test.example"], mail)
+            s.sendmail("a@remote.example", ["room@test.example"], message("fits", "y" * 1000))
         assert (full.value.smtp_code, full.value.smtp_error[:5]) == (552, b"5.2.2")
         assert s.noop()[0] == 250
         s.quit()
@@ -220,3 +221,43 @@ def test_pipelined_transactions(tern):
     assert f.readline().startswith(b"221")
     sock.close()
     wait_until(lambda: len(inbox_messages(tern)) == 1, timeout=10, what="the pipelined message")
+
+
+def send_once(t, sender, recipients, data):
+    """One transaction on a new connection, as an MTA's retry would be; returns the final reply."""
+    s = smtp(t)
+    try:
+        assert s.mail(sender)[0] == 250
+        for r in recipients:
+            assert s.rcpt(r)[0] == 250
+        return s.data(data)
+    finally:
+        s.quit()
+
+
+def test_a_retried_message_is_stored_once(tern):
+    """A sender that never heard the 250 sends the same message again: it is answered 250 with
+    the first attempt's queue id and stored once (cluster/jepsen.py tests the lost 250 itself)."""
+    first = message("retried", message_id="<retried.1@tests.tern>")
+    code, text = send_once(tern, "alice@remote.example", ["bob@test.example"], first)
+    assert code == 250, text
+    again = send_once(tern, "alice@remote.example", ["bob@test.example"], first)
+    assert again == (code, text), "the retry must get the first attempt's reply and queue id"
+
+    # Two recipients in either order are one transaction; each gets the message once.
+    both = message("to two", message_id="<to-two.1@tests.tern>")
+    a = send_once(tern, "alice@remote.example", ["bob@test.example", "carol@test.example"], both)
+    b = send_once(tern, "alice@remote.example", ["carol@test.example", "bob@test.example"], both)
+    assert a[0] == 250 and a == b
+
+    # Not duplicates: other bytes (a re-composed message), another sender, a subset of the
+    # recipients (those were not in a transaction of their own yet).
+    recomposed = first.replace(b"10:00:00", b"10:00:01")
+    assert send_once(tern, "alice@remote.example", ["bob@test.example"], recomposed)[0] == 250
+    assert send_once(tern, "dave@remote.example", ["bob@test.example"], first)[0] == 250
+    assert send_once(tern, "alice@remote.example", ["carol@test.example"], both)[0] == 250
+
+    subjects = sorted(m["Subject"] for m in inbox_messages(tern, "bob@test.example"))
+    assert subjects == ["retried", "retried", "retried", "to two"], subjects
+    subjects = sorted(m["Subject"] for m in inbox_messages(tern, "carol@test.example"))
+    assert subjects == ["to two", "to two"], subjects

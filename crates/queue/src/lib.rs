@@ -31,6 +31,7 @@
 mod accept;
 mod actor;
 mod bounce;
+mod dedup;
 mod delivery;
 mod dsn;
 mod envelope;
@@ -42,6 +43,7 @@ mod relay;
 mod schedule;
 mod service;
 
+pub use dedup::transaction_id;
 pub use envelope::{Accepted, Envelope};
 pub use error::QueueError;
 pub use relay::Relay;

@@ -24,21 +24,23 @@ pub(crate) struct Plan {
 
 /// Plans `envelope` over `partitions` data partitions.
 ///
-/// The first local recipient's partition is chosen so that the common message (one local
-/// recipient, or several living together) costs exactly one commit. Outbound-only mail goes to
-/// the sender's partition, or to a partition picked by hashing the sender, which spreads
-/// unauthenticated relaying deterministically.
+/// The partition holding the most local recipients is chosen, so that the common message (one
+/// local recipient, or several living together) costs exactly one commit; the choice does not
+/// depend on the order of the RCPTs, so a sender's retry commits (and is recognised) in the same
+/// partition as its first attempt. Outbound-only mail goes to the sender's partition, or to a
+/// partition picked by hashing the sender, which spreads unauthenticated relaying
+/// deterministically.
 pub(crate) fn plan(envelope: &Envelope, partitions: u32) -> Result<Plan, QueueError> {
     if envelope.recipients.is_empty() {
         return Err(QueueError::NoRecipients);
     }
     let partition_of = |account| GroupId::partition_of(account, partitions);
-    let first_local = envelope.recipients.iter().find_map(|r| match r {
-        Recipient::Local(info) => Some(info.id),
-        Recipient::Remote(_) => None,
-    });
-    let group = match (first_local, envelope.sender_account) {
-        (Some(account), _) | (None, Some(account)) => partition_of(account),
+    let group = match (
+        busiest_partition(envelope, partitions),
+        envelope.sender_account,
+    ) {
+        (Some(group), _) => group,
+        (None, Some(account)) => partition_of(account),
         (None, None) => partition_of(sender_hash(&envelope.sender)),
     };
     let mailbox = envelope.mailbox.as_deref().unwrap_or(INBOX);
@@ -78,6 +80,32 @@ pub(crate) fn plan(envelope: &Envelope, partitions: u32) -> Result<Plan, QueueEr
         }
     }
     Ok(plan)
+}
+
+/// The partition with the most distinct local recipients (the lowest such group on a tie), or
+/// `None` without a local recipient.
+fn busiest_partition(envelope: &Envelope, partitions: u32) -> Option<GroupId> {
+    let mut accounts: Vec<AccountId> = envelope
+        .recipients
+        .iter()
+        .filter_map(|r| match r {
+            Recipient::Local(info) => Some(info.id),
+            Recipient::Remote(_) => None,
+        })
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    let mut groups: Vec<GroupId> = accounts
+        .into_iter()
+        .map(|a| GroupId::partition_of(a, partitions))
+        .collect();
+    groups.sort_unstable();
+    // Runs of equal groups, longest first, then lowest group.
+    groups
+        .chunk_by(|a, b| a == b)
+        .map(|run| (run.len(), run[0]))
+        .max_by(|(n1, g1), (n2, g2)| n1.cmp(n2).then(g2.cmp(g1)))
+        .map(|(_, g)| g)
 }
 
 /// A stable pseudo-account for a sender without one, so the same sender always lands in the
@@ -130,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn first_local_partition_commits_and_others_are_queued() {
+    fn the_busiest_local_partition_commits_and_others_are_queued() {
         let (a, b, c) = accounts();
         let rcpts = vec![
             Recipient::Remote("x@remote.net".into()),
@@ -150,6 +178,16 @@ mod tests {
             vec![(b, format!("u{}@example.com", b.0), INBOX.to_string())]
         );
         assert_eq!(p.remote, vec!["x@remote.net".to_string()]);
+    }
+
+    #[test]
+    fn the_order_of_the_recipients_does_not_choose_the_partition() {
+        let (a, b, _) = accounts();
+        let ab = plan(&envelope(vec![local(a), local(b)], None), P).unwrap();
+        let ba = plan(&envelope(vec![local(b), local(a)], None), P).unwrap();
+        assert_eq!(ab.group, ba.group);
+        let lowest = GroupId::partition_of(a, P).min(GroupId::partition_of(b, P));
+        assert_eq!(ab.group, lowest, "a tie goes to the lowest group");
     }
 
     #[test]

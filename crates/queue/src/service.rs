@@ -121,10 +121,22 @@ impl Queue {
         Ok(())
     }
 
-    /// Commits `envelope` (one Raft commit in the common case) and returns after the commit.
+    /// Commits `envelope` under a fresh transaction id (one Raft commit in the common case)
+    /// and returns after the commit.
     pub async fn accept(&self, envelope: Envelope) -> Result<Accepted, QueueError> {
+        self.accept_once(envelope, DeliveryId::random()).await
+    }
+
+    /// Commits `envelope` as transaction `id` and returns after the commit. Within the dedup
+    /// window, committing the same id again stores nothing and returns the first outcome:
+    /// SMTP passes [`transaction_id`](crate::transaction_id) so a sender's retry is stored once.
+    pub async fn accept_once(
+        &self,
+        envelope: Envelope,
+        id: DeliveryId,
+    ) -> Result<Accepted, QueueError> {
         let now = chrono::Utc::now().timestamp();
-        crate::accept::commit(&self.inner.raft, envelope, DeliveryId::random(), now).await
+        crate::accept::commit(&self.inner.raft, envelope, id, now).await
     }
 
     /// Counts one message `account` is about to send against `limits`, in the account's

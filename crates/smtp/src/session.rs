@@ -10,7 +10,6 @@ use crate::replies::{self, Reply};
 use crate::{SmtpContext, SmtpMode};
 use std::sync::Arc;
 use std::time::Duration;
-use tern_core::DeliveryId;
 use tern_core::net::{Connection, ReadError};
 use tern_directory::{AccountInfo, DirectoryError, Recipient, Resolution};
 use tern_queue::Envelope;
@@ -27,6 +26,9 @@ struct Transaction {
     attempted_rcpts: usize,
     /// The address of the single accepted recipient, for the Received header.
     first_rcpt: Option<String>,
+    /// Every accepted RCPT address as the client gave it: with the sender and the message as
+    /// received, it names the transaction (`tern_queue::transaction_id`).
+    rcpt_addresses: Vec<String>,
     /// The domains of the accepted RCPT addresses: they choose the inbound checks.
     rcpt_domains: Vec<String>,
     /// SPF checks started at MAIL FROM on the MX listener, finished at the end of DATA.
@@ -237,6 +239,7 @@ impl Session {
             accepted_rcpts: 0,
             attempted_rcpts: 0,
             first_rcpt: None,
+            rcpt_addresses: Vec::new(),
             rcpt_domains: Vec::new(),
             spf,
         });
@@ -335,6 +338,7 @@ impl Session {
         if tx.first_rcpt.is_none() {
             tx.first_rcpt = Some(address.to_string());
         }
+        tx.rcpt_addresses.push(address.to_string());
         if let Some((_, domain)) = address.rsplit_once('@') {
             let domain = domain.to_ascii_lowercase();
             if !tx.rcpt_domains.contains(&domain) {
@@ -390,6 +394,8 @@ impl Session {
     /// Runs the filter (MX) or signs (submission), adds trace headers and commits through the
     /// queue; `250` only once that returned.
     async fn commit(&mut self, mut tx: Transaction, body: Vec<u8>) -> Reply {
+        // Named before anything of ours touches the message, so a retry of it gets this id.
+        let id = tern_queue::transaction_id(&tx.from, &tx.rcpt_addresses, &body);
         let helo = self.helo.as_deref().unwrap_or("unknown");
         let (body, mailbox) = match &self.user {
             Some(user) => {
@@ -409,7 +415,7 @@ impl Session {
                 }
             }
         };
-        let trace_id = DeliveryId::random().to_string();
+        let trace_id = id.to_string();
         let protocol = match (self.conn.is_tls(), self.user.is_some()) {
             (false, false) => "ESMTP",
             (true, false) => "ESMTPS",
@@ -438,7 +444,7 @@ impl Session {
             sender_account: self.user.as_ref().map(|u| u.id),
             mailbox,
         };
-        match self.ctx.queue.accept(envelope).await {
+        match self.ctx.queue.accept_once(envelope, id).await {
             Ok(accepted) if accepted.accepted == 0 && !accepted.over_quota.is_empty() => {
                 tracing::info!(from = %tx.from, "refused: every recipient over quota");
                 replies::OVER_QUOTA

@@ -154,13 +154,21 @@ impl Reader {
     pub fn queued(&self, id: DeliveryId) -> Result<Option<QueueRecord>, StoreError> {
         self.get(&schema::queue(self.group, id))
     }
-    /// Whether this partition has committed the `Accept` of transaction `id` (deduplicated
-    /// forever after).
+    /// Whether this partition has committed the `Accept` of transaction `id` (remembered for
+    /// `[storage] dedup_window_secs`).
     pub fn accepted(&self, id: DeliveryId) -> Result<bool, StoreError> {
         Ok(self
             .db
             .get(CF_STATE, &schema::accepted(self.group, id))?
             .is_some())
+    }
+    /// What the committed `Accept` of transaction `id` did to its local recipients, if this
+    /// replica has applied it.
+    pub fn accept_outcome(
+        &self,
+        id: DeliveryId,
+    ) -> Result<Option<Vec<crate::DeliveryOutcome>>, StoreError> {
+        self.get(&schema::accepted(self.group, id))
     }
     /// The account's sending-limit counters (all zero when it never sent).
     pub fn send_counter(
