@@ -62,6 +62,9 @@ pub enum Rejection {
     /// The account sent its allowance of messages for this hour or day.
     #[error("sending limit exceeded")]
     SendLimitExceeded,
+    /// Another POP3 session holds the account's maildrop.
+    #[error("maildrop in use")]
+    MaildropInUse,
 }
 
 /// A temporary failure below the caller: no leader or quorum, a timeout, storage, shutdown, a

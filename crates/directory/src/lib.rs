@@ -1,7 +1,8 @@
 //! Domains, accounts, aliases and authentication, kept in the meta Raft group.
 //!
-//! Lookups (login, RCPT resolution) read the local replica of the meta group, which every node
-//! holds, so they never leave the node; operator changes are proposed to the meta group and
+//! Lookups read the local replica of the meta group, which every node holds; logins and RCPT
+//! resolution first make it catch up with the group (one shared ReadIndex round for every
+//! lookup waiting, `fresh`), so they see every committed change; operator changes are proposed to the meta group and
 //! return once committed. This crate does not store mail (tern-mailbox does) and does not speak
 //! any protocol: sessions decode SASL with [`sasl`] and call [`Directory`].
 //!
@@ -9,6 +10,7 @@
 //! - `types`: [`AccountInfo`], [`Recipient`], [`Resolution`].
 //! - `error`: [`DirectoryError`].
 //! - `service`: the [`Directory`] handle, its blocking reads and its proposals.
+//! - `fresh`: the shared catch-up rounds that make logins and RCPT lookups linearizable.
 //! - `lookup`: authentication, resolution and account lookups.
 //! - `admin`: adding and removing domains, accounts and aliases.
 //! - `dkim`: storing and reading the domains' DKIM signing keys.
@@ -23,6 +25,7 @@
 mod admin;
 mod dkim;
 mod error;
+mod fresh;
 mod hashers;
 mod lookup;
 mod password;

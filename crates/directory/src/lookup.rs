@@ -1,5 +1,7 @@
 //! Read-side operations: authentication, recipient resolution and account lookups, all served
-//! from the local replica of the meta group.
+//! from the local replica of the meta group. Logins and recipient resolution read it fresh
+//! (`fresh`): a deleted account, a changed password or alias holds on every node as soon as
+//! the operator's command returned.
 
 use crate::resolve::{self, info};
 use crate::{AccountInfo, Directory, DirectoryError, Resolution, password};
@@ -16,7 +18,7 @@ impl Directory {
         let record = match Address::parse(user) {
             Ok(address) => {
                 let key = address.to_string();
-                self.read(move |r| Ok(r.account(&key)?)).await?
+                self.read_fresh(move |r| Ok(r.account(&key)?)).await?
             }
             Err(_) => None,
         };
@@ -33,7 +35,8 @@ impl Directory {
     /// depth limit).
     pub async fn resolve(&self, address: &str) -> Result<Resolution, DirectoryError> {
         let address = Address::parse(address)?;
-        self.read(move |r| Ok(resolve::resolve(r, &address)?)).await
+        self.read_fresh(move |r| Ok(resolve::resolve(r, &address)?))
+            .await
     }
 
     /// Whether `domain` is one of ours.

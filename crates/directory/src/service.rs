@@ -1,7 +1,8 @@
-//! The [`Directory`] handle and the two ways it touches the meta group: blocking reads of the
-//! local replica, and proposals.
+//! The [`Directory`] handle and the ways it touches the meta group: blocking reads of the
+//! local replica (fresh ones first catch up with the group), and proposals.
 
 use crate::DirectoryError;
+use crate::fresh::Freshness;
 use tern_core::GroupId;
 use tern_raft::RaftNode;
 use tern_store::{Command, Reader, Rejection, Response};
@@ -11,12 +12,29 @@ use tern_store::{Command, Reader, Rejection, Response};
 pub struct Directory {
     /// Proposals go to the meta group; lookups read its local replica, which every node holds.
     pub(crate) raft: RaftNode,
+    /// The shared catch-up rounds of [`Directory::read_fresh`].
+    fresh: Freshness,
 }
 
 impl Directory {
     /// A directory over the meta group of `raft`.
     pub fn new(raft: RaftNode) -> Directory {
-        Directory { raft }
+        Directory {
+            raft,
+            fresh: Freshness::default(),
+        }
+    }
+
+    /// Like [`read`](Self::read), after the local replica has applied everything the meta
+    /// group had committed when the call began (see `fresh`): what logins and recipient
+    /// lookups use, so an operator's change holds on every node once its command returned.
+    pub(crate) async fn read_fresh<T, F>(&self, lookup: F) -> Result<T, DirectoryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Reader) -> Result<T, DirectoryError> + Send + 'static,
+    {
+        self.fresh.catch_up(&self.raft).await?;
+        self.read(lookup).await
     }
 
     /// Runs `lookup` against the local meta replica on the blocking pool (RocksDB reads block).

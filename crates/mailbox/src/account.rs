@@ -3,6 +3,7 @@
 //! from the local replica (blobs never change).
 
 use crate::actor::{AccountMsg, call_write};
+use crate::lease::MaildropLock;
 use crate::registry::Shared;
 use crate::snapshot;
 use crate::{Appended, Copied, MailboxError, MailboxEvent, Snapshot, Stored};
@@ -13,7 +14,7 @@ use tern_core::{AccountId, BlobId, GroupId, MailboxId, Uid, flags};
 use tern_directory::AccountInfo;
 use tern_raft::RaftNode;
 use tern_store::{Command, FlagOp, Reader, Rejection, Response};
-use tokio::sync::{OwnedMutexGuard, broadcast};
+use tokio::sync::broadcast;
 
 /// A handle to one account's mailbox actor. Cheap to clone.
 #[derive(Clone)]
@@ -28,12 +29,6 @@ pub struct Account {
     actor: ActorRef<AccountMsg>,
     /// Event channel and maildrop lock, shared by every handle of the account on this node.
     shared: Arc<Shared>,
-}
-
-/// Holds the POP3 maildrop lock of one account until dropped.
-pub struct MaildropLock {
-    /// Releasing the mutex is releasing the maildrop.
-    _guard: OwnedMutexGuard<()>,
 }
 
 impl Account {
@@ -245,13 +240,16 @@ impl Account {
         self.shared.events.subscribe()
     }
 
-    /// Takes the POP3 maildrop lock; `MailboxError::InUse` if another session holds it.
-    /// The lock is released when the guard drops.
-    pub fn lock_maildrop(&self) -> Result<MaildropLock, MailboxError> {
-        let guard = Arc::clone(&self.shared.maildrop)
-            .try_lock_owned()
-            .map_err(|_| MailboxError::InUse)?;
-        Ok(MaildropLock { _guard: guard })
+    /// Takes the POP3 maildrop lock, a lease in the account's partition: `MailboxError::InUse`
+    /// if another session on any node holds it. Released when the guard drops.
+    pub async fn lock_maildrop(&self) -> Result<MaildropLock, MailboxError> {
+        MaildropLock::take(
+            &self.shared.maildrop,
+            self.raft.clone(),
+            self.partition,
+            self.info.id,
+        )
+        .await
     }
 
     /// Creates the default mailboxes if the account has none (an account made before its

@@ -9,7 +9,8 @@
 //! apply loop of this node's replica, so a watcher hears of changes made through any node.
 //!
 //! - `registry`: [`Mailboxes`], the actors of this node and each account's shared state.
-//! - `account`: [`Account`], the session's handle, and the POP3 [`MaildropLock`].
+//! - `account`: [`Account`], the session's handle.
+//! - `lease`: the POP3 [`MaildropLock`], a lease in the account's partition.
 //! - `actor`: the mailbox actor and its message enum.
 //! - `events`: which mailboxes a committed command touched, as [`MailboxEvent`]s.
 //! - `relay`: sessions relayed to a node that holds the account's mail ([`RelayRequest`]).
@@ -26,13 +27,15 @@ mod account;
 mod actor;
 mod error;
 mod events;
+mod lease;
 mod registry;
 pub mod relay;
 mod snapshot;
 mod types;
 
-pub use account::{Account, MaildropLock};
+pub use account::Account;
 pub use error::MailboxError;
+pub use lease::{LEASE as MAILDROP_LEASE, MaildropLock};
 pub use registry::Mailboxes;
 pub use relay::{RelayProtocol, RelayRefusal, RelayRequest, status_line};
 pub use types::{Appended, Copied, MailboxEvent, Snapshot, Stored};

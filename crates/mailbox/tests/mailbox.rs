@@ -384,14 +384,17 @@ fn quota_maildrop_lock_and_notify() {
 
         // One POP3 session per account: a second handle of the same account is refused.
         let again = w.mailboxes.open(alice.info()).await.unwrap();
-        let lock = alice.lock_maildrop().unwrap();
-        assert!(matches!(again.lock_maildrop(), Err(MailboxError::InUse)));
-        drop(lock);
-        let _lock = again.lock_maildrop().unwrap();
+        let lock = alice.lock_maildrop().await.unwrap();
+        assert!(matches!(
+            again.lock_maildrop().await,
+            Err(MailboxError::InUse)
+        ));
+        lock.release().await;
+        let _lock = again.lock_maildrop().await.unwrap();
 
         // Another account is not affected.
         let bob = w.account("bob@example.com", 0).await;
-        let _bob_lock = bob.lock_maildrop().unwrap();
+        let _bob_lock = bob.lock_maildrop().await.unwrap();
 
         // The queue's wake-up reaches every watcher of the account.
         let mut events = again.watch();

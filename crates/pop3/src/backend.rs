@@ -49,8 +49,15 @@ pub trait MailAccount: Send + Sync {
     /// The account.
     fn info(&self) -> &AccountInfo;
 
-    /// Takes the exclusive maildrop lock (RFC 1939 §8); `MailboxError::InUse` if it is held.
-    fn lock_maildrop(&self) -> Result<Self::Lock, MailboxError>;
+    /// Takes the exclusive maildrop lock (RFC 1939 §8), cluster-wide; `MailboxError::InUse`
+    /// if it is held.
+    fn lock_maildrop(&self) -> impl Future<Output = Result<Self::Lock, MailboxError>> + Send;
+
+    /// Lets go of the maildrop and returns once another session could take it (dropping the
+    /// lock releases it too, in the background).
+    fn unlock(&self, lock: Self::Lock) -> impl Future<Output = ()> + Send {
+        async move { drop(lock) }
+    }
 
     /// The INBOX and its messages in UID order.
     fn inbox(&self) -> impl Future<Output = Result<Snapshot, MailboxError>> + Send;
@@ -117,8 +124,12 @@ impl MailAccount for tern_mailbox::Account {
         tern_mailbox::Account::info(self)
     }
 
-    fn lock_maildrop(&self) -> Result<Self::Lock, MailboxError> {
+    fn lock_maildrop(&self) -> impl Future<Output = Result<Self::Lock, MailboxError>> + Send {
         tern_mailbox::Account::lock_maildrop(self)
+    }
+
+    fn unlock(&self, lock: Self::Lock) -> impl Future<Output = ()> + Send {
+        lock.release()
     }
 
     fn inbox(&self) -> impl Future<Output = Result<Snapshot, MailboxError>> + Send {

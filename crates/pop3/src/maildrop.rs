@@ -31,8 +31,9 @@ struct Entry {
 /// A locked INBOX snapshot.
 pub struct Maildrop<A: MailAccount> {
     account: A,
-    /// Held for the session's lifetime: RFC 1939 §8 gives one session exclusive access.
-    _lock: A::Lock,
+    /// Held for the session's lifetime (RFC 1939 §8 gives one session exclusive access);
+    /// `None` once released at QUIT.
+    lock: Option<A::Lock>,
     mailbox: MailboxId,
     uidvalidity: u32,
     entries: Vec<Entry>,
@@ -43,7 +44,7 @@ impl<A: MailAccount> Maildrop<A> {
     pub fn new(account: A, lock: A::Lock, snapshot: Snapshot) -> Maildrop<A> {
         Maildrop {
             account,
-            _lock: lock,
+            lock: Some(lock),
             mailbox: snapshot.mailbox.id,
             uidvalidity: snapshot.mailbox.uidvalidity,
             entries: snapshot
@@ -155,6 +156,13 @@ impl<A: MailAccount> Maildrop<A> {
             .await?;
         self.account.expunge(self.mailbox, deleted).await?;
         Ok(())
+    }
+
+    /// Releases the maildrop lock (after UPDATE), so the user's next session is not refused.
+    pub async fn unlock(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            self.account.unlock(lock).await;
+        }
     }
 
     /// The mailbox id, for error reports.

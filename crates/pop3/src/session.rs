@@ -201,7 +201,7 @@ pub async fn run_relayed<B: Backend>(
     let mut s = Session::new(conn, backend, cfg, shutdown);
     let opened = async {
         let account = backend.open(info).await?;
-        let lock = account.lock_maildrop()?;
+        let lock = account.lock_maildrop().await?;
         let snapshot = account.inbox().await?;
         Ok::<_, tern_mailbox::MailboxError>(Maildrop::new(account, lock, snapshot))
     };

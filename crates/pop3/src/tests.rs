@@ -62,7 +62,7 @@ impl MailAccount for MemAccount {
         &self.info
     }
 
-    fn lock_maildrop(&self) -> Result<MemLock, MailboxError> {
+    async fn lock_maildrop(&self) -> Result<MemLock, MailboxError> {
         let mut inbox = self.inbox.lock().unwrap();
         if inbox.locked {
             return Err(MailboxError::InUse);

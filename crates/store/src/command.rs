@@ -313,6 +313,37 @@ pub enum Command {
         /// Draining or not.
         draining: bool,
     },
+    /// Meta: what the cluster knows of node `node`'s identity. `Some(incarnation)`: the random
+    /// id of the node's data dir, recorded when it joins (the first record for a node wins;
+    /// later ones change nothing). `None`: the node was removed; its id is refused for ever
+    /// and later records for it change nothing.
+    RecordNode {
+        /// The node id.
+        node: u64,
+        /// Its data dir's incarnation, or `None` for a removed node.
+        incarnation: Option<u64>,
+    },
+    /// POP3: take or renew the account's maildrop lease (RFC 1939 §8: one session per
+    /// maildrop, across the cluster) for `holder` until `until`. Granted when nobody holds it,
+    /// the held lease ended before `now`, or `holder` already holds it; otherwise rejects
+    /// `MaildropInUse`.
+    LeaseMaildrop {
+        /// The account.
+        account: AccountId,
+        /// The session asking (a random id it keeps for its life).
+        holder: u128,
+        /// Unix seconds, the proposer's clock.
+        now: i64,
+        /// Unix seconds when the lease ends unless renewed.
+        until: i64,
+    },
+    /// POP3: end `holder`'s maildrop lease (nothing if another session holds it now).
+    ReleaseMaildrop {
+        /// The account.
+        account: AccountId,
+        /// The session letting go.
+        holder: u128,
+    },
 }
 
 /// Messages an account may send per fixed window (UTC hour, UTC day); 0 = unlimited.

@@ -31,6 +31,10 @@ pub mod table {
     pub const DKIM_KEY: u8 = 6;
     /// Meta: node id → (): the nodes being drained.
     pub const DRAINING: u8 = 7;
+    /// Meta: node id | incarnation → (): the data-dir incarnation each member joined with.
+    pub const NODE_INCARNATION: u8 = 8;
+    /// Meta: node id → (): removed nodes, whose ids are never used again.
+    pub const REMOVED_NODE: u8 = 9;
     /// Partition: account → AccountState.
     pub const ACCOUNT_STATE: u8 = 10;
     /// Partition: account | mailbox id → MailboxRecord.
@@ -58,6 +62,8 @@ pub mod table {
     /// Partition: () → bytes of every message in every mailbox of the partition (the sum of
     /// its accounts' usage; what a move of the partition copies, roughly).
     pub const GROUP_USAGE: u8 = 21;
+    /// Partition: account → `MaildropLease`: who holds the account's POP3 maildrop, until when.
+    pub const MAILDROP_LEASE: u8 = 22;
     /// Any group: the state machine's last applied log id and membership (not user state).
     pub const APPLIED: u8 = 0xF0;
 }
@@ -132,6 +138,24 @@ pub fn dkim_key(g: GroupId, domain: &str) -> Vec<u8> {
 /// Meta: a node being drained.
 pub fn draining(g: GroupId, node: u64) -> Vec<u8> {
     Key::new(g, table::DRAINING).u64(node).build()
+}
+
+/// Meta: the incarnation `node` joined with.
+pub fn node_incarnation(g: GroupId, node: u64, incarnation: u64) -> Vec<u8> {
+    Key::new(g, table::NODE_INCARNATION)
+        .u64(node)
+        .u64(incarnation)
+        .build()
+}
+
+/// Meta: prefix of `node`'s incarnation row.
+pub fn incarnations_of(g: GroupId, node: u64) -> Vec<u8> {
+    Key::new(g, table::NODE_INCARNATION).u64(node).build()
+}
+
+/// Meta: a removed node.
+pub fn removed_node(g: GroupId, node: u64) -> Vec<u8> {
+    Key::new(g, table::REMOVED_NODE).u64(node).build()
 }
 /// Meta: the account id counter.
 pub fn next_account(g: GroupId) -> Vec<u8> {
@@ -227,6 +251,10 @@ pub fn queue(g: GroupId, id: DeliveryId) -> Vec<u8> {
 /// Partition: an account's sending-limit counters.
 pub fn send_counter(g: GroupId, a: AccountId) -> Vec<u8> {
     Key::new(g, table::SEND_COUNTER).u64(a.0).build()
+}
+/// Partition: the account's POP3 maildrop lease.
+pub fn maildrop_lease(g: GroupId, a: AccountId) -> Vec<u8> {
+    Key::new(g, table::MAILDROP_LEASE).u64(a.0).build()
 }
 /// Any group: the applied-state record.
 pub fn applied(g: GroupId) -> Vec<u8> {

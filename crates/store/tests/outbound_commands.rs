@@ -190,3 +190,37 @@ fn send_limits_count_per_hour_and_day_and_roll_over() {
     };
     assert_eq!(r.apply(&unlimited), Response::Ok);
 }
+
+#[test]
+fn the_maildrop_lease_admits_one_holder_until_it_ends_or_is_released() {
+    let r = Partition::new();
+    let account = AccountId(4);
+    let take = |holder: u128, now: i64| Command::LeaseMaildrop {
+        account,
+        holder,
+        now,
+        until: now + 60,
+    };
+    let in_use = Response::Rejected(Rejection::MaildropInUse);
+    assert_eq!(r.apply(&take(1, 1_000)), Response::Ok);
+    assert_eq!(r.apply(&take(2, 1_030)), in_use, "held by session 1");
+    assert_eq!(r.apply(&take(1, 1_040)), Response::Ok, "its holder renews");
+    assert_eq!(r.apply(&take(2, 1_100)), in_use, "renewed until 1100");
+    // Another account's maildrop is separate.
+    let other_account = Command::LeaseMaildrop {
+        account: AccountId(5),
+        holder: 2,
+        now: 1_100,
+        until: 1_160,
+    };
+    assert_eq!(r.apply(&other_account), Response::Ok);
+    // A lease nobody renewed (its node died) ends; then anyone may take it.
+    assert_eq!(r.apply(&take(2, 1_101)), Response::Ok, "ran out at 1100");
+    assert_eq!(r.apply(&take(1, 1_102)), in_use, "session 1 lost it");
+    // Only the holder's release ends the lease.
+    let release = |holder: u128| Command::ReleaseMaildrop { account, holder };
+    assert_eq!(r.apply(&release(1)), Response::Ok);
+    assert_eq!(r.apply(&take(1, 1_103)), in_use);
+    assert_eq!(r.apply(&release(2)), Response::Ok);
+    assert_eq!(r.apply(&take(1, 1_104)), Response::Ok, "released");
+}

@@ -156,7 +156,7 @@ async fn login<B: Backend>(
     };
     // Lock first, then snapshot: the snapshot must not miss an expunge by a session that was
     // still holding the lock.
-    let lock = account.lock_maildrop().map_err(open_error)?;
+    let lock = account.lock_maildrop().await.map_err(open_error)?;
     let snapshot = account.inbox().await.map_err(open_error)?;
     let maildrop = Maildrop::new(account, lock, snapshot);
     let (count, octets) = maildrop.stat();

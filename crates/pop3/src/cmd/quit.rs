@@ -17,7 +17,9 @@ pub async fn quit_and_update<B: Backend>(
     s: &mut Session<'_, B>,
     maildrop: &mut Maildrop<B::Account>,
 ) -> Flow {
-    match maildrop.update().await {
+    let updated = maildrop.update().await;
+    maildrop.unlock().await;
+    match updated {
         Ok(()) => {
             let (left, _) = maildrop.stat();
             s.send(&replies::goodbye_updated(s.cfg.hostname, left));

@@ -8,10 +8,12 @@
 //! - [`delivery`]: SMTP accept, queued delivery, dequeue.
 //! - [`outbound`]: remote recipients' retry state and operator retries.
 //! - [`limits`]: per-account sending limits.
+//! - [`lease`]: the POP3 maildrop lease.
 
 mod delivery;
 mod directory;
 mod folders;
+mod lease;
 mod limits;
 mod messages;
 mod outbound;
@@ -236,11 +238,36 @@ fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command, body: Option<&Body<'
             tx.put(schema::upload(g, *started, blob), &());
             Ok(Response::Ok)
         }
+        LeaseMaildrop {
+            account,
+            holder,
+            now,
+            until,
+        } => lease::take(tx, g, *account, *holder, *now, *until),
+        ReleaseMaildrop { account, holder } => lease::release(tx, g, *account, *holder),
         SetDraining { node, draining } => {
             if *draining {
                 tx.put(schema::draining(g, *node), &());
             } else {
                 tx.delete(schema::draining(g, *node));
+            }
+            Ok(Response::Ok)
+        }
+        RecordNode { node, incarnation } => {
+            // Removal is for ever; an incarnation is recorded once (admission refuses another).
+            if tx.exists(&schema::removed_node(g, *node))? {
+                return Ok(Response::Ok);
+            }
+            match incarnation {
+                None => tx.put(schema::removed_node(g, *node), &()),
+                Some(incarnation) => {
+                    let known = tx
+                        .db()
+                        .scan(schema::CF_STATE, &schema::incarnations_of(g, *node))?;
+                    if known.is_empty() {
+                        tx.put(schema::node_incarnation(g, *node, *incarnation), &());
+                    }
+                }
             }
             Ok(Response::Ok)
         }
