@@ -15,6 +15,9 @@
 //! longer wants and tell them to delete their copy. A leader that loses its own vote hands
 //! the group to the most caught-up new voter. At most `max_concurrent_moves` groups led by one node
 //! have a replica being added at once.
+//!
+//! Who may join, and which ids are refused for ever, is `crate::roster`'s record: `init` and
+//! `join` record the node's data-dir incarnation, `remove` records the id as removed.
 
 use crate::RaftError;
 use crate::leadership::{SETTLE, preferred_leaders};
@@ -114,6 +117,8 @@ impl RaftNode {
         let me = BTreeMap::from([(self.node_id(), BasicNode::new(&link.advertise))]);
         self.initialize_groups(me).await?;
         self.wait_for_leaders().await?;
+        self.record_node(self.node_id(), Some(self.incarnation()))
+            .await?;
         tracing::info!(partitions, "cluster initialised");
         Ok(self.info())
     }
@@ -137,8 +142,10 @@ impl RaftNode {
         }
         let mut failures = Vec::new();
         for (i, seed) in seeds.iter().enumerate() {
-            // The seed's id is unknown until it answers; a placeholder keys its connection.
-            let placeholder = u64::MAX - i as u64;
+            // The seed's id is unknown until it answers; a placeholder keys its connection. A
+            // seed refuses a node whose id was removed or whose data dir was replaced at the
+            // first call, before this node starts any group.
+            let placeholder = crate::link::client::seed_placeholder(i);
             match link
                 .peers
                 .call(placeholder, seed, &Request::Info, STATUS_TIMEOUT)
@@ -158,7 +165,8 @@ impl RaftNode {
                     }
                     self.store_partitions(info.partitions)?;
                     self.start_groups(info.partitions, StartWith::Meta).await?;
-                    let join = Request::Join(self.node_id(), link.advertise.clone());
+                    let join =
+                        Request::Join(self.node_id(), link.advertise.clone(), self.incarnation());
                     return match link
                         .peers
                         .call(placeholder, seed, &join, JOIN_TIMEOUT)
@@ -201,8 +209,11 @@ impl RaftNode {
         if !dead {
             self.check_drained(node).await?;
         }
+        // Recorded first, so that no window lets the id join again; the node keeps its place
+        // on the link until the membership change below has taken it out.
+        self.record_node(node, None).await?;
         self.expel(node).await?;
-        // The mark has done its work; a node with this id that joins again starts afresh.
+        // The mark has done its work (the id is never used again).
         if self.draining().contains(&node) {
             self.set_draining(node, false).await?;
         }
@@ -288,14 +299,21 @@ impl RaftNode {
             .map_err(|e| unavailable(GroupId::META, e))
     }
 
-    /// On the meta leader: adds `node` as a learner of the meta group (waiting until it has
-    /// caught up), then lets the placement make it a voter if it should be one.
-    pub(crate) async fn admit(&self, node: NodeId, addr: String) -> Result<ClusterInfo, RaftError> {
+    /// On the meta leader: records `node`'s data-dir incarnation, adds it as a learner of the
+    /// meta group (waiting until it has caught up), then lets the placement make it a voter if
+    /// it should be one. Refused for a removed id, and for a known id whose data dir is
+    /// another one than recorded (it lost its data).
+    pub(crate) async fn admit(
+        &self,
+        node: NodeId,
+        addr: String,
+        incarnation: u64,
+    ) -> Result<ClusterInfo, RaftError> {
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         let leader = self.leader(GroupId::META, deadline).await?;
         if leader != self.node_id() {
             return match self
-                .to_meta_leader(leader, Request::Join(node, addr))
+                .to_meta_leader(leader, Request::Join(node, addr, incarnation))
                 .await?
             {
                 Answer::Info(result) => result.map_err(|r| unavailable(GroupId::META, r)),
@@ -310,6 +328,8 @@ impl RaftNode {
                 format!("node {node} is already a member at {known}"),
             ));
         }
+        self.check_admission(node, incarnation)?;
+        self.record_node(node, Some(incarnation)).await?;
         let meta = self.group(GroupId::META)?;
         tokio::time::timeout(
             JOIN_TIMEOUT,
@@ -454,6 +474,7 @@ impl RaftNode {
         if members.contains_key(&self.node_id()) {
             self.release_unplaced().await;
         }
+        self.record_unrecorded().await;
     }
 
     /// Whether `group` holds so little mail that moving it is not worth a place among the

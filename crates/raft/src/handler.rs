@@ -4,7 +4,7 @@
 
 use crate::RaftError;
 use crate::TypeConfig;
-use crate::link::{Answer, Handler, Refusal, RelayedStream, Request};
+use crate::link::{Answer, Handler, Refusal, RelayedStream, Request, Standing};
 use crate::node::RaftNode;
 use openraft::Raft;
 use openraft::raft::AppendEntriesResponse;
@@ -30,6 +30,14 @@ impl Handler for RaftNode {
             Some(acceptor) => acceptor.accept(from, request, stream).await,
             None => tracing::warn!(from, "a relayed session arrived, but nothing serves them"),
         }
+    }
+
+    fn standing(&self, node: NodeId, incarnation: u64) -> Standing {
+        RaftNode::standing(self, node, incarnation)
+    }
+
+    fn incarnation(&self) -> u64 {
+        RaftNode::incarnation(self)
     }
 }
 
@@ -79,9 +87,9 @@ impl RaftNode {
                     "this node is not in a cluster yet".into(),
                 ))
             }),
-            Request::Join(node, addr) => {
+            Request::Join(node, addr, incarnation) => {
                 tracing::info!(from, node, %addr, "join request");
-                Answer::Info(self.admit(node, addr).await.map_err(refusal))
+                Answer::Info(self.admit(node, addr, incarnation).await.map_err(refusal))
             }
             Request::Expel(node) => Answer::Done(self.expel(node).await.map_err(refusal)),
             Request::Status => Answer::Status(self.views()),

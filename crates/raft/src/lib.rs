@@ -23,6 +23,8 @@
 //! - `replicas`: which partitions this node holds; starting a replica a leader adds, deleting
 //!   one it took away.
 //! - `routes`: where requests go for a group this node holds no replica of.
+//! - `roster`: node identity — this data dir's incarnation, the recorded incarnations and
+//!   removed ids, and from them who may use the node link.
 //! - `compaction`: snapshots by log size and age, beside openraft's count-based policy.
 //! - `codec`: bincode for entries, votes and snapshots, in one place.
 //! - `testing` (feature `testing`): a harness for tests of the crates above this one.
@@ -50,6 +52,7 @@ pub mod node;
 pub mod observers;
 pub mod progress;
 mod replicas;
+mod roster;
 mod routes;
 pub mod snapshot_data;
 pub mod snapshots;

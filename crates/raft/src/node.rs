@@ -165,6 +165,10 @@ pub(crate) struct Link {
 
 pub(crate) struct Inner {
     pub node_id: NodeId,
+    /// This data dir's random incarnation (see [`crate::roster`]).
+    pub incarnation: u64,
+    /// The meta group's record of node incarnations and removed ids, cached.
+    pub book: crate::roster::BookCache,
     pub db: Db,
     pub writer: LogWriter,
     /// Snapshot files of every group.
@@ -294,23 +298,37 @@ impl RaftNode {
         let snapshots = SnapshotDir::open(&config.data_dir)
             .map(Arc::new)
             .map_err(|e| unavailable(GroupId::META, format!("snapshot dir: {e}")))?;
-        let link = config.link.as_ref().map(|l| Link {
-            peers: Peers::new(config.node_id, l.tls.clone(), source_ip(&l.listen)),
-            advertise: l.advertise.clone(),
-            seeds: l.seeds.clone(),
-            moves: l.moves,
-        });
+        let incarnation = crate::roster::incarnation(&db)?;
+        if let Some(l) = &config.link
+            && l.tls.node != Some(config.node_id)
+        {
+            return Err(unavailable(
+                GroupId::META,
+                format!(
+                    "[cluster] cert names {}, but node_id is {}: make this node's certificate \
+                     with `tern cluster cert --node {}`",
+                    l.tls
+                        .node
+                        .map_or("no single node".to_string(), |n| format!("node {n}")),
+                    config.node_id,
+                    config.node_id
+                ),
+            ));
+        }
+        let raft_config = raft_config(
+            &config.storage,
+            config.link.as_ref().map_or(0, |l| l.moves.bytes_per_sec),
+        )?;
         let node = RaftNode {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|me| Inner {
                 node_id: config.node_id,
+                incarnation,
+                book: Default::default(),
                 db,
                 writer,
                 snapshots,
                 storage: config.storage.clone(),
-                raft_config: raft_config(
-                    &config.storage,
-                    config.link.as_ref().map_or(0, |l| l.moves.bytes_per_sec),
-                )?,
+                raft_config,
                 partitions: OnceLock::new(),
                 groups: RwLock::new(BTreeMap::new()),
                 starting: tokio::sync::Mutex::new(()),
@@ -322,7 +340,18 @@ impl RaftNode {
                 )),
                 transfers: Default::default(),
                 rebalance: Default::default(),
-                link,
+                link: config.link.as_ref().map(|l| Link {
+                    peers: Peers::with_roster(
+                        config.node_id,
+                        incarnation,
+                        Arc::new(crate::roster::NodeRoster(me.clone())),
+                        l.tls.clone(),
+                        source_ip(&l.listen),
+                    ),
+                    advertise: l.advertise.clone(),
+                    seeds: l.seeds.clone(),
+                    moves: l.moves,
+                }),
                 stop: CancellationToken::new(),
                 started: tokio::sync::watch::channel(false).0,
                 relay_acceptor: OnceLock::new(),

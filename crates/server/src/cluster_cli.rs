@@ -34,6 +34,11 @@ pub enum ClusterCommand {
         /// Where to write node-N.pem and node-N.key (default: the CA directory).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Days the certificate is valid from now. Rotate before then: issue a new one for
+        /// the same node id and restart the node (README, "Rotating node certificates").
+        #[arg(long, default_value_t = tern_raft::link::tls::DEFAULT_VALID_DAYS,
+              value_parser = clap::value_parser!(u32).range(1..=36_500))]
+        valid_days: u32,
     },
     /// Create the cluster on this node (the first one).
     Init {
@@ -107,14 +112,21 @@ pub fn run_local(command: &ClusterCommand) -> Result<()> {
             node,
             addr,
             out,
-        } => issue(ca, *node, addr, out.as_deref().unwrap_or(ca)),
+            valid_days,
+        } => issue(ca, *node, addr, out.as_deref().unwrap_or(ca), *valid_days),
         _ => bail!("not a local command"),
     }
 }
 
-fn issue(ca_dir: &Path, node: u64, addr: &str, out: &Path) -> Result<()> {
+fn issue(ca_dir: &Path, node: u64, addr: &str, out: &Path, valid_days: u32) -> Result<()> {
     if node == 0 {
         bail!("node ids start at 1");
+    }
+    if node >= tern_raft::link::client::UNKNOWN_PEERS {
+        bail!(
+            "node ids must be below {}",
+            tern_raft::link::client::UNKNOWN_PEERS
+        );
     }
     let host = match addr.rsplit_once(':') {
         Some((host, port)) if port.parse::<u16>().is_ok() => host,
@@ -122,13 +134,17 @@ fn issue(ca_dir: &Path, node: u64, addr: &str, out: &Path) -> Result<()> {
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let ca = ClusterCa::load(ca_dir).context("loading the cluster CA")?;
-    let pair = ca.issue(node, host)?;
+    let pair = ca.issue_valid_for(node, host, valid_days)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let cert = out.join(format!("node-{node}.pem"));
     let key = out.join(format!("node-{node}.key"));
     write_file(&cert, pair.cert.as_bytes(), false)?;
     write_file(&key, pair.key.as_bytes(), true)?;
-    println!("node {node}: {} and {}", cert.display(), key.display());
+    println!(
+        "node {node}: {} and {} (valid for {valid_days} days)",
+        cert.display(),
+        key.display()
+    );
     Ok(())
 }
 

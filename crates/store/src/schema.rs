@@ -139,7 +139,6 @@ pub fn dkim_key(g: GroupId, domain: &str) -> Vec<u8> {
 pub fn draining(g: GroupId, node: u64) -> Vec<u8> {
     Key::new(g, table::DRAINING).u64(node).build()
 }
-
 /// Meta: the incarnation `node` joined with.
 pub fn node_incarnation(g: GroupId, node: u64, incarnation: u64) -> Vec<u8> {
     Key::new(g, table::NODE_INCARNATION)
@@ -147,12 +146,10 @@ pub fn node_incarnation(g: GroupId, node: u64, incarnation: u64) -> Vec<u8> {
         .u64(incarnation)
         .build()
 }
-
 /// Meta: prefix of `node`'s incarnation row.
 pub fn incarnations_of(g: GroupId, node: u64) -> Vec<u8> {
     Key::new(g, table::NODE_INCARNATION).u64(node).build()
 }
-
 /// Meta: a removed node.
 pub fn removed_node(g: GroupId, node: u64) -> Vec<u8> {
     Key::new(g, table::REMOVED_NODE).u64(node).build()

@@ -7,9 +7,16 @@
 //! its connection, so without lanes a 1 MiB part would hold every group's heartbeats to that
 //! peer for as long as it takes to send — long enough, on a slow link, for followers to start
 //! elections.
+//!
+//! Every connection starts with this node's [`Hello`] (id and data-dir incarnation) and the
+//! peer's [`Welcome`]: the peer's certificate must name the node it says it is (the one dialled,
+//! unless dialled by address only, as a joining node does its seed), and the [`Roster`] must not
+//! refuse it (a removed node, or a member whose data dir was replaced), checked again at every
+//! call.
 
 use super::frame;
-use super::rpc::{Answer, Hello, Request, Tagged};
+use super::identity::{Roster, Standing, check_claim};
+use super::rpc::{Answer, Hello, Request, Tagged, Welcome};
 use super::tls::LinkTls;
 use rustls_pki_types::ServerName;
 use std::collections::HashMap;
@@ -32,6 +39,14 @@ const DIAL_BACKOFF: Duration = Duration::from_millis(200);
 const SEND_QUEUE: usize = 4096;
 /// Frames larger than this (length prefix included) go on the bulk lane.
 pub const BULK_FRAME: usize = 64 * 1024;
+/// Node ids from here up stand for a peer known by its address only (a seed a joining node
+/// dials): whichever node answers there is accepted, if its certificate names it.
+pub const UNKNOWN_PEERS: NodeId = u64::MAX - 0xFFFF;
+
+/// The id to key calls to the `i`th seed by, whose node id is not known yet.
+pub fn seed_placeholder(i: usize) -> NodeId {
+    u64::MAX - (i as u64 & 0xFFFF)
+}
 
 /// Which of a peer's two connections a frame travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,6 +97,8 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Answer>>>>;
 /// One live connection to a peer.
 struct PeerConn {
     addr: String,
+    /// Who answered, as its welcome and certificate say (node id, incarnation).
+    peer: (NodeId, u64),
     frames: mpsc::Sender<Vec<u8>>,
     pending: Pending,
     alive: Arc<AtomicBool>,
@@ -98,6 +115,10 @@ impl Drop for PeerConn {
 
 struct Inner {
     me: NodeId,
+    /// This node's data-dir incarnation, sent in every hello.
+    incarnation: u64,
+    /// Who may be talked to; `None`: anyone the cluster CA signed.
+    roster: Option<Arc<dyn Roster>>,
     tls: LinkTls,
     /// Outbound links leave from this address (the node's own link IP), so that whoever sits
     /// in front of a peer can tell which node a connection comes from.
@@ -117,11 +138,36 @@ pub struct Peers {
 }
 
 impl Peers {
-    /// Links for node `me`, dialling from `source` when given.
+    /// Links for node `me`, dialling from `source` when given, talking to anyone the cluster
+    /// CA signed (tests; a cluster member uses [`Peers::with_roster`]).
     pub fn new(me: NodeId, tls: LinkTls, source: Option<IpAddr>) -> Peers {
+        Peers::build(me, 0, None, tls, source)
+    }
+
+    /// Links for node `me`, whose data dir is `incarnation`, talking only to peers `roster`
+    /// does not refuse.
+    pub fn with_roster(
+        me: NodeId,
+        incarnation: u64,
+        roster: Arc<dyn Roster>,
+        tls: LinkTls,
+        source: Option<IpAddr>,
+    ) -> Peers {
+        Peers::build(me, incarnation, Some(roster), tls, source)
+    }
+
+    fn build(
+        me: NodeId,
+        incarnation: u64,
+        roster: Option<Arc<dyn Roster>>,
+        tls: LinkTls,
+        source: Option<IpAddr>,
+    ) -> Peers {
         Peers {
             inner: Arc::new(Inner {
                 me,
+                incarnation,
+                roster,
                 tls,
                 source,
                 conns: Mutex::new(HashMap::new()),
@@ -146,6 +192,11 @@ impl Peers {
             frame::encode(&Tagged { id, body: request }).map_err(|e| unreachable(e.to_string()))?;
         let route = (node, Lane::of(request, frame.len()));
         let conn = self.connection(route, addr).await?;
+        if let Err(why) = self.vouch(conn.peer) {
+            // Removed, or found to be another incarnation, since the link opened.
+            self.forget(route, &conn);
+            return Err(unreachable(why));
+        }
         let (tx, rx) = oneshot::channel();
         lock(&conn.pending).insert(id, tx);
         if let Err(e) = conn.frames.try_send(frame) {
@@ -218,7 +269,11 @@ impl Peers {
                 Arc::new(conn)
             }
             Err(e) => {
-                lock(&self.inner.failed).insert(node, (Instant::now(), e.to_string()));
+                let why = match &e {
+                    LinkError::Unreachable { reason, .. } => reason.clone(),
+                    other => other.to_string(),
+                };
+                lock(&self.inner.failed).insert(node, (Instant::now(), why));
                 return Err(e);
             }
         };
@@ -237,20 +292,7 @@ impl Peers {
     ) -> Result<RelayStream, LinkError> {
         let opened = async {
             let mut tls = self.handshake(node, addr).await?;
-            let hello = frame::encode(&Hello {
-                node: self.inner.me,
-                relay: Some(request),
-            })
-            .map_err(|e| LinkError::Unreachable {
-                node,
-                reason: e.to_string(),
-            })?;
-            frame::write(&mut tls, &hello)
-                .await
-                .map_err(|e| LinkError::Unreachable {
-                    node,
-                    reason: e.to_string(),
-                })?;
+            self.introduce(node, addr, &mut tls, Some(request)).await?;
             Ok(tls)
         };
         tokio::time::timeout(CONNECT_TIMEOUT, opened)
@@ -287,18 +329,64 @@ impl Peers {
             .map_err(|e| unreachable(format!("TLS with {addr}: {e}")))
     }
 
-    async fn dial(&self, node: NodeId, lane: Lane, addr: &str) -> Result<PeerConn, LinkError> {
+    /// Says hello on a new connection to `node` at `addr` and checks the peer's welcome: it
+    /// must be `node` (unless `node` is a placeholder), its certificate must name it, and the
+    /// roster must not refuse it. Returns who answered.
+    async fn introduce(
+        &self,
+        node: NodeId,
+        addr: &str,
+        tls: &mut RelayStream,
+        relay: Option<Vec<u8>>,
+    ) -> Result<(NodeId, u64), LinkError> {
         let unreachable = |reason: String| LinkError::Unreachable { node, reason };
-        let tls = self.handshake(node, addr).await?;
-        let (mut reader, mut writer) = tokio::io::split(tls);
         let hello = frame::encode(&Hello {
             node: self.inner.me,
-            relay: None,
+            incarnation: self.inner.incarnation,
+            relay,
         })
         .map_err(|e| unreachable(e.to_string()))?;
-        frame::write(&mut writer, &hello)
+        frame::write(tls, &hello)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
+        let welcome: Welcome = frame::read(tls)
+            .await
+            .map_err(|e| unreachable(format!("{addr}: {e}")))?
+            .ok_or_else(|| unreachable(format!("{addr} closed the link before its welcome")))?;
+        let (peer, incarnation) = match welcome {
+            Welcome::Accepted { node, incarnation } => (node, incarnation),
+            Welcome::Refused(why) => {
+                return Err(unreachable(format!("{addr} refused this node: {why}")));
+            }
+        };
+        if node < UNKNOWN_PEERS && peer != node {
+            return Err(unreachable(format!(
+                "{addr} answered as node {peer}, not node {node}"
+            )));
+        }
+        check_claim(tls.get_ref().1.peer_certificates(), peer)
+            .map_err(|e| unreachable(format!("{addr}: {e}")))?;
+        self.vouch((peer, incarnation)).map_err(unreachable)?;
+        Ok((peer, incarnation))
+    }
+
+    /// Whether the roster lets this node talk to `peer` (node id, incarnation).
+    fn vouch(&self, (node, incarnation): (NodeId, u64)) -> Result<(), String> {
+        match self
+            .inner
+            .roster
+            .as_ref()
+            .map(|r| r.standing(node, incarnation))
+        {
+            Some(Standing::Refused(why)) => Err(why),
+            _ => Ok(()),
+        }
+    }
+
+    async fn dial(&self, node: NodeId, lane: Lane, addr: &str) -> Result<PeerConn, LinkError> {
+        let mut tls = self.handshake(node, addr).await?;
+        let peer = self.introduce(node, addr, &mut tls, None).await?;
+        let (mut reader, mut writer) = tokio::io::split(tls);
 
         let pending: Pending = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
@@ -336,6 +424,7 @@ impl Peers {
         tracing::debug!(node, addr, ?lane, "node link up");
         Ok(PeerConn {
             addr: addr.to_string(),
+            peer,
             frames,
             pending,
             alive,

@@ -2,6 +2,7 @@
 //! frames — Raft RPCs of every group, forwarded proposals and reads, and cluster management.
 //!
 //! - [`tls`]: the cluster CA, node certificates and the mTLS configurations.
+//! - [`identity`]: the node a certificate names, and whether a node may use the link.
 //! - [`frame`]: framing and its limits.
 //! - [`rpc`]: requests, answers and the call id that pairs them ([`rpc::Tagged`]).
 //! - [`client`]: [`Peers`], two multiplexed connections per peer: a control lane and a bulk
@@ -10,11 +11,13 @@
 
 pub mod client;
 pub mod frame;
+pub mod identity;
 pub mod rpc;
 pub mod server;
 pub mod tls;
 
 pub use client::{LinkError, Peers, RelayStream};
-pub use rpc::{Answer, ClusterInfo, GroupDigest, GroupView, Refusal, Request};
+pub use identity::{Roster, Standing};
+pub use rpc::{Answer, ClusterInfo, GroupDigest, GroupView, Refusal, Request, Welcome};
 pub use server::{Handler, RelayedStream, serve};
 pub use tls::{ClusterCa, LinkTls};

@@ -12,16 +12,35 @@ use std::collections::BTreeMap;
 use tern_core::{GroupId, NodeId};
 use tern_store::{Command, Response};
 
-/// The first frame on every link: who is calling (the certificate proves they belong to the
-/// cluster; this names which member they are).
+/// The first frame on every link: who is calling. The certificate proves they belong to the
+/// cluster and must name this node id; the incarnation must be the one the cluster recorded
+/// for it (see [`super::identity`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Hello {
     /// The caller's node id.
     pub node: NodeId,
+    /// The random id of the caller's data dir, made when the data dir was first initialised:
+    /// a node that lost its data comes back with another one.
+    pub incarnation: u64,
     /// Set when the connection is not for calls but relays one client session: what the
     /// layer above needs to take it over (opaque here). After the hello, the connection
     /// carries that session's bytes.
     pub relay: Option<Vec<u8>>,
+}
+
+/// The server's answer to a [`Hello`]: who it is (the caller checks it as the server checks
+/// the hello), or why the caller may not use the link (then the server closes it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Welcome {
+    /// The link is open.
+    Accepted {
+        /// The server's node id (its certificate names it).
+        node: NodeId,
+        /// The server's data-dir incarnation.
+        incarnation: u64,
+    },
+    /// The caller is refused: a removed node, a wiped data dir, a certificate of another node.
+    Refused(String),
 }
 
 /// A request or an answer with its call id.
@@ -52,8 +71,9 @@ pub enum Request {
     ReadIndex(GroupId),
     /// What the cluster looks like (partition count and members), for a joining node.
     Info,
-    /// Add the calling node (id, advertised link address) to the cluster.
-    Join(NodeId, String),
+    /// Add a node (id, advertised link address, data-dir incarnation) to the cluster. A node
+    /// that is not a member may only ask this for itself (its hello's id and incarnation).
+    Join(NodeId, String, u64),
     /// On the meta leader: take a node out of the meta group (the checks are done).
     Expel(NodeId),
     /// This node's view of every group it runs.

@@ -1,9 +1,14 @@
 //! The answering side of node links: accept mTLS connections from peers whose certificate the
-//! cluster CA signed, then handle each request concurrently and send the replies back on the
-//! same connection.
+//! cluster CA signed, check who they are (the certificate names the hello's node id; the
+//! handler's roster says whether that node, with that data-dir incarnation, may take part),
+//! welcome or refuse them, then handle each request concurrently and send the replies back on
+//! the same connection. A node that is not a member yet may only ask `Info` and `Join` for
+//! itself; its standing is looked at again for every request, so a node removed while its
+//! connection is open loses it at its next request.
 
 use super::frame;
-use super::rpc::{Answer, Hello, Request, Tagged};
+use super::identity::{Standing, check_claim};
+use super::rpc::{Answer, Hello, Request, Tagged, Welcome};
 use super::tls::LinkTls;
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +37,38 @@ pub trait Handler: Send + Sync + 'static {
         request: Vec<u8>,
         stream: RelayedStream,
     ) -> impl Future<Output = ()> + Send;
+
+    /// Whether `node`, whose data dir says `incarnation`, may use the link (by default every
+    /// node the cluster CA signed is a member).
+    fn standing(&self, node: NodeId, incarnation: u64) -> Standing {
+        let _ = (node, incarnation);
+        Standing::Member
+    }
+
+    /// This node's data-dir incarnation, told to callers in the welcome.
+    fn incarnation(&self) -> u64 {
+        0
+    }
+}
+
+/// Whether a caller of standing `standing` (node `node`, `incarnation`) may make `request`:
+/// members anything, a joining node only `Info` and `Join` for itself. Says why not.
+fn allowed(
+    standing: &Standing,
+    node: NodeId,
+    incarnation: u64,
+    request: &Request,
+) -> Result<(), String> {
+    match (standing, request) {
+        (Standing::Member, _) | (Standing::Joining, Request::Info) => Ok(()),
+        (Standing::Joining, Request::Join(id, _, inc)) if *id == node && *inc == incarnation => {
+            Ok(())
+        }
+        (Standing::Joining, _) => Err(format!(
+            "node {node} is not a member of the cluster: it may only ask to join as itself"
+        )),
+        (Standing::Refused(why), _) => Err(why.clone()),
+    }
 }
 
 /// Serves node links on `listener` until `stop` is cancelled.
@@ -57,16 +94,42 @@ pub async fn serve<H: Handler>(
         let _ = tcp.set_nodelay(true);
         let (tls, handler, stop) = (tls.clone(), handler.clone(), stop.clone());
         tokio::spawn(async move {
+            let me = tls.node.unwrap_or_default();
             let handshake = async {
-                let stream = tls.acceptor.accept(tcp).await?;
-                let (mut reader, writer) = tokio::io::split(stream);
-                let hello: Option<Hello> = frame::read(&mut reader)
+                let mut stream = tls.acceptor.accept(tcp).await?;
+                let hello: Option<Hello> = frame::read(&mut stream)
                     .await
                     .map_err(std::io::Error::other)?;
                 let hello = hello.ok_or_else(|| std::io::Error::other("closed before hello"))?;
-                Ok::<_, std::io::Error>((reader, writer, hello))
+                let verdict = match check_claim(stream.get_ref().1.peer_certificates(), hello.node)
+                {
+                    Err(e) => Err(e.to_string()),
+                    Ok(()) => match handler.standing(hello.node, hello.incarnation) {
+                        Standing::Refused(why) => Err(why),
+                        Standing::Joining if hello.relay.is_some() => Err(format!(
+                            "node {} is not a member of the cluster",
+                            hello.node
+                        )),
+                        standing => Ok(standing),
+                    },
+                };
+                let welcome = match &verdict {
+                    Ok(_) => Welcome::Accepted {
+                        node: me,
+                        incarnation: handler.incarnation(),
+                    },
+                    Err(why) => Welcome::Refused(why.clone()),
+                };
+                let encoded = frame::encode(&welcome).map_err(std::io::Error::other)?;
+                frame::write(&mut stream, &encoded)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                let standing = verdict.map_err(|why| {
+                    std::io::Error::other(format!("node {} refused: {why}", hello.node))
+                })?;
+                Ok::<_, std::io::Error>((stream, hello, standing))
             };
-            let (reader, writer, hello) =
+            let (stream, hello, standing) =
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                     Ok(Ok(parts)) => parts,
                     Ok(Err(e)) => {
@@ -78,23 +141,27 @@ pub async fn serve<H: Handler>(
                         return;
                     }
                 };
-            tracing::debug!(%peer, node = hello.node, "node link accepted");
+            tracing::debug!(%peer, node = hello.node, ?standing, "node link accepted");
             if let Some(request) = hello.relay {
-                let stream = reader.unsplit(writer);
                 // A relayed session ends by itself (its own deadlines and shutdown).
                 handler.relay(hello.node, request, stream).await;
                 return;
             }
+            let (reader, writer) = tokio::io::split(stream);
             tokio::select! {
                 _ = stop.cancelled() => {}
-                _ = connection(reader, writer, hello.node, handler) => {}
+                _ = connection(reader, writer, (hello.node, hello.incarnation), handler) => {}
             }
         });
     }
 }
 
-async fn connection<R, W, H>(mut reader: R, mut writer: W, from: NodeId, handler: Arc<H>)
-where
+async fn connection<R, W, H>(
+    mut reader: R,
+    mut writer: W,
+    (from, incarnation): (NodeId, u64),
+    handler: Arc<H>,
+) where
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin + Send + 'static,
     H: Handler,
@@ -116,6 +183,29 @@ where
                 break;
             }
         };
+        let standing = handler.standing(from, incarnation);
+        if let Err(why) = allowed(&standing, from, incarnation, &request.body) {
+            tracing::debug!(node = from, "node link request refused: {why}");
+            if let Ok(f) = frame::encode(&Tagged {
+                id: request.id,
+                body: Answer::Error(why),
+            }) {
+                let _ = replies.send(f);
+            }
+            if matches!(standing, Standing::Refused(_)) {
+                // Removed or replaced while connected: the link ends once the refusal is out.
+                drop(replies);
+                let mut writer_task = writer_task;
+                if tokio::time::timeout(HANDSHAKE_TIMEOUT, &mut writer_task)
+                    .await
+                    .is_err()
+                {
+                    writer_task.abort();
+                }
+                return;
+            }
+            continue;
+        }
         let (handler, replies) = (handler.clone(), replies.clone());
         tokio::spawn(async move {
             let body = handler.handle(from, request.body).await;

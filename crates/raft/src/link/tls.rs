@@ -1,6 +1,8 @@
 //! The cluster's certificates: a CA made once per cluster (`tern cluster ca`), a certificate per
 //! node signed by it (`tern cluster cert`), and the mTLS configurations built from them. Both
-//! ends of a node link present a certificate and accept only peers the cluster CA signed.
+//! ends of a node link present a certificate and accept only peers the cluster CA signed; a
+//! node certificate names its node once (`node-<id>.tern-cluster`, see [`super::identity`]) and
+//! expires after `valid_days` (rotating one is issuing a new one and restarting the node).
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -13,6 +15,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tern_core::NodeId;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// File names inside a CA directory.
@@ -20,6 +24,11 @@ const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca.key";
 /// The CA's common name (unique per cluster), kept so node certificates name their issuer.
 const CA_NAME: &str = "ca.name";
+/// How long a node certificate is valid by default (`tern cluster cert --valid-days`): the
+/// longest lifetime public CAs were allowed for years, short enough that a stolen key expires.
+pub const DEFAULT_VALID_DAYS: u32 = 825;
+/// A certificate is valid from this long before it was made (clocks of nodes differ a little).
+const CLOCK_SKEW: Duration = Duration::from_secs(3600);
 
 /// Why certificates could not be made or loaded.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +58,9 @@ pub enum CertError {
     /// The CA directory already holds a CA.
     #[error("{0} already holds a cluster CA; refusing to overwrite it")]
     CaExists(PathBuf),
+    /// The requested certificate would be unsafe or useless.
+    #[error("{0}")]
+    Refused(String),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CertError + '_ {
@@ -123,11 +135,47 @@ impl ClusterCa {
     }
 
     /// A certificate for node `node` reachable at `host` (an IP address or DNS name), valid for
-    /// both ends of a node link.
+    /// both ends of a node link for [`DEFAULT_VALID_DAYS`].
     pub fn issue(&self, node: u64, host: &str) -> Result<PemPair, CertError> {
-        let mut params = CertificateParams::new(vec![host.to_string(), node_name(node)])?;
+        self.issue_valid_for(node, host, DEFAULT_VALID_DAYS)
+    }
+
+    /// A certificate for node `node` reachable at `host`, valid for `valid_days` from now.
+    /// Refuses node 0 and a host in the node-name domain (a certificate must name one node).
+    pub fn issue_valid_for(
+        &self,
+        node: u64,
+        host: &str,
+        valid_days: u32,
+    ) -> Result<PemPair, CertError> {
+        if node == 0 {
+            return Err(CertError::Refused("node ids start at 1".into()));
+        }
+        let lower = host.to_ascii_lowercase();
+        if lower == NODE_DOMAIN || lower.ends_with(&format!(".{NODE_DOMAIN}")) {
+            return Err(CertError::Refused(format!(
+                "the host {host:?} is in the {NODE_DOMAIN} domain, which names nodes: \
+                 give the node's IP address or DNS name"
+            )));
+        }
+        self.issue_names(&[host.to_string(), node_name(node)], valid_days)
+    }
+
+    /// A node-link certificate for exactly `names` (no checks: tests build bad ones with it).
+    pub(crate) fn issue_names(
+        &self,
+        names: &[String],
+        valid_days: u32,
+    ) -> Result<PemPair, CertError> {
+        if valid_days == 0 {
+            return Err(CertError::Refused("--valid-days must be 1 or more".into()));
+        }
+        let mut params = CertificateParams::new(names.to_vec())?;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, node_name(node));
+        dn.push(
+            DnType::CommonName,
+            names.last().cloned().unwrap_or_default(),
+        );
         params.distinguished_name = dn;
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
@@ -137,7 +185,12 @@ impl ClusterCa {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
-        params.not_after = rcgen::date_time_ymd(2100, 1, 1);
+        let now = rcgen::date_time_ymd(1970, 1, 1)
+            + SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+        params.not_before = now - CLOCK_SKEW;
+        params.not_after = now + Duration::from_secs(u64::from(valid_days) * 86_400);
         let key = KeyPair::generate()?;
         let issuer_params = ca_params(&self.name);
         let issuer = Issuer::from_params(&issuer_params, &self.key);
@@ -149,10 +202,8 @@ impl ClusterCa {
     }
 }
 
-/// The name every node certificate carries besides its address.
-pub fn node_name(node: u64) -> String {
-    format!("node-{node}.tern-cluster")
-}
+use super::identity::NODE_DOMAIN;
+pub use super::identity::node_name;
 
 fn ca_params(name: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
@@ -185,6 +236,8 @@ pub struct LinkTls {
     pub acceptor: TlsAcceptor,
     /// Dials peers, presenting this node's certificate and checking theirs.
     pub connector: TlsConnector,
+    /// The node this node's own certificate names (`None`: it names none, or not one).
+    pub node: Option<NodeId>,
 }
 
 impl LinkTls {
@@ -222,6 +275,9 @@ impl LinkTls {
         }
         let key =
             PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| pem_error("node key", e))?;
+        let node = chain
+            .first()
+            .and_then(|c| super::identity::cert_node(c).ok());
         let roots = Arc::new(roots);
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = |e: rustls::Error| CertError::Tls(e.to_string());
@@ -248,6 +304,7 @@ impl LinkTls {
         Ok(LinkTls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
+            node,
         })
     }
 }

@@ -261,10 +261,8 @@ fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command, body: Option<&Body<'
             match incarnation {
                 None => tx.put(schema::removed_node(g, *node), &()),
                 Some(incarnation) => {
-                    let known = tx
-                        .db()
-                        .scan(schema::CF_STATE, &schema::incarnations_of(g, *node))?;
-                    if known.is_empty() {
+                    let prefix = schema::incarnations_of(g, *node);
+                    if tx.db().scan(schema::CF_STATE, &prefix)?.is_empty() {
                         tx.put(schema::node_incarnation(g, *node, *incarnation), &());
                     }
                 }
