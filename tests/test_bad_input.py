@@ -98,26 +98,97 @@ def test_smtp_disconnect_mid_data_commits_nothing(tern):
     i.logout()
 
 
-def test_smtp_bare_lf_dot_does_not_end_data(tern):
-    """SMTP smuggling: only CRLF.CRLF ends DATA; LF.LF must not split the message."""
+def inbox_count(t) -> int:
+    i = imaplib.IMAP4("127.0.0.1", t.ports["imap"])
+    i.login("bob@test.example", PASSWORD)
+    count = int(i.select("INBOX")[1][0])
+    i.logout()
+    return count
+
+
+def rest_of_session(raw: Raw) -> list[bytes]:
+    """Every line the server sends until it closes the connection."""
+    lines = []
+    while line := raw.line():
+        lines.append(line)
+    return lines
+
+
+SMUGGLED = b"MAIL FROM:<evil@x.example>\r\nRCPT TO:<bob@test.example>\r\nDATA\r\nsmuggled\r\n.\r\n"
+
+# Every place a bare LF or CR can take, in commands and in DATA; what follows it would be a whole
+# smuggled transaction if the server kept reading.
+BARE_COMMAND_CASES = [
+    ("LF after a command", b"NOOP\n" + SMUGGLED),
+    ("CR inside a command", b"NOOP\rRSET\r\n" + SMUGGLED),
+    ("lone LF", b"\n" + SMUGGLED),
+    ("CR before CRLF", b"NOOP\r\r\n" + SMUGGLED),
+]
+BARE_DATA_CASES = [
+    ("LF.LF", b"Subject: s\r\n\r\nfirst\n.\n" + SMUGGLED),
+    ("CRLF.LF", b"Subject: s\r\n\r\nfirst\r\n.\n" + SMUGGLED),
+    ("LF.CRLF", b"Subject: s\r\n\r\nfirst\n.\r\n" + SMUGGLED),
+    ("CR.CR", b"Subject: s\r\n\r\nfirst\r.\r" + SMUGGLED),
+    ("bare LF in a header", b"Subject: s\nX: y\r\n\r\nbody\r\n.\r\n" + SMUGGLED),
+    ("bare CR in the body", b"Subject: s\r\n\r\nbo\rdy\r\n.\r\n" + SMUGGLED),
+]
+
+
+@pytest.mark.parametrize("name, data", BARE_COMMAND_CASES, ids=[c[0] for c in BARE_COMMAND_CASES])
+def test_smtp_bare_line_ending_in_a_command_closes_the_session(tern, name, data):
+    before = inbox_count(tern)
+    raw = Raw(tern.ports["smtp"])
+    raw.send(b"EHLO c\r\n")
+    raw.reply(b"250 ")
+    raw.send(data)
+    lines = rest_of_session(raw)
+    raw.close()
+    assert lines and lines[-1].startswith(b"521 5.5.2"), lines
+    assert not any(line.startswith((b"250", b"354")) for line in lines), lines
+    assert inbox_count(tern) == before
+    smtp_ok(tern)
+
+
+@pytest.mark.parametrize("name, data", BARE_DATA_CASES, ids=[c[0] for c in BARE_DATA_CASES])
+def test_smtp_bare_line_ending_in_data_stores_nothing_and_closes(tern, name, data):
+    """SMTP smuggling: only CRLF.CRLF ends DATA; at the first bare LF or CR the server answers
+    and closes, so neither the message nor what was pipelined behind it is taken."""
+    before = inbox_count(tern)
     raw = Raw(tern.ports["smtp"])
     raw.send(b"EHLO c\r\n")
     raw.reply(b"250 ")
     raw.send(b"MAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@test.example>\r\nDATA\r\n")
     assert [raw.line()[:3] for _ in range(3)] == [b"250", b"250", b"354"]
-    raw.send(b"Subject: smuggle\r\n\r\nfirst\n.\nMAIL FROM:<evil@x.example>\r\n.\r\n")
-    final = raw.line()
-    assert final[:1] in (b"2", b"5"), final  # accepted whole, or refused whole
-    raw.send(b"NOOP\r\n")
-    assert raw.line().startswith(b"250"), "the smuggled MAIL must not have been run as a command"
+    raw.send(data)
+    lines = rest_of_session(raw)
     raw.close()
-    if final.startswith(b"250"):
-        i = imaplib.IMAP4("127.0.0.1", tern.ports["imap"])
-        i.login("bob@test.example", PASSWORD)
-        i.select("INBOX")
-        body = i.fetch("1", "(BODY.PEEK[TEXT])")[1][0][1]
-        assert b"evil@x.example" in body
-        i.logout()
+    assert lines == [lines[0]] and lines[0].startswith(b"521 5.5.2"), lines
+    assert inbox_count(tern) == before
+    smtp_ok(tern)
+
+
+def test_imap_bare_line_ending_closes_the_session(tern):
+    raw = Raw(tern.ports["imap"])
+    raw.send(LOGIN_IMAP)
+    assert raw.reply(b"a0 ").startswith(b"a0 OK")
+    raw.send(b"a1 NOOP\na2 CREATE smuggled\r\n")
+    lines = rest_of_session(raw)
+    raw.close()
+    assert lines and lines[-1].startswith(b"* BYE"), lines
+    assert not any(line.startswith((b"a1", b"a2")) for line in lines), lines
+    i = imaplib.IMAP4("127.0.0.1", tern.ports["imap"])
+    i.login("bob@test.example", PASSWORD)
+    assert b"smuggled" not in b"".join(i.list()[1])
+    i.logout()
+
+
+def test_pop3_bare_line_ending_closes_the_session(tern):
+    raw = Raw(tern.ports["pop3"])
+    raw.send(b"CAPA\nQUIT\r\n")
+    lines = rest_of_session(raw)
+    raw.close()
+    assert lines == [lines[0]] and lines[0].startswith(b"-ERR"), lines
+    pop_ok(tern)
 
 
 IMAP_CASES = [

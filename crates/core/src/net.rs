@@ -63,6 +63,11 @@ pub enum ReadError {
     /// The line exceeded the limit; the rest of it was discarded and the connection is usable.
     #[error("line longer than {0} bytes")]
     TooLong(usize),
+    /// The line ended in a bare LF or held a bare CR. Only CRLF ends a line (RFC 5321 §2.3.8,
+    /// RFC 9051 §2.2, RFC 1939 §3): the peer must not be read further, since another server
+    /// might split its bytes into other lines (SMTP smuggling), so sessions answer and close.
+    #[error("bare LF or CR in a line")]
+    BareLineEnding,
     /// The socket failed or the TLS layer rejected the peer.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -165,10 +170,11 @@ impl Connection {
         Ok(n > 0)
     }
 
-    /// Reads one line, returned without its line ending (CRLF or a bare LF).
+    /// Reads one line, returned without its CRLF.
     ///
     /// `Ok(None)` means the client closed the connection. A line longer than `max` bytes is
-    /// consumed to its end and reported as [`ReadError::TooLong`].
+    /// consumed to its end and reported as [`ReadError::TooLong`]; one that ends in a bare LF
+    /// or holds a bare CR as [`ReadError::BareLineEnding`].
     pub async fn read_line(&mut self, max: usize) -> Result<Option<Vec<u8>>, ReadError> {
         let mut discarding = false;
         let mut scanned = 0;
@@ -181,8 +187,8 @@ impl Connection {
                 if discarding || line.len() > max + 1 {
                     return Err(ReadError::TooLong(max));
                 }
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+                if line.pop_if(|b| *b == b'\r').is_none() || line.contains(&b'\r') {
+                    return Err(ReadError::BareLineEnding);
                 }
                 if line.len() > max {
                     return Err(ReadError::TooLong(max));
@@ -318,16 +324,36 @@ mod tests {
         let long = vec![b'x'; 100];
         client.write_all(b"HELO a\r\n").await.unwrap();
         client.write_all(&long).await.unwrap();
-        client.write_all(b"\r\nbare\nNOOP\r\n").await.unwrap();
+        client.write_all(b"\r\nNOOP\r\n").await.unwrap();
         drop(client);
         assert_eq!(conn.read_line(20).await.unwrap(), Some(b"HELO a".to_vec()));
         assert!(matches!(
             conn.read_line(20).await,
             Err(ReadError::TooLong(20))
         ));
-        assert_eq!(conn.read_line(20).await.unwrap(), Some(b"bare".to_vec()));
         assert_eq!(conn.read_line(20).await.unwrap(), Some(b"NOOP".to_vec()));
         assert_eq!(conn.read_line(20).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn only_crlf_ends_a_line() {
+        for input in [
+            &b"NOOP\n"[..],
+            b"NOOP\rQUIT\r\n",
+            b"\rNOOP\r\n",
+            b"NOOP\r\r\n",
+            b"\n",
+            b"NOOP\n\r\n",
+        ] {
+            let (mut conn, mut client) = pair().await;
+            client.write_all(input).await.unwrap();
+            drop(client);
+            let got = conn.read_line(20).await;
+            assert!(
+                matches!(got, Err(ReadError::BareLineEnding)),
+                "{input:?}: {got:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -268,6 +268,11 @@ impl Session {
                     self.untagged("* BAD Line too long");
                     return Ok(Input::Answered);
                 }
+                Err(ReadError::BareLineEnding) => {
+                    // Only CRLF ends a line (RFC 9051 §2.2); nothing after it is read.
+                    self.untagged("* BYE Bare LF or CR received; lines end with CRLF");
+                    return Ok(Input::Close);
+                }
                 Err(ReadError::Io(e)) => return Err(e),
             };
             buf.extend_from_slice(&line);
@@ -456,6 +461,10 @@ impl Session {
                     Ok(Some(line)) => String::from_utf8_lossy(&line).trim().to_string(),
                     Ok(None) => return Ok(Flow::Close),
                     Err(ReadError::TooLong(_)) => String::new(),
+                    Err(ReadError::BareLineEnding) => {
+                        self.untagged("* BYE Bare LF or CR received; lines end with CRLF");
+                        return Ok(Flow::Close);
+                    }
                     Err(ReadError::Io(e)) => return Err(e),
                 }
             }

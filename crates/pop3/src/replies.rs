@@ -20,6 +20,8 @@ pub const STLS_UNAVAILABLE: Reply = Reply::err(None, "TLS not available");
 
 /// RFC 1939 §7: USER accepted; PASS comes next.
 pub const USER_OK: Reply = Reply::ok("send PASS");
+/// A bare LF or CR in a command line: answered, then the connection closes.
+pub const BARE_LINE_ENDING: Reply = Reply::err(None, "bare LF or CR received; lines end with CRLF");
 /// RFC 1939 §7: PASS without a preceding successful USER.
 pub const PASS_WITHOUT_USER: Reply = Reply::err(None, "send USER first");
 /// RFC 3206 §5: credentials sent in clear text where that is not allowed.

@@ -162,6 +162,12 @@ impl<'a, B: Backend> Session<'a, B> {
             Ok(Ok(Some(line))) => Input::Line(line),
             Ok(Ok(None)) => Input::Closed,
             Ok(Err(ReadError::TooLong(_))) => Input::TooLong,
+            Ok(Err(ReadError::BareLineEnding)) => {
+                // Only CRLF ends a line (RFC 1939 §3); nothing after it is read, and the
+                // session ends without UPDATE.
+                self.send(&replies::BARE_LINE_ENDING);
+                Input::Closed
+            }
             Ok(Err(ReadError::Io(e))) => {
                 tracing::debug!(error = %e, "read failed");
                 Input::Closed

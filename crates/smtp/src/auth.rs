@@ -80,6 +80,11 @@ async fn challenge(
         Ok(Some(line)) => Ok(Some(String::from_utf8_lossy(&line).trim().to_string())),
         Ok(None) => Ok(None),
         Err(ReadError::TooLong(_)) => Ok(Some(String::new())),
+        Err(ReadError::BareLineEnding) => {
+            // Answered here; the session closes as if the client had left.
+            conn.write(&replies::BARE_LINE_ENDING.to_bytes());
+            Ok(None)
+        }
         Err(ReadError::Io(e)) => Err(e),
     }
 }

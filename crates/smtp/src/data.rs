@@ -1,6 +1,7 @@
-//! The DATA phase: read the message up to `CRLF.CRLF` — and only that: a line ending in a bare
-//! LF never ends the message (SMTP smuggling, CVE-2023-51764 class); undo dot-stuffing; stop
-//! storing past the size limit but keep reading so the reply comes at the right time.
+//! The DATA phase: read the message up to `CRLF.CRLF` — and only that: a bare LF or CR stops
+//! the reading at once (SMTP smuggling, CVE-2023-51764 class: the session then answers and
+//! closes, so no byte after it is read as message or command); undo dot-stuffing; stop storing
+//! past the size limit but keep reading so the reply comes at the right time.
 
 use std::io;
 use tern_core::net::Connection;
@@ -15,7 +16,7 @@ pub enum Body {
     Complete(Vec<u8>),
     /// More than the limit (the rest was read and discarded).
     TooBig,
-    /// A line ended with a bare LF, or had a bare CR.
+    /// A line ended with a bare LF, or had a bare CR (what follows it was not read).
     BareLineEnding,
 }
 
@@ -37,11 +38,12 @@ pub async fn read_body(conn: &mut Connection, limit: u64) -> io::Result<Option<B
             let window = &rest[..rest.len().min(SEGMENT)];
             let seg = match window.iter().position(|&b| b == b'\n') {
                 Some(i) => &rest[..=i],
-                None if window.len() == SEGMENT => window,
+                // A long line's piece never ends between a CR and the LF that may follow.
+                None if window.len() == SEGMENT => window.strip_suffix(b"\r").unwrap_or(window),
                 None => break, // the rest of a line is still on its way
             };
             used += seg.len();
-            if scan.segment(seg, &mut body, limit) {
+            if scan.segment(seg, &mut body, limit) || scan.bare {
                 ended = true;
                 break;
             }
@@ -95,10 +97,11 @@ impl Scan {
     }
 
     fn finish(self, body: Vec<u8>) -> Body {
-        if self.too_big {
-            Body::TooBig
-        } else if self.bare {
+        // A bare line ending stopped the reading mid-message: it wins over the size.
+        if self.bare {
             Body::BareLineEnding
+        } else if self.too_big {
+            Body::TooBig
         } else {
             Body::Complete(body)
         }
@@ -151,6 +154,42 @@ mod tests {
     async fn bare_lf_never_ends_data() {
         let got = body_of(b"a\n.\nMAIL FROM:<x@y.z>\r\n.\r\n", 100).await;
         assert!(matches!(got, Some(Body::BareLineEnding)), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn reading_stops_at_the_first_bare_line_ending() {
+        for (input, rest) in [
+            (&b"ok\r\nbad\n.\r\nQUIT\r\n"[..], &b".\r\nQUIT\r\n"[..]),
+            (b"bad\rline\r\n.\r\nRSET\r\n", b".\r\nRSET\r\n"),
+            (b"\n.\r\n", b".\r\n"),
+            (b"x\r\r\n.\r\n", b".\r\n"),
+        ] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            let (server, peer) = listener.accept().await.unwrap();
+            let mut conn = Connection::new(Stream::Plain(server), peer, addr);
+            client.write_all(input).await.unwrap();
+            drop(client);
+            // A limit of 2 bytes: oversized too, the bare line ending is still what is reported.
+            let got = read_body(&mut conn, 2).await.unwrap();
+            assert!(
+                matches!(got, Some(Body::BareLineEnding)),
+                "{input:?}: {got:?}"
+            );
+            assert_eq!(conn.buffered(), rest, "{input:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_crlf_split_between_long_line_pieces_is_not_bare() {
+        let mut input = vec![b'x'; SEGMENT - 1];
+        input.extend_from_slice(b"\r\n.\r\n");
+        let input: &'static [u8] = input.leak();
+        match body_of(input, 1 << 20).await {
+            Some(Body::Complete(body)) => assert_eq!(body.len(), SEGMENT + 1),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -129,8 +129,9 @@ pub const AUTH_CANCELLED: Reply = r(501, "5.0.0", "Authentication cancelled");
 pub const AUTH_NOT_AVAILABLE: Reply = r(503, "5.5.1", "AUTH not available on this port");
 /// RFC 5321 §4.1.1.4: no valid recipients at DATA.
 pub const NO_VALID_RECIPIENTS: Reply = r(554, "5.5.1", "No valid recipients");
-/// Bare LF/CR in DATA (SMTP smuggling defence).
-pub const BARE_LINE_ENDING: Reply = r(550, "5.6.11", "Bare LF or CR in message; use CRLF");
+/// A bare LF or CR in a command or in DATA (RFC 5321 §2.3.8; the SMTP smuggling defence, as
+/// Postfix's `smtpd_forbid_bare_newline`): answered, then the connection is closed.
+pub const BARE_LINE_ENDING: Reply = r(521, "5.5.2", "Bare LF or CR received; lines end with CRLF");
 /// RFC 3463 §3.8: the account sent its allowance for this hour or day (`[limits]`).
 pub const SEND_LIMIT: Reply = r(
     450,

@@ -107,6 +107,12 @@ impl Session {
                     self.reply(&replies::LINE_TOO_LONG);
                     continue;
                 }
+                Ok(Err(ReadError::BareLineEnding)) => {
+                    // Nothing pipelined behind it may run as a command.
+                    tracing::info!("bare line ending in a command; closing");
+                    self.reply(&replies::BARE_LINE_ENDING);
+                    break;
+                }
                 Ok(Err(ReadError::Io(e))) => return Err(e),
             };
             let flow = match proto::parse(&line) {
@@ -381,8 +387,11 @@ impl Session {
                 return Ok(Flow::Continue);
             }
             Some(Body::BareLineEnding) => {
+                // Refused at the first bare line ending, before the end of DATA: the rest of
+                // what the client sent is not read as a message or as commands.
+                tracing::info!(from = %tx.from, "bare line ending in DATA; closing");
                 self.reply(&replies::BARE_LINE_ENDING);
-                return Ok(Flow::Continue);
+                return Ok(Flow::Close);
             }
             Some(Body::Complete(body)) => body,
         };

@@ -54,6 +54,10 @@ impl Session {
                             Ok(Flow::Continue)
                         }
                         Ok(Ok(None)) => Ok(Flow::Close),
+                        Ok(Err(ReadError::BareLineEnding)) => {
+                            self.untagged("* BYE Bare LF or CR received; lines end with CRLF");
+                            Ok(Flow::Close)
+                        }
                         Ok(Err(ReadError::Io(e))) => Err(e),
                     };
                 }
