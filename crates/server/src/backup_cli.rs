@@ -79,7 +79,8 @@ pub async fn create(api: &AdminClient, dir: &Path) -> Result<()> {
             dir.display()
         );
     }
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // A backup holds every message and password hash: as private as the data dir.
+    crate::files::private_dir(dir)?;
     let groups = info.partitions + 1;
     let mut progress = Progress::new("backup", u64::from(groups));
     let mut entries = Vec::new();

@@ -20,6 +20,7 @@ pub mod cli;
 pub mod cluster_cli;
 pub mod cluster_status;
 pub mod connection;
+pub mod files;
 pub mod limits;
 pub mod listeners;
 pub mod progress;
@@ -42,10 +43,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// sessions get their protocol's goodbye, actors stop, Raft stops, RocksDB closes.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<()> {
     let data_dir = config.server.data_dir.clone();
-    std::fs::create_dir_all(&data_dir)
-        .with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    files::private_dir(&data_dir)
+        .with_context(|| format!("preparing the data dir {}", data_dir.display()))?;
     let tls = tls::acceptor(&config.tls, &data_dir, &config.server.hostname)?;
     let token = admin::token::load_or_create(&data_dir)?;
+    files::tighten_secrets(&data_dir)?;
 
     // Bind before starting storage, so a port conflict fails fast and touches nothing.
     let bound = listeners::bind_all(&config.listeners).await?;

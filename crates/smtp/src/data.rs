@@ -115,14 +115,20 @@ mod tests {
     use tokio::io::AsyncWriteExt;
     use tokio::net::{TcpListener, TcpStream};
 
-    async fn body_of(input: &'static [u8], limit: u64) -> Option<Body> {
+    /// A server connection whose client sent `input` and closed.
+    async fn connection_that_sent(input: &[u8]) -> Connection {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut client = TcpStream::connect(addr).await.unwrap();
         let (server, peer) = listener.accept().await.unwrap();
-        let mut conn = Connection::new(Stream::Plain(server), peer, addr);
+        let conn = Connection::new(Stream::Plain(server), peer, addr);
         client.write_all(input).await.unwrap();
         drop(client);
+        conn
+    }
+
+    async fn body_of(input: &'static [u8], limit: u64) -> Option<Body> {
+        let mut conn = connection_that_sent(input).await;
         read_body(&mut conn, limit).await.unwrap()
     }
 
@@ -164,13 +170,7 @@ mod tests {
             (b"\n.\r\n", b".\r\n"),
             (b"x\r\r\n.\r\n", b".\r\n"),
         ] {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let mut client = TcpStream::connect(addr).await.unwrap();
-            let (server, peer) = listener.accept().await.unwrap();
-            let mut conn = Connection::new(Stream::Plain(server), peer, addr);
-            client.write_all(input).await.unwrap();
-            drop(client);
+            let mut conn = connection_that_sent(input).await;
             // A limit of 2 bytes: oversized too, the bare line ending is still what is reported.
             let got = read_body(&mut conn, 2).await.unwrap();
             assert!(

@@ -226,6 +226,12 @@ pub fn write_file(path: &Path, data: &[u8], secret: bool) -> Result<(), CertErro
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(io_error(path))?;
+    if secret {
+        // `mode` only applies to a new file; an old one may have been looser.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io_error(path))?;
+    }
     file.write_all(data).map_err(io_error(path))
 }
 
