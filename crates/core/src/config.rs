@@ -299,6 +299,13 @@ pub struct Limits {
     pub imap_idle_timeout_secs: u64,
     /// Seconds a POP3 client may stay silent (RFC 1939: at least 10 minutes).
     pub pop3_idle_timeout_secs: u64,
+    /// Seconds an SMTP client may go without sending a byte of DATA (RFC 5321 §4.5.3.2.5:
+    /// 3 minutes per data block).
+    pub smtp_data_timeout_secs: u64,
+    /// Seconds an IMAP client may stay silent before it has logged in.
+    pub imap_login_timeout_secs: u64,
+    /// Seconds a client may take to finish a TLS handshake (implicit TLS, STARTTLS, STLS).
+    pub tls_handshake_timeout_secs: u64,
     /// Failed authentications on one connection before it is closed.
     pub max_auth_failures: u32,
     /// Messages one authenticated account may send per hour, cluster-wide; 0 = unlimited.
@@ -318,6 +325,9 @@ impl Default for Limits {
             smtp_idle_timeout_secs: 300,
             imap_idle_timeout_secs: 1800,
             pop3_idle_timeout_secs: 600,
+            smtp_data_timeout_secs: 180,
+            imap_login_timeout_secs: 60,
+            tls_handshake_timeout_secs: 30,
             max_auth_failures: 3,
             max_messages_per_hour: 0,
             max_messages_per_day: 0,

@@ -8,6 +8,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -93,6 +94,8 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// Our address.
     pub local: SocketAddr,
+    /// The longest one socket read may wait (`None`: for ever); see [`Connection::set_read_timeout`].
+    read_timeout: Option<Duration>,
 }
 
 impl Connection {
@@ -105,7 +108,20 @@ impl Connection {
             outbuf: Vec::new(),
             peer,
             local,
+            read_timeout: None,
         }
+    }
+
+    /// Bounds every read from the peer from now on: one that waits longer fails with
+    /// `io::ErrorKind::TimedOut`, so a client that stops sending mid-command, mid-DATA or
+    /// mid-literal cannot hold its connection for ever.
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.read_timeout = timeout;
+    }
+
+    /// The current read bound.
+    pub fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout
     }
 
     /// Whether the transport is TLS.
@@ -165,7 +181,12 @@ impl Connection {
             .stream
             .as_mut()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
-        let n = s.read(&mut chunk).await?;
+        let n = match self.read_timeout {
+            None => s.read(&mut chunk).await?,
+            Some(limit) => tokio::time::timeout(limit, s.read(&mut chunk))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client went silent"))??,
+        };
         self.inbuf.extend_from_slice(&chunk[..n]);
         Ok(n > 0)
     }
@@ -238,14 +259,17 @@ impl Connection {
         Ok(out)
     }
 
-    /// Upgrades to TLS (STARTTLS/STLS). Unread plaintext is discarded first.
-    pub async fn start_tls(&mut self, acceptor: &TlsAcceptor) -> io::Result<()> {
+    /// Upgrades to TLS (STARTTLS/STLS), failing with `io::ErrorKind::TimedOut` if the
+    /// handshake takes longer than `limit`. Unread plaintext is discarded first.
+    pub async fn start_tls(&mut self, acceptor: &TlsAcceptor, limit: Duration) -> io::Result<()> {
         self.flush().await?;
         self.inbuf.clear();
         self.pos = 0;
         match self.stream.take() {
             Some(Stream::Plain(tcp)) => {
-                let tls = acceptor.accept(tcp).await?;
+                let tls = tokio::time::timeout(limit, acceptor.accept(tcp))
+                    .await
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake"))??;
                 self.stream = Some(Stream::Tls(Box::new(tls)));
                 Ok(())
             }
@@ -303,6 +327,30 @@ mod tests {
         let client = TcpStream::connect(addr).await.unwrap();
         let (server, peer) = listener.accept().await.unwrap();
         (Connection::new(Stream::Plain(server), peer, addr), client)
+    }
+
+    /// Paused time: the clock jumps whenever every task waits, so five minutes take no time.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_times_out_and_a_trickling_one_does_not() {
+        let limit = Duration::from_secs(300);
+        let (mut conn, mut client) = pair().await;
+        conn.set_read_timeout(Some(limit));
+        let writer = tokio::spawn(async move {
+            // One byte every 200 s: each read waits less than the limit.
+            for byte in b"NOOP\r\n" {
+                tokio::time::sleep(Duration::from_secs(200)).await;
+                client.write_all(&[*byte]).await.unwrap();
+            }
+            client // then silence, with the connection open
+        });
+        assert_eq!(conn.read_line(20).await.unwrap(), Some(b"NOOP".to_vec()));
+        let _client = writer.await.unwrap();
+        let started = tokio::time::Instant::now();
+        match conn.read_line(20).await {
+            Err(ReadError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() >= limit);
     }
 
     #[test]

@@ -203,9 +203,16 @@ impl Session {
 
     /// The command loop.
     async fn serve(&mut self) -> std::io::Result<Option<RelayStream>> {
-        let idle = Duration::from_secs(self.ctx.limits.imap_idle_timeout_secs);
         let mut bad_in_a_row = 0;
         loop {
+            // Silence allowed: short before login, RFC 9051's 30 minutes after; every read of
+            // the command, its literals and an AUTHENTICATE continuation is bounded by it.
+            let idle = Duration::from_secs(if self.account.is_some() {
+                self.ctx.limits.imap_idle_timeout_secs
+            } else {
+                self.ctx.limits.imap_login_timeout_secs
+            });
+            self.conn.set_read_timeout(Some(idle));
             let shutdown = self.shutdown.clone();
             let input = tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -216,6 +223,10 @@ impl Session {
             };
             let buf = match input {
                 Err(_) => {
+                    self.untagged("* BYE Autologout; idle for too long");
+                    break;
+                }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
                     self.untagged("* BYE Autologout; idle for too long");
                     break;
                 }
@@ -231,7 +242,13 @@ impl Session {
             let flow = match proto::parse(&buf) {
                 Ok(tagged) => {
                     bad_in_a_row = 0;
-                    self.dispatch(tagged).await?
+                    match self.dispatch(tagged).await {
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                            self.untagged("* BYE Autologout; idle for too long");
+                            Flow::Close
+                        }
+                        other => other?,
+                    }
                 }
                 Err((tag, e)) => {
                     bad_in_a_row += 1;
@@ -413,7 +430,8 @@ impl Session {
         };
         self.tagged(tag, "OK Begin TLS negotiation now");
         self.emit();
-        match self.conn.start_tls(&acceptor).await {
+        let limit = std::time::Duration::from_secs(self.ctx.limits.tls_handshake_timeout_secs);
+        match self.conn.start_tls(&acceptor, limit).await {
             Ok(()) => Ok(Flow::Continue),
             Err(e) => {
                 tracing::debug!(error = %e, "STARTTLS failed");

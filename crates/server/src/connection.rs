@@ -18,9 +18,6 @@ use tracing::Instrument;
 /// Numbers connections for the logs, so every line of one session can be found together.
 static NEXT_SESSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// How long a client may take to finish the TLS handshake on an implicit-TLS port.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// Everything a connection actor needs to serve one client.
 pub struct ConnectionArgs {
     /// The accepted socket.
@@ -117,7 +114,9 @@ async fn serve(args: ConnectionArgs) {
     let _permit = permit;
     let stream = if protocol.implicit_tls() {
         let handshake = services.tls.accept(stream);
-        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
+        // `[limits] tls_handshake_timeout_secs` (every protocol context holds the same limits).
+        let limit = Duration::from_secs(services.imap.limits.tls_handshake_timeout_secs);
+        match tokio::time::timeout(limit, handshake).await {
             Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "TLS handshake failed");

@@ -89,6 +89,9 @@ impl Session {
         let idle = Duration::from_secs(self.ctx.limits.smtp_idle_timeout_secs);
         let max_line = self.ctx.limits.max_line_length;
         loop {
+            // Every read of a command or an AUTH continuation waits at most this long; DATA
+            // sets its own bound (RFC 5321 §4.5.3.2).
+            self.conn.set_read_timeout(Some(idle));
             let read = tokio::select! {
                 _ = shutdown.cancelled() => {
                     self.reply(&replies::SHUTTING_DOWN);
@@ -113,10 +116,22 @@ impl Session {
                     self.reply(&replies::BARE_LINE_ENDING);
                     break;
                 }
+                Ok(Err(ReadError::Io(e))) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    self.reply(&replies::TIMEOUT);
+                    break;
+                }
                 Ok(Err(ReadError::Io(e))) => return Err(e),
             };
             let flow = match proto::parse(&line) {
-                Ok(request) => self.dispatch(request).await?,
+                Ok(request) => match self.dispatch(request).await {
+                    Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        // Silent inside DATA or an AUTH exchange.
+                        tracing::info!("client went silent; closing");
+                        self.reply(&replies::TIMEOUT);
+                        Flow::Close
+                    }
+                    other => other?,
+                },
                 Err(ParseError::UnknownCommand) => {
                     self.reply(&replies::UNKNOWN_COMMAND);
                     Flow::Continue
@@ -373,6 +388,8 @@ impl Session {
             return Ok(Flow::Continue);
         }
         self.reply(&replies::START_DATA);
+        let data_block = Duration::from_secs(self.ctx.limits.smtp_data_timeout_secs);
+        self.conn.set_read_timeout(Some(data_block));
         let body = data::read_body(&mut self.conn, self.ctx.limits.max_message_size).await?;
         let Some(tx) = self.tx.take() else {
             return Ok(Flow::Continue);
@@ -482,7 +499,8 @@ impl Session {
             }
         };
         self.reply(&replies::READY_FOR_TLS);
-        if let Err(e) = self.conn.start_tls(&acceptor).await {
+        let limit = Duration::from_secs(self.ctx.limits.tls_handshake_timeout_secs);
+        if let Err(e) = self.conn.start_tls(&acceptor, limit).await {
             tracing::debug!(error = %e, "STARTTLS handshake failed");
             return Ok(Flow::Close);
         }

@@ -18,6 +18,8 @@ impl Session {
         self.emit();
         self.conn.flush().await?;
         let timeout = Duration::from_secs(self.ctx.limits.imap_idle_timeout_secs);
+        // IDLE bounds its own wait for DONE (below); the command loop sets the bound again.
+        self.conn.set_read_timeout(None);
         let max_line = self.ctx.limits.max_line_length;
         let shutdown = self.shutdown.clone();
         loop {

@@ -4,7 +4,6 @@ use crate::backend::Backend;
 use crate::error::Pop3Error;
 use crate::replies;
 use crate::session::{Authorization, Flow, Session};
-use std::io;
 
 /// Starts TLS. Anything the client pipelined after STLS is discarded by the connection, and
 /// a USER given in clear text is forgotten, so nothing said before the handshake carries over.
@@ -21,13 +20,12 @@ pub async fn stls<B: Backend>(
         return Ok(Flow::Continue);
     };
     s.send(&replies::STLS_BEGIN);
-    // A client that never starts the handshake must not hold the connection forever.
-    let idle = s.cfg.idle_timeout();
-    match tokio::time::timeout(idle, s.conn.start_tls(acceptor)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(Pop3Error::Tls(e)),
-        Err(_) => return Err(Pop3Error::Tls(io::ErrorKind::TimedOut.into())),
-    }
+    // A client that never finishes the handshake must not hold the connection.
+    let limit = std::time::Duration::from_secs(s.cfg.limits.tls_handshake_timeout_secs);
+    s.conn
+        .start_tls(acceptor, limit)
+        .await
+        .map_err(Pop3Error::Tls)?;
     auth.user = None;
     Ok(Flow::Continue)
 }
