@@ -257,7 +257,12 @@ def test_a_retried_message_is_stored_once(tern):
     assert send_once(tern, "dave@remote.example", ["bob@test.example"], first)[0] == 250
     assert send_once(tern, "alice@remote.example", ["carol@test.example"], both)[0] == 250
 
+    # Identical bytes without a Message-ID are not known to be one message: each is stored.
+    anonymous = b"Subject: no id\r\n\r\nsame bytes\r\n"
+    assert send_once(tern, "alice@remote.example", ["bob@test.example"], anonymous)[0] == 250
+    assert send_once(tern, "alice@remote.example", ["bob@test.example"], anonymous)[0] == 250
+
     subjects = sorted(m["Subject"] for m in inbox_messages(tern, "bob@test.example"))
-    assert subjects == ["retried", "retried", "retried", "to two"], subjects
+    assert subjects == ["no id", "no id", "retried", "retried", "retried", "to two"], subjects
     subjects = sorted(m["Subject"] for m in inbox_messages(tern, "carol@test.example"))
     assert subjects == ["to two", "to two"], subjects

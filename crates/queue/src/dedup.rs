@@ -14,6 +14,11 @@
 //! - the same message bytes after dot-unstuffing, headers included: the sender's own
 //!   Message-ID, Date and Received lines, before Tern adds its trace headers.
 //!
+//! Only a message that names itself — it carries a `Message-ID` header, as every MTA's
+//! retries do (Postfix adds one at submission when the author did not) — is de-duplicated: two
+//! transactions of identical bytes without one are not known to be the same message (test
+//! traffic and monitoring probes send those), so each is stored (see [`names_itself`]).
+//!
 //! Not a duplicate: a retry for only some of the recipients (those the first attempt refused
 //! were not delivered, so they are delivered now), a message re-composed by its author (a new
 //! Message-ID or Date), the same bytes after the window, or a transaction whose first attempt
@@ -42,6 +47,16 @@ pub fn transaction_id<S: AsRef<str>>(sender: &str, recipients: &[S], message: &[
     DeliveryId(u128::from_be_bytes(first))
 }
 
+/// Whether `message` carries a `Message-ID` header (in its header section, any case): only
+/// such a message is de-duplicated by [`transaction_id`].
+pub fn names_itself(message: &[u8]) -> bool {
+    message
+        .split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .any(|line| line.len() > 11 && line[..11].eq_ignore_ascii_case(b"message-id:"))
+}
+
 /// Hashes one length-prefixed field, so no two envelopes run together into the same input.
 fn field(hasher: &mut blake3::Hasher, bytes: &[u8]) {
     hasher.update(&(bytes.len() as u64).to_be_bytes());
@@ -53,6 +68,19 @@ mod tests {
     use super::*;
 
     const MESSAGE: &[u8] = b"Message-ID: <1@a.example>\r\nSubject: hi\r\n\r\nbody\r\n";
+
+    #[test]
+    fn only_a_message_with_a_message_id_names_itself() {
+        assert!(names_itself(MESSAGE));
+        assert!(names_itself(
+            b"Subject: a\r\nMESSAGE-ID: <x@y>\r\n\r\nbody\r\n"
+        ));
+        assert!(!names_itself(b"Subject: a\r\n\r\nbody\r\n"));
+        // In the body it does not count; nor does a header that only starts alike.
+        assert!(!names_itself(b"Subject: a\r\n\r\nMessage-ID: <x@y>\r\n"));
+        assert!(!names_itself(b"Message-IDs: <x@y>\r\n\r\n"));
+        assert!(!names_itself(b""));
+    }
 
     #[test]
     fn the_same_transaction_gets_the_same_id_whatever_the_recipient_order() {

@@ -43,7 +43,7 @@ mod relay;
 mod schedule;
 mod service;
 
-pub use dedup::transaction_id;
+pub use dedup::{names_itself, transaction_id};
 pub use envelope::{Accepted, Envelope};
 pub use error::QueueError;
 pub use relay::Relay;

@@ -35,7 +35,8 @@ pub enum ClusterCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Days the certificate is valid from now. Rotate before then: issue a new one for
-        /// the same node id and restart the node (README, "Rotating node certificates").
+        /// the same node id and restart the node (README, "Node identity and rotating node
+        /// certificates").
         #[arg(long, default_value_t = tern_raft::link::tls::DEFAULT_VALID_DAYS,
               value_parser = clap::value_parser!(u32).range(1..=36_500))]
         valid_days: u32,

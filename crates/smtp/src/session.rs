@@ -420,8 +420,13 @@ impl Session {
     /// Runs the filter (MX) or signs (submission), adds trace headers and commits through the
     /// queue; `250` only once that returned.
     async fn commit(&mut self, mut tx: Transaction, body: Vec<u8>) -> Reply {
-        // Named before anything of ours touches the message, so a retry of it gets this id.
-        let id = tern_queue::transaction_id(&tx.from, &tx.rcpt_addresses, &body);
+        // Named before anything of ours touches the message, so a retry of it gets this id
+        // (a message without a Message-ID is not known to be one message: a fresh id).
+        let id = if tern_queue::names_itself(&body) {
+            tern_queue::transaction_id(&tx.from, &tx.rcpt_addresses, &body)
+        } else {
+            tern_core::DeliveryId::random()
+        };
         let helo = self.helo.as_deref().unwrap_or("unknown");
         let (body, mailbox) = match &self.user {
             Some(user) => {
