@@ -289,7 +289,8 @@ pub struct Limits {
     pub max_recipients: usize,
     /// Longest command line, in bytes.
     pub max_line_length: usize,
-    /// Concurrent connections from one IP address, all protocols together.
+    /// Concurrent connections from one client (an IPv4 address or an IPv6 /64), all protocols
+    /// together.
     pub max_connections_per_ip: usize,
     /// Concurrent connections in all.
     pub max_connections: usize,

@@ -5,9 +5,12 @@
 //! accept it counts toward the total only ([`ConnectionLimiter::admit_unattributed`]), and
 //! once its header names the real client it takes that client's per-IP slot
 //! ([`ConnectionPermit::attribute`]). The per-IP cap thus limits clients, not the proxy.
+//!
+//! An IPv6 client counts by its /64: one host is given a whole /64 and can pick any address in
+//! it, so counting single addresses would cap nothing ([`client_key`]).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
 /// Counts open connections per IP and in total.
@@ -35,9 +38,22 @@ impl Shared {
     }
 }
 
+/// What the per-IP cap counts `ip` as: an IPv4 address itself (also written IPv4-mapped), an
+/// IPv6 address its /64 network.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+        },
+    }
+}
+
 impl Counts {
-    /// Takes a per-IP slot for `ip` if it has one free.
+    /// Takes a per-IP slot for `ip` (its [`client_key`]) if it has one free.
     fn take_ip(&mut self, ip: IpAddr, per_ip: usize) -> Result<(), Refusal> {
+        let ip = client_key(ip);
         if self.by_ip.get(&ip).copied().unwrap_or(0) >= per_ip {
             return Err(Refusal::PerIp);
         }
@@ -46,7 +62,7 @@ impl Counts {
     }
 
     fn release_ip(&mut self, ip: IpAddr) {
-        if let Some(n) = self.by_ip.get_mut(&ip) {
+        if let Some(n) = self.by_ip.get_mut(&client_key(ip)) {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.by_ip.remove(&ip);
@@ -161,6 +177,29 @@ mod tests {
         drop(p1);
         let _p4 = limiter.admit(a).expect("a released slot is reusable");
         assert_eq!(limiter.open(), 3);
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64() {
+        let limiter = ConnectionLimiter::new(2, 10);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let first = limiter.admit(ip("2001:db8:1:2::1")).unwrap();
+        let _second = limiter.admit(ip("2001:db8:1:2:ffff::9")).unwrap();
+        // Any other address in the same /64 is the same client.
+        assert_eq!(
+            limiter.admit(ip("2001:db8:1:2:abcd::7")).err(),
+            Some(Refusal::PerIp)
+        );
+        // The next /64 is another client.
+        let _other = limiter.admit(ip("2001:db8:1:3::1")).unwrap();
+        drop(first);
+        let _again = limiter.admit(ip("2001:db8:1:2:1234::1")).unwrap();
+        // IPv4, also written IPv4-mapped, counts per address.
+        let _v4 = limiter.admit(ip("192.0.2.1")).unwrap();
+        let _mapped = limiter.admit(ip("::ffff:192.0.2.1")).unwrap();
+        assert_eq!(limiter.admit(ip("192.0.2.1")).err(), Some(Refusal::PerIp));
+        let _v4b = limiter.admit(ip("192.0.2.2")).unwrap();
+        assert_eq!(client_key(ip("2001:db8::1")), ip("2001:db8::"));
     }
 
     #[test]
