@@ -75,6 +75,21 @@ pub enum ReadError {
 }
 
 const READ_CHUNK: usize = 16 * 1024;
+/// Bytes handed to one socket write, and the output buffer capacity kept between responses.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Runs one socket operation, failing with `TimedOut` if it makes no progress within `limit`.
+async fn within<T>(
+    limit: Option<Duration>,
+    op: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    match limit {
+        None => op.await,
+        Some(limit) => tokio::time::timeout(limit, op)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client went silent"))?,
+    }
+}
 
 /// The one plaintext-login policy of SMTP, IMAP and POP3: a password travels only over TLS,
 /// except from a loopback peer when `allow_on_loopback` is set (`--dev`). An IPv4-mapped IPv6
@@ -94,6 +109,8 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// Our address.
     pub local: SocketAddr,
+    /// How much of `outbuf` has been sent (a flush cancelled midway resumes here).
+    sent: usize,
     /// The longest one socket read may wait (`None`: for ever); see [`Connection::set_read_timeout`].
     read_timeout: Option<Duration>,
 }
@@ -106,6 +123,7 @@ impl Connection {
             inbuf: Vec::new(),
             pos: 0,
             outbuf: Vec::new(),
+            sent: 0,
             peer,
             local,
             read_timeout: None,
@@ -114,7 +132,8 @@ impl Connection {
 
     /// Bounds every read from the peer from now on: one that waits longer fails with
     /// `io::ErrorKind::TimedOut`, so a client that stops sending mid-command, mid-DATA or
-    /// mid-literal cannot hold its connection for ever.
+    /// mid-literal cannot hold its connection for ever. Writes get the same bound on their
+    /// progress: a client that stops reading is as gone as one that stops sending.
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         self.read_timeout = timeout;
     }
@@ -151,18 +170,36 @@ impl Connection {
         self.outbuf.extend_from_slice(data);
     }
 
-    /// Sends everything queued.
+    /// Sends everything queued. Each socket write must make progress within the read timeout
+    /// (if one is set), else `io::ErrorKind::TimedOut`. Cancel-safe: a flush dropped midway
+    /// (IDLE's select) resumes where it stopped, sending no byte twice.
     pub async fn flush(&mut self) -> io::Result<()> {
         if self.outbuf.is_empty() {
             return Ok(());
         }
-        let Connection { stream, outbuf, .. } = self;
+        let Connection {
+            stream,
+            outbuf,
+            sent,
+            read_timeout,
+            ..
+        } = self;
         let s = stream
             .as_mut()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
-        s.write_all(outbuf).await?;
+        while *sent < outbuf.len() {
+            let end = outbuf.len().min(*sent + WRITE_CHUNK);
+            let n = within(*read_timeout, s.write(&outbuf[*sent..end])).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            *sent += n;
+        }
         outbuf.clear();
-        s.flush().await
+        *sent = 0;
+        // One large response must not pin its buffer for the rest of the session.
+        outbuf.shrink_to(WRITE_CHUNK);
+        within(*read_timeout, s.flush()).await
     }
 
     /// Reads more bytes into the buffer; `Ok(false)` on end of stream. Cancel-safe: if the
@@ -181,12 +218,7 @@ impl Connection {
             .stream
             .as_mut()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
-        let n = match self.read_timeout {
-            None => s.read(&mut chunk).await?,
-            Some(limit) => tokio::time::timeout(limit, s.read(&mut chunk))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client went silent"))??,
-        };
+        let n = within(self.read_timeout, s.read(&mut chunk)).await?;
         self.inbuf.extend_from_slice(&chunk[..n]);
         Ok(n > 0)
     }

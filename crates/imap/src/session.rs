@@ -16,6 +16,11 @@ use tracing::Instrument;
 
 /// Largest literal accepted outside APPEND.
 const MAX_COMMAND_LITERAL: u64 = 64 * 1024;
+/// Largest literal, and command with its literals, accepted before login: enough for any
+/// user name and password, too small to make an anonymous client cost memory.
+const MAX_LITERAL_BEFORE_LOGIN: u64 = 8 * 1024;
+/// Output queued beyond this is sent before more is built (see [`Session::flush_if_large`]).
+const OUTPUT_FLUSH_BYTES: usize = 256 * 1024;
 /// Consecutive unparseable commands before the connection is closed.
 const MAX_BAD_COMMANDS: u32 = 20;
 
@@ -161,7 +166,19 @@ impl Session {
         if !self.out.is_empty() {
             self.conn.write(&self.out);
             self.out.clear();
+            self.out.shrink_to(OUTPUT_FLUSH_BYTES);
         }
+    }
+
+    /// Sends queued output once it passes [`OUTPUT_FLUSH_BYTES`], so a long response (FETCH of
+    /// a whole mailbox) goes out as it is built, at the pace the client reads it, instead of
+    /// being assembled in memory first.
+    pub(crate) async fn flush_if_large(&mut self) -> std::io::Result<()> {
+        if self.out.len() >= OUTPUT_FLUSH_BYTES {
+            self.emit();
+            self.conn.flush().await?;
+        }
+        Ok(())
     }
 
     fn capabilities(&self) -> String {
@@ -300,12 +317,15 @@ impl Session {
                 .split(|&b| b == b' ')
                 .nth(1)
                 .is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"));
-            let limit = if is_append {
-                self.ctx.limits.max_message_size
+            let (limit, command_limit) = if self.account.is_none() {
+                (MAX_LITERAL_BEFORE_LOGIN, MAX_LITERAL_BEFORE_LOGIN)
+            } else if is_append {
+                let limit = self.ctx.limits.max_message_size;
+                (limit, limit + MAX_COMMAND_LITERAL)
             } else {
-                MAX_COMMAND_LITERAL
+                (MAX_COMMAND_LITERAL, 2 * MAX_COMMAND_LITERAL)
             };
-            if size > limit || buf.len() as u64 + size > limit + MAX_COMMAND_LITERAL {
+            if size > limit || buf.len() as u64 + size > command_limit {
                 let tag = String::from_utf8_lossy(buf.split(|&b| b == b' ').next().unwrap_or(b"*"))
                     .into_owned();
                 if non_sync {
@@ -391,9 +411,7 @@ impl Session {
                 self.tagged(&tag, "OK NAMESPACE completed");
             }
             Idle => return self.idle(&tag).await,
-            other => {
-                self.mailbox_command(&tag, other).await;
-            }
+            other => self.mailbox_command(&tag, other).await?,
         }
         Ok(Flow::Continue)
     }

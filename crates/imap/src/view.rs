@@ -34,22 +34,33 @@ impl View {
         }
     }
 
-    /// The messages a sequence set or UID set names, with their sequence numbers (1-based).
+    /// The messages a sequence set or UID set names, with their sequence numbers (1-based),
+    /// ascending and each once. Costs `O(r log n)` for `r` ranges plus the answer, so a
+    /// client listing thousands of numbers cannot make it scan the mailbox once per number.
     pub fn resolve(&self, set: &SeqSet, uid: bool) -> Vec<(u32, &MessageRecord)> {
         let largest = if uid {
             self.messages.last().map(|m| m.uid.0).unwrap_or(0)
         } else {
             self.messages.len() as u32
         };
-        self.messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (i as u32 + 1, m))
-            .filter(|(seq, m)| {
-                let n = if uid { m.uid.0 } else { *seq };
-                set.contains(n, largest)
-            })
-            .collect()
+        let mut found = Vec::new();
+        for (lo, hi) in set.intervals(largest) {
+            // Positions (0-based, end exclusive) of the messages the interval names.
+            let (start, end) = if uid {
+                (
+                    self.messages.partition_point(|m| m.uid.0 < lo),
+                    self.messages.partition_point(|m| m.uid.0 <= hi),
+                )
+            } else {
+                let len = self.messages.len();
+                ((lo.max(1) as usize - 1).min(len), (hi as usize).min(len))
+            };
+            let named = self.messages.get(start..end).unwrap_or_default();
+            for (offset, m) in named.iter().enumerate() {
+                found.push(((start + offset) as u32 + 1, m));
+            }
+        }
+        found
     }
 
     /// The UIDs a sequence set or UID set names, ascending.
@@ -120,5 +131,58 @@ impl View {
                 response::flags_fetch(out, i as u32 + 1, uid, &mine.flags, None);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_core::ModSeq;
+    use tern_core::ids::BlobId;
+
+    fn view(uids: &[u32]) -> View {
+        View {
+            id: MailboxId(1),
+            name: "INBOX".into(),
+            read_only: false,
+            uidvalidity: 1,
+            messages: uids
+                .iter()
+                .map(|&u| MessageRecord {
+                    uid: Uid(u),
+                    blob: BlobId([0; 32]),
+                    size: 1,
+                    internal_date: 0,
+                    flags: Vec::new(),
+                    modseq: ModSeq(1),
+                })
+                .collect(),
+        }
+    }
+
+    fn resolved(v: &View, set: &str, uid: bool) -> Vec<(u32, u32)> {
+        let set = SeqSet::from_text(set).unwrap();
+        v.resolve(&set, uid)
+            .into_iter()
+            .map(|(s, m)| (s, m.uid.0))
+            .collect()
+    }
+
+    #[test]
+    fn resolves_each_message_once_in_order() {
+        let v = view(&[3, 5, 9, 10, 20]);
+        assert_eq!(
+            resolved(&v, "4:*,1,1:2", false),
+            vec![(1, 3), (2, 5), (4, 10), (5, 20)]
+        );
+        assert_eq!(
+            resolved(&v, "6:10,1:4,*", true),
+            vec![(1, 3), (3, 9), (4, 10), (5, 20)]
+        );
+        assert_eq!(resolved(&v, "99", false), vec![]);
+        assert_eq!(resolved(&v, "21:30", true), vec![]);
+        // `*` on a UID set is the highest UID, even when the number given is above it.
+        assert_eq!(resolved(&v, "100:*", true), vec![(5, 20)]);
+        assert!(resolved(&view(&[]), "1:*", false).is_empty());
     }
 }

@@ -61,9 +61,9 @@ impl Session {
         uid: bool,
         items: &[FetchItem],
         changed_since: Option<u64>,
-    ) {
+    ) -> std::io::Result<()> {
         let Some(view) = self.selected.as_ref() else {
-            return;
+            return Ok(());
         };
         let read_only = view.read_only;
         let mut targets: Vec<(u32, MessageRecord)> = view
@@ -96,13 +96,17 @@ impl Session {
                             if let Some(v) = self.selected.as_mut() {
                                 v.set_flags(u, flags.clone(), modseq);
                             }
-                            if let Some(t) = targets.iter_mut().find(|(_, m)| m.uid == u) {
-                                t.1.flags = flags;
-                                t.1.modseq = modseq;
+                            // `targets` ascend by UID (sequence order).
+                            if let Ok(i) = targets.binary_search_by_key(&u, |(_, m)| m.uid) {
+                                targets[i].1.flags = flags;
+                                targets[i].1.modseq = modseq;
                             }
                         }
                     }
-                    Err(e) => return self.tagged(tag, &no_for(&e)),
+                    Err(e) => {
+                        self.tagged(tag, &no_for(&e));
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -120,21 +124,27 @@ impl Session {
                 None
             };
             let parsed = blob.as_deref().map(|b| Parsed::new(b));
-            let mut out = format!("* {seq} FETCH (").into_bytes();
+            // Each item goes out as soon as enough is queued: memory stays near one message
+            // and the flush threshold, however many messages and items were asked for.
+            self.out
+                .extend_from_slice(format!("* {seq} FETCH (").as_bytes());
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(b' ');
+                    self.out.push(b' ');
                 }
+                let mut out = std::mem::take(&mut self.out);
                 self.fetch_item(&mut out, item, m, parsed.as_ref());
+                self.out = out;
+                self.flush_if_large().await?;
             }
-            out.extend_from_slice(b")\r\n");
-            self.out.extend_from_slice(&out);
+            self.out.extend_from_slice(b")\r\n");
         }
         self.refresh(uid, uid).await;
         self.tagged(
             tag,
             &format!("OK {}FETCH completed", if uid { "UID " } else { "" }),
         );
+        Ok(())
     }
 
     fn fetch_item(

@@ -14,11 +14,16 @@ use crate::session::Session;
 
 impl Session {
     /// Runs a command that needs an authenticated session (the gate has checked the state).
-    pub(crate) async fn mailbox_command(&mut self, tag: &str, command: Command) {
+    /// An error is the connection's: the client stopped reading or went away mid-response.
+    pub(crate) async fn mailbox_command(
+        &mut self,
+        tag: &str,
+        command: Command,
+    ) -> std::io::Result<()> {
         use Command::*;
         let Some(account) = self.account() else {
             self.tagged(tag, "BAD Not authenticated");
-            return;
+            return Ok(());
         };
         match command {
             List(args) => self.list(tag, &account, args).await,
@@ -51,8 +56,9 @@ impl Session {
                 items,
                 changed_since,
             } => {
-                self.fetch(tag, &account, &set, uid, &items, changed_since)
-                    .await
+                return self
+                    .fetch(tag, &account, &set, uid, &items, changed_since)
+                    .await;
             }
             Store {
                 set,
@@ -78,6 +84,7 @@ impl Session {
             Expunge { uids } => self.expunge(tag, &account, uids.as_ref()).await,
             _ => self.tagged(tag, "BAD Unexpected command"),
         }
+        Ok(())
     }
 
     /// Completes a command whose only result is success or a mailbox error.

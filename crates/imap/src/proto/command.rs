@@ -488,6 +488,15 @@ fn fetch(l: &mut Lexer<'_>, uid: bool) -> Parsed<Command> {
     if uid && !items.contains(&FetchItem::Uid) {
         items.insert(0, FetchItem::Uid);
     }
+    // An item named twice is answered once: `FETCH 1:* (BODY[] BODY[] ...)` must not
+    // multiply the work and the output.
+    let mut unique: Vec<FetchItem> = Vec::with_capacity(items.len());
+    for item in items {
+        if !unique.contains(&item) {
+            unique.push(item);
+        }
+    }
+    let items = unique;
     Ok(Command::Fetch {
         set,
         uid,

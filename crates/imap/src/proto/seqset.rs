@@ -48,6 +48,30 @@ impl SeqSet {
         })
     }
 
+    /// The set as ascending, disjoint, non-adjacent closed intervals, with `*` meaning
+    /// `largest`. However many elements a client lists (`1,2,3,...`, `1:*,1:*`), the result
+    /// has at most one interval per element and is computed in `O(n log n)`.
+    pub fn intervals(&self, largest: u32) -> Vec<(u32, u32)> {
+        let mut spans: Vec<(u32, u32)> = self
+            .0
+            .iter()
+            .map(|&(a, b)| {
+                let a = a.unwrap_or(largest);
+                let b = b.unwrap_or(largest);
+                (a.min(b), a.max(b))
+            })
+            .collect();
+        spans.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(spans.len());
+        for (lo, hi) in spans {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        merged
+    }
+
     /// Compact text for responses (COPYUID, SEARCH ranges).
     pub fn compact(mut values: Vec<u32>) -> String {
         values.sort_unstable();
@@ -88,6 +112,17 @@ mod tests {
     }
 
     #[test]
+    fn intervals_are_sorted_merged_and_resolve_star() {
+        let s = SeqSet::from_text("7:*,1,2,3,5,3:1,9").unwrap();
+        assert_eq!(s.intervals(10), vec![(1, 3), (5, 5), (7, 10)]);
+        assert_eq!(SeqSet::from_text("*:4").unwrap().intervals(2), vec![(2, 4)]);
+        assert_eq!(
+            SeqSet::from_text("1:*,1:*").unwrap().intervals(0),
+            vec![(0, 1)]
+        );
+    }
+
+    #[test]
     fn compacts() {
         assert_eq!(SeqSet::compact(vec![5, 1, 2, 3, 7]), "1:3,5,7");
     }
@@ -96,8 +131,11 @@ mod tests {
         #[test]
         fn compact_round_trips(values in proptest::collection::vec(1u32..500, 1..40)) {
             let set = SeqSet::from_text(&SeqSet::compact(values.clone())).unwrap();
+            let intervals = set.intervals(499);
             for v in 1..500 {
                 proptest::prop_assert_eq!(set.contains(v, 499), values.contains(&v));
+                let inside = intervals.iter().any(|&(lo, hi)| (lo..=hi).contains(&v));
+                proptest::prop_assert_eq!(inside, values.contains(&v));
             }
         }
     }
