@@ -309,6 +309,17 @@ pub struct Limits {
     pub tls_handshake_timeout_secs: u64,
     /// Failed authentications on one connection before it is closed.
     pub max_auth_failures: u32,
+    /// Failed logins of one client (IPv4 address or IPv6 /64), or for one account, within
+    /// `login_failure_window_secs`, after which each attempt waits before its password is
+    /// checked (a quarter of a second, doubling); 0 turns login throttling off.
+    pub login_delay_after_failures: u32,
+    /// ...after which attempts are refused without checking (SMTP `454 4.7.0`, IMAP
+    /// `NO [UNAVAILABLE]`, POP3 `-ERR [AUTH]`) until the window has passed since the last one.
+    pub login_refuse_after_failures: u32,
+    /// Seconds a failed login counts.
+    pub login_failure_window_secs: u64,
+    /// Longest delay before a throttled attempt is checked, in seconds.
+    pub login_max_delay_secs: u64,
     /// Messages one authenticated account may send per hour, cluster-wide; 0 = unlimited.
     pub max_messages_per_hour: u32,
     /// Messages one authenticated account may send per day, cluster-wide; 0 = unlimited.
@@ -330,6 +341,10 @@ impl Default for Limits {
             imap_login_timeout_secs: 60,
             tls_handshake_timeout_secs: 30,
             max_auth_failures: 3,
+            login_delay_after_failures: 3,
+            login_refuse_after_failures: 10,
+            login_failure_window_secs: 900,
+            login_max_delay_secs: 15,
             max_messages_per_hour: 0,
             max_messages_per_day: 0,
         }

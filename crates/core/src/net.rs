@@ -75,6 +75,23 @@ pub enum ReadError {
 }
 
 const READ_CHUNK: usize = 16 * 1024;
+/// What per-client limits (connection caps, the login throttle) count `ip` as: an IPv4 address
+/// itself (also when written IPv4-mapped), an IPv6 address its /64 network (a host is given a
+/// whole /64 and can pick any address in it, so counting single addresses would limit nothing).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
+/// Pipelined bytes read while [`Connection::unless_hung_up`] waits, at most.
+const PIPELINE_WHILE_WAITING: usize = 64 * 1024;
 /// Bytes handed to one socket write, and the output buffer capacity kept between responses.
 const WRITE_CHUNK: usize = 64 * 1024;
 
@@ -221,6 +238,28 @@ impl Connection {
         let n = within(self.read_timeout, s.read(&mut chunk)).await?;
         self.inbuf.extend_from_slice(&chunk[..n]);
         Ok(n > 0)
+    }
+
+    /// Runs `work` unless the peer hangs up (or goes silent past the read timeout) first, in
+    /// which case `work` is dropped and `None` returned: a login whose client has gone is not
+    /// worth a password hash. Bytes the peer pipelines meanwhile are kept for the next read
+    /// (up to a bound, after which they are left in the socket).
+    pub async fn unless_hung_up<F: std::future::Future>(&mut self, work: F) -> Option<F::Output> {
+        let watch = async {
+            loop {
+                if self.inbuf.len() - self.pos >= PIPELINE_WHILE_WAITING {
+                    std::future::pending::<()>().await;
+                }
+                match self.fill().await {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) => return,
+                }
+            }
+        };
+        tokio::select! {
+            out = work => Some(out),
+            () = watch => None,
+        }
     }
 
     /// Reads one line, returned without its CRLF.

@@ -12,6 +12,10 @@ pub enum DirectoryError {
     /// Wrong user name or password (deliberately not saying which).
     #[error("authentication failed")]
     AuthFailed,
+    /// Too many failed logins from this client or for this account lately: refused without
+    /// checking the password (sessions answer with a temporary failure).
+    #[error("too many failed logins; try again later")]
+    Throttled,
     /// The address is malformed.
     #[error(transparent)]
     InvalidAddress(#[from] AddressError),

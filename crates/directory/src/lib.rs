@@ -16,7 +16,9 @@
 //! - `dkim`: storing and reading the domains' DKIM signing keys.
 //! - `resolve`: alias expansion and sub-addressing, pure over a lookup trait.
 //! - `password`: Argon2id hashing and verification (PHC strings).
-//! - `hashers`: the threads that run them, one per core, at a lower CPU priority.
+//! - `hashers`: the threads that run them, one per core, at a lower CPU priority, behind a
+//!   bounded two-lane queue.
+//! - `throttle`: failed logins per client and per account: delays, then refusals.
 //!
 //! New lookups go in `lookup` (reads of the local meta replica), new operator changes in
 //! `admin` (one meta-group proposal each); both are methods on [`Directory`].
@@ -32,8 +34,10 @@ mod password;
 mod resolve;
 pub mod sasl;
 mod service;
+mod throttle;
 mod types;
 
 pub use error::DirectoryError;
 pub use service::Directory;
+pub use throttle::LoginPolicy;
 pub use types::{AccountInfo, Recipient, Resolution};

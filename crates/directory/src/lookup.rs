@@ -3,32 +3,67 @@
 //! (`fresh`): a deleted account, a changed password or alias holds on every node as soon as
 //! the operator's command returned.
 
+use crate::hashers::{HashError, Lane};
 use crate::resolve::{self, info};
+use crate::throttle::{Standing, Verdict};
 use crate::{AccountInfo, Directory, DirectoryError, Resolution, password};
+use std::net::IpAddr;
 use tern_core::address::{Address, normalize_domain};
+use tern_core::ops::Unavailable;
 
 impl Directory {
-    /// Checks a login name (full address) and password.
+    /// Checks a login name (full address) and password, sent by `client`.
+    ///
+    /// Failures count against the client (its /64 for IPv6) and the account, across every
+    /// protocol on this node (`throttle`): after a few, the next attempt waits before its
+    /// password is checked; after more, it is refused without checking
+    /// ([`DirectoryError::Throttled`]). A full hashing queue is a temporary failure
+    /// ([`DirectoryError::Unavailable`]), never a wrong password.
     pub async fn authenticate(
         &self,
+        client: IpAddr,
         user: &str,
         password: &str,
     ) -> Result<AccountInfo, DirectoryError> {
         // A malformed login name is just another unknown user: same answer, same cost.
-        let record = match Address::parse(user) {
-            Ok(address) => {
-                let key = address.to_string();
-                self.read_fresh(move |r| Ok(r.account(&key)?)).await?
+        let address = Address::parse(user).ok();
+        // Malformed names share one key: counting each would let junk fill the table.
+        let key = address
+            .as_ref()
+            .map_or_else(|| "<malformed>".to_string(), ToString::to_string);
+        let (verdict, standing) = self.throttle.verdict(client, &key);
+        match verdict {
+            Verdict::Go => {}
+            Verdict::Wait(delay) => tokio::time::sleep(delay).await,
+            Verdict::Refuse => return Err(DirectoryError::Throttled),
+        }
+        let record = match address {
+            Some(_) => {
+                let account = key.clone();
+                self.read_fresh(move |r| Ok(r.account(&account)?)).await?
             }
-            Err(_) => None,
+            None => None,
         };
         let stored = record.as_ref().map(|r| r.password_hash.clone());
-        if password::verify(password, stored).await
-            && let Some(record) = record
-        {
-            return Ok(info(record));
+        let lane = match standing {
+            Standing::Known => Lane::Known,
+            Standing::Clean => Lane::Clean,
+            Standing::Suspect => Lane::Suspect,
+        };
+        match password::verify(password, stored, lane).await {
+            Ok(true) if record.is_some() => {
+                self.throttle.succeeded(client, &key);
+                record.map(info).ok_or(DirectoryError::AuthFailed)
+            }
+            Ok(_) => {
+                self.throttle.failed(client, &key);
+                Err(DirectoryError::AuthFailed)
+            }
+            Err(HashError::Busy) => Err(DirectoryError::Unavailable(Unavailable(
+                "too many logins in progress".into(),
+            ))),
+            Err(HashError::Failed) => Err(DirectoryError::Hash("the hashing task failed".into())),
         }
-        Err(DirectoryError::AuthFailed)
     }
 
     /// Resolves an envelope recipient, expanding aliases (one level of nesting and more, with a

@@ -6,7 +6,7 @@
 //! of an IMAP login load (page faults in a perf profile).
 
 use crate::DirectoryError;
-use crate::hashers;
+use crate::hashers::{self, HashError, Lane};
 use argon2::password_hash::phc::{Output, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version};
 use std::cell::RefCell;
@@ -19,16 +19,23 @@ const MAX_POOLED_BLOCKS: usize = 4 * Params::DEFAULT_M_COST as usize;
 /// Hashes `password` into an Argon2id PHC string with a fresh random salt.
 pub(crate) async fn hash(password: &str) -> Result<String, DirectoryError> {
     let password = password.to_string();
-    hashers::run(move || hash_blocking(&password))
-        .await
-        .unwrap_or_else(|| Err(DirectoryError::Hash("the hashing task failed".into())))
+    match hashers::run(Lane::Known, move || hash_blocking(&password)).await {
+        Ok(hashed) => hashed,
+        Err(HashError::Busy) => Err(DirectoryError::Hash("too many logins in progress".into())),
+        Err(HashError::Failed) => Err(DirectoryError::Hash("the hashing task failed".into())),
+    }
 }
 
 /// Checks `password` against `stored`, or against a dummy hash when there is no account, so
 /// that an unknown user costs as much time as a wrong password (no user-enumeration oracle).
-pub(crate) async fn verify(password: &str, stored: Option<String>) -> bool {
+/// `Err(Busy)`: the hashing queue's `lane` is full; `Err(Failed)`: the check itself failed.
+pub(crate) async fn verify(
+    password: &str,
+    stored: Option<String>,
+    lane: Lane,
+) -> Result<bool, HashError> {
     let password = password.to_string();
-    let task = hashers::run(move || match stored {
+    let task = hashers::run(lane, move || match stored {
         Some(hash) => verify_blocking(&password, &hash),
         None => {
             // The dummy is hashed once per process; whatever the outcome, the answer is "no".
@@ -38,7 +45,7 @@ pub(crate) async fn verify(password: &str, stored: Option<String>) -> bool {
             false
         }
     });
-    task.await.unwrap_or(false)
+    task.await
 }
 
 fn hash_blocking(password: &str) -> Result<String, DirectoryError> {
@@ -126,14 +133,23 @@ mod tests {
     async fn hash_then_verify() {
         let stored = hash("correct horse").await.unwrap();
         assert!(stored.starts_with("$argon2id$"), "{stored}");
-        assert!(verify("correct horse", Some(stored.clone())).await);
-        assert!(!verify("wrong horse", Some(stored)).await);
+        assert_eq!(
+            verify("correct horse", Some(stored.clone()), Lane::Clean).await,
+            Ok(true)
+        );
+        assert_eq!(
+            verify("wrong horse", Some(stored), Lane::Suspect).await,
+            Ok(false)
+        );
     }
 
     #[tokio::test]
     async fn unknown_user_and_garbage_hash_fail() {
-        assert!(!verify("anything", None).await);
-        assert!(!verify("anything", Some("not a phc string".into())).await);
+        assert_eq!(verify("anything", None, Lane::Clean).await, Ok(false));
+        assert_eq!(
+            verify("anything", Some("not a phc string".into()), Lane::Clean).await,
+            Ok(false)
+        );
     }
 
     fn hash_with(algorithm: Algorithm, version: Version, m_cost: u32, password: &str) -> String {

@@ -3,6 +3,8 @@
 
 use crate::DirectoryError;
 use crate::fresh::Freshness;
+use crate::throttle::{LoginPolicy, Throttle};
+use std::sync::Arc;
 use tern_core::GroupId;
 use tern_raft::RaftNode;
 use tern_store::{Command, Reader, Rejection, Response};
@@ -14,14 +16,22 @@ pub struct Directory {
     pub(crate) raft: RaftNode,
     /// The shared catch-up rounds of [`Directory::read_fresh`].
     fresh: Freshness,
+    /// Failed logins per client and per account (`throttle`).
+    pub(crate) throttle: Arc<Throttle>,
 }
 
 impl Directory {
     /// A directory over the meta group of `raft`.
     pub fn new(raft: RaftNode) -> Directory {
+        Directory::with_login_policy(raft, LoginPolicy::default())
+    }
+
+    /// A directory whose logins are throttled by `policy`.
+    pub fn with_login_policy(raft: RaftNode, policy: LoginPolicy) -> Directory {
         Directory {
             raft,
             fresh: Freshness::default(),
+            throttle: Arc::new(Throttle::new(policy)),
         }
     }
 

@@ -1,11 +1,15 @@
 //! The directory over a real single-node Raft (RocksDB in a temporary directory).
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use tern_core::GroupId;
 use tern_directory::{Directory, DirectoryError, Recipient, Resolution};
 use tern_raft::RaftNode;
 use tern_raft::testing::{run, start_node};
 use tern_store::Rejection;
+
+/// Where every test login comes from.
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 async fn start(dir: PathBuf) -> (RaftNode, Directory) {
     let raft = start_node(dir).await;
@@ -73,7 +77,9 @@ fn accounts_domains_and_login() {
 
         // Login: right password (any case of the address), then every kind of wrong.
         assert_eq!(
-            d.authenticate("ALICE@example.com", "s3cret").await.unwrap(),
+            d.authenticate(CLIENT, "ALICE@example.com", "s3cret")
+                .await
+                .unwrap(),
             alice
         );
         for (user, pw) in [
@@ -84,7 +90,7 @@ fn accounts_domains_and_login() {
         ] {
             assert!(
                 matches!(
-                    d.authenticate(user, pw).await,
+                    d.authenticate(CLIENT, user, pw).await,
                     Err(DirectoryError::AuthFailed)
                 ),
                 "{user} / {pw}"
@@ -92,9 +98,16 @@ fn accounts_domains_and_login() {
         }
 
         d.set_password("alice@example.com", "n3w").await.unwrap();
-        assert!(d.authenticate("alice@example.com", "s3cret").await.is_err());
+        assert!(
+            d.authenticate(CLIENT, "alice@example.com", "s3cret")
+                .await
+                .is_err()
+        );
         assert_eq!(
-            d.authenticate("alice@example.com", "n3w").await.unwrap().id,
+            d.authenticate(CLIENT, "alice@example.com", "n3w")
+                .await
+                .unwrap()
+                .id,
             alice.id
         );
         assert_eq!(
@@ -117,7 +130,11 @@ fn accounts_domains_and_login() {
             Rejection::DomainNotEmpty
         );
         d.delete_account("alice@example.com").await.unwrap();
-        assert!(d.authenticate("alice@example.com", "n3w").await.is_err());
+        assert!(
+            d.authenticate(CLIENT, "alice@example.com", "n3w")
+                .await
+                .is_err()
+        );
         let boxes = raft
             .local_reader(raft.partition_of(alice.id))
             .mailboxes(alice.id)

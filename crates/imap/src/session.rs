@@ -466,8 +466,7 @@ impl Session {
             );
             return Ok(Flow::Continue);
         }
-        let result = self.ctx.directory.authenticate(user, password).await;
-        self.finish_auth(tag, user, result).await
+        self.check_password(tag, user, password).await
     }
 
     async fn authenticate(
@@ -506,10 +505,7 @@ impl Session {
             }
         };
         match sasl::decode_plain(&response) {
-            Ok((user, password)) => {
-                let result = self.ctx.directory.authenticate(&user, &password).await;
-                self.finish_auth(tag, &user, result).await
-            }
+            Ok((user, password)) => self.check_password(tag, &user, &password).await,
             Err(sasl::SaslError::Cancelled) => {
                 self.tagged(tag, "BAD Authentication cancelled");
                 Ok(Flow::Continue)
@@ -518,6 +514,23 @@ impl Session {
                 self.tagged(tag, &format!("BAD {e}"));
                 Ok(Flow::Continue)
             }
+        }
+    }
+
+    /// Checks the credentials (dropping the work if the client hangs up meanwhile), then
+    /// answers the login.
+    async fn check_password(
+        &mut self,
+        tag: &str,
+        user: &str,
+        password: &str,
+    ) -> std::io::Result<Flow> {
+        let ctx = self.ctx.clone();
+        let client = self.conn.peer.ip();
+        let checking = ctx.directory.authenticate(client, user, password);
+        match self.conn.unless_hung_up(checking).await {
+            Some(result) => self.finish_auth(tag, user, result).await,
+            None => Ok(Flow::Close),
         }
     }
 
@@ -560,10 +573,21 @@ impl Session {
                     self.tagged(tag, &no);
                 }
             },
-            Err(DirectoryError::AuthFailed) | Err(DirectoryError::InvalidAddress(_)) => {
+            Err(
+                e @ (DirectoryError::AuthFailed
+                | DirectoryError::InvalidAddress(_)
+                | DirectoryError::Throttled),
+            ) => {
                 self.auth_failures += 1;
-                tracing::warn!(user = %user, failures = self.auth_failures, "login failed");
-                self.tagged(tag, "NO [AUTHENTICATIONFAILED] Invalid credentials");
+                tracing::warn!(?user, failures = self.auth_failures, error = %e, "login failed");
+                if matches!(e, DirectoryError::Throttled) {
+                    self.tagged(
+                        tag,
+                        "NO [UNAVAILABLE] Too many failed logins; try again later",
+                    );
+                } else {
+                    self.tagged(tag, "NO [AUTHENTICATIONFAILED] Invalid credentials");
+                }
                 if self.auth_failures >= self.ctx.limits.max_auth_failures {
                     self.untagged("* BYE Too many failed logins");
                     return Ok(Flow::Close);

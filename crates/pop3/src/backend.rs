@@ -5,7 +5,7 @@
 //! tests implement them in memory, so the whole protocol is tested without Raft or RocksDB.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tern_core::ops::FlagOp;
 use tern_core::{BlobId, MailboxId, Uid};
@@ -18,9 +18,10 @@ pub trait Backend: Send + Sync {
     /// The handle of an opened account.
     type Account: MailAccount;
 
-    /// Checks a login name and password.
+    /// Checks a login name and password sent by `client` (whose failures are throttled).
     fn authenticate(
         &self,
+        client: IpAddr,
         user: &str,
         password: &str,
     ) -> impl Future<Output = Result<AccountInfo, DirectoryError>> + Send;
@@ -89,10 +90,11 @@ impl Backend for crate::Pop3Context {
 
     fn authenticate(
         &self,
+        client: IpAddr,
         user: &str,
         password: &str,
     ) -> impl Future<Output = Result<AccountInfo, DirectoryError>> + Send {
-        self.directory.authenticate(user, password)
+        self.directory.authenticate(client, user, password)
     }
 
     fn open(

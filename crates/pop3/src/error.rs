@@ -67,6 +67,7 @@ impl Pop3Error {
                 DirectoryError::AuthFailed
                 | DirectoryError::InvalidAddress(_)
                 | DirectoryError::Rejected(_) => replies::INVALID_CREDENTIALS,
+                DirectoryError::Throttled => replies::THROTTLED,
                 DirectoryError::Unavailable(_) | DirectoryError::Hash(_) => {
                     replies::TEMPORARY_FAILURE
                 }

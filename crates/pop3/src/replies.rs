@@ -31,6 +31,12 @@ pub const AUTH_NEEDS_TLS: Reply = Reply::err(
 );
 /// RFC 3206 §5: wrong user name or password (deliberately not saying which).
 pub const INVALID_CREDENTIALS: Reply = Reply::err(Some(RespCode::Auth), "invalid credentials");
+/// RFC 3206 §5: too many failed logins from this client or for this account lately; refused
+/// without checking the password, try again later.
+pub const THROTTLED: Reply = Reply::err(
+    Some(RespCode::Auth),
+    "too many failed logins, try again later",
+);
 /// RFC 3206 §5: the last allowed failure; the connection closes after this line.
 pub const TOO_MANY_FAILURES: Reply = Reply::err(
     Some(RespCode::Auth),

@@ -170,6 +170,7 @@ impl Backend for MemBackend {
 
     fn authenticate(
         &self,
+        _client: std::net::IpAddr,
         user: &str,
         password: &str,
     ) -> impl Future<Output = Result<AccountInfo, DirectoryError>> + Send {

@@ -10,8 +10,9 @@
 //! it, so counting single addresses would cap nothing ([`client_key`]).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use tern_core::net::client_key;
 
 /// Counts open connections per IP and in total.
 #[derive(Clone)]
@@ -38,18 +39,6 @@ impl Shared {
     }
 }
 
-/// What the per-IP cap counts `ip` as: an IPv4 address itself (also written IPv4-mapped), an
-/// IPv6 address its /64 network.
-pub fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
-        },
-    }
-}
-
 impl Counts {
     /// Takes a per-IP slot for `ip` (its [`client_key`]) if it has one free.
     fn take_ip(&mut self, ip: IpAddr, per_ip: usize) -> Result<(), Refusal> {
@@ -65,7 +54,7 @@ impl Counts {
         if let Some(n) = self.by_ip.get_mut(&client_key(ip)) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.by_ip.remove(&ip);
+                self.by_ip.remove(&client_key(ip));
             }
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tern_core::config::ClusterConfig;
 use tern_core::config::Config;
-use tern_directory::Directory;
+use tern_directory::{Directory, LoginPolicy};
 use tern_filter::Filter;
 use tern_imap::ImapContext;
 use tern_mailbox::Mailboxes;
@@ -56,7 +56,7 @@ impl Services {
         })
         .await
         .context("starting the Raft groups")?;
-        let directory = Directory::new(raft.clone());
+        let directory = Directory::with_login_policy(raft.clone(), login_policy(&config.limits));
         let mailboxes = Mailboxes::new(raft.clone());
         let relay = Relay::new(&config.server.hostname, &config.relay, &config.dns)
             .context("setting up the outbound relay")?;
@@ -170,4 +170,14 @@ fn dedup_window(config: &Config) -> Result<Duration> {
         );
     }
     Ok(Duration::from_secs(window))
+}
+
+/// The login throttle's settings from `[limits]`.
+fn login_policy(limits: &tern_core::config::Limits) -> LoginPolicy {
+    LoginPolicy {
+        delay_after: limits.login_delay_after_failures,
+        refuse_after: limits.login_refuse_after_failures,
+        max_delay: std::time::Duration::from_secs(limits.login_max_delay_secs),
+        window: std::time::Duration::from_secs(limits.login_failure_window_secs),
+    }
 }

@@ -121,6 +121,13 @@ pub const ENCRYPTION_REQUIRED: Reply = r(
 );
 /// RFC 4954 §6: wrong credentials.
 pub const AUTH_FAILED: Reply = r(535, "5.7.8", "Authentication credentials invalid");
+/// RFC 4954 §6: a temporary failure; here, too many failed logins from this client or for
+/// this account lately.
+pub const AUTH_THROTTLED: Reply = r(
+    454,
+    "4.7.0",
+    "Too many failed authentications; try again later",
+);
 /// RFC 4954 §4: unsupported mechanism.
 pub const UNSUPPORTED_MECHANISM: Reply = r(504, "5.5.4", "Unrecognized authentication type");
 /// RFC 4954 §4: client cancelled.

@@ -538,7 +538,15 @@ impl Session {
                 }
                 Exchange::Closed => return Ok(Flow::Close),
             };
-        match self.ctx.directory.authenticate(&user, &password).await {
+        let ctx = self.ctx.clone();
+        let checking = ctx
+            .directory
+            .authenticate(self.conn.peer.ip(), &user, &password);
+        // A client that hangs up meanwhile is not worth the password hash.
+        let Some(result) = self.conn.unless_hung_up(checking).await else {
+            return Ok(Flow::Close);
+        };
+        match result {
             Ok(account) => {
                 tracing::Span::current().record("user", account.address.as_str());
                 tracing::info!("authenticated");
@@ -554,6 +562,19 @@ impl Session {
                     return Ok(Flow::Close);
                 }
                 self.reply(&replies::AUTH_FAILED);
+                Ok(Flow::Continue)
+            }
+            Err(DirectoryError::Throttled) => {
+                self.auth_failures += 1;
+                tracing::warn!(
+                    ?user,
+                    failures = self.auth_failures,
+                    "authentication refused: too many failed logins"
+                );
+                self.reply(&replies::AUTH_THROTTLED);
+                if self.auth_failures >= self.ctx.limits.max_auth_failures {
+                    return Ok(Flow::Close);
+                }
                 Ok(Flow::Continue)
             }
             Err(e) => {

@@ -117,8 +117,18 @@ async fn login<B: Backend>(
     user: &str,
     password: &str,
 ) -> Result<Step<B::Account>, Pop3Error> {
-    let info = match s.backend.authenticate(user, password).await {
+    let backend = s.backend;
+    let checking = backend.authenticate(s.conn.peer.ip(), user, password);
+    // A client that hangs up meanwhile is not worth the password hash.
+    let Some(checked) = s.conn.unless_hung_up(checking).await else {
+        return Ok(Step::Close);
+    };
+    let info = match checked {
         Ok(info) => info,
+        Err(DirectoryError::Throttled) => {
+            tracing::warn!(?user, "authentication refused: too many failed logins");
+            return Ok(fail(s, auth, &replies::THROTTLED));
+        }
         Err(
             DirectoryError::AuthFailed
             | DirectoryError::InvalidAddress(_)

@@ -111,6 +111,7 @@ impl From<DirectoryError> for ApiError {
                 }
                 _ => StatusCode::BAD_REQUEST,
             },
+            DirectoryError::Throttled => StatusCode::TOO_MANY_REQUESTS,
             DirectoryError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             DirectoryError::AuthFailed | DirectoryError::Hash(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
