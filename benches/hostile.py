@@ -15,7 +15,9 @@ that much, so a build that holds whole responses in memory cannot take the machi
 
 login-flood: --guessers connections, each from its own loopback address (127.1.x.y), send
 IMAP LOGINs with wrong passwords back to back for --seconds; meanwhile one real user on
-127.0.0.1 opens a connection and logs in with the right password every --interval seconds.
+127.0.0.1 (a device that logged in once before the flood) opens a connection and logs in with
+the right password every --interval seconds; with --new-devices each of its logins comes from an
+address never seen before.
 Prints that user's LOGIN latency p50/p99/max, how many of its logins failed, and the guessers'
 attempts and how they were answered.
 
@@ -180,12 +182,16 @@ async def guesser(port: int, local: str, deadline: float, tally: dict):
             await asyncio.sleep(0.05)
 
 
-async def real_user(port: int, deadline: float, interval: float, latencies: list, failed: list):
+async def real_user(port: int, deadline: float, interval: float, latencies: list, failed: list,
+                    new_devices: bool):
+    n = 0
     while time.monotonic() < deadline:
         started = time.monotonic()
+        n += 1
+        source = f"127.2.{n // 250}.{n % 250 + 1}" if new_devices else "127.0.0.1"
         try:
             reader, writer, line = await asyncio.wait_for(
-                imap_login(port, USER, PASSWORD, "127.0.0.1"), 60)
+                imap_login(port, USER, PASSWORD, source), 60)
             if line.startswith(b"a1 OK"):
                 latencies.append(time.monotonic() - started)
             else:
@@ -206,12 +212,17 @@ def login_flood(args, tmp: Path):
         tally: dict = {}
 
         async def run():
+            # The user's device has logged in before (unless --new-devices).
+            _, writer, line = await imap_login(port, USER, PASSWORD, "127.0.0.1")
+            assert line.startswith(b"a1 OK"), line
+            writer.close()
             deadline = time.monotonic() + args.seconds
             tasks = [guesser(port, f"127.1.{i // 250}.{i % 250 + 1}", deadline, tally)
                      for i in range(args.guessers)]
             # The user starts once the guessers are at it.
             await asyncio.sleep(min(2.0, args.seconds / 4))
-            tasks.append(real_user(port, deadline, args.interval, latencies, failed))
+            tasks.append(real_user(port, deadline, args.interval, latencies, failed,
+                                   args.new_devices))
             await asyncio.gather(*tasks)
 
         asyncio.run(run())
@@ -241,6 +252,8 @@ def main():
     g.add_argument("--guessers", type=int, default=500)
     g.add_argument("--seconds", type=float, default=60)
     g.add_argument("--interval", type=float, default=0.25)
+    g.add_argument("--new-devices", action="store_true",
+                   help="each of the user's logins from a new address, never seen before")
     args = parser.parse_args()
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -11,6 +11,9 @@ use std::net::IpAddr;
 use tern_core::address::{Address, normalize_domain};
 use tern_core::ops::Unavailable;
 
+/// How long a login that found the hashing queue full waits before it is answered.
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Directory {
     /// Checks a login name (full address) and password, sent by `client`.
     ///
@@ -35,7 +38,11 @@ impl Directory {
         match verdict {
             Verdict::Go => {}
             Verdict::Wait(delay) => tokio::time::sleep(delay).await,
-            Verdict::Refuse => return Err(DirectoryError::Throttled),
+            Verdict::Refuse => {
+                // Answered late too, so a refused guesser cannot knock at full speed.
+                tokio::time::sleep(self.throttle.policy().max_delay).await;
+                return Err(DirectoryError::Throttled);
+            }
         }
         let record = match address {
             Some(_) => {
@@ -59,9 +66,14 @@ impl Directory {
                 self.throttle.failed(client, &key);
                 Err(DirectoryError::AuthFailed)
             }
-            Err(HashError::Busy) => Err(DirectoryError::Unavailable(Unavailable(
-                "too many logins in progress".into(),
-            ))),
+            Err(HashError::Busy) => {
+                // The queue's lane is full: "try later", answered after a pause so that a
+                // flood does not retry at once (not a strike: a real user meets it too).
+                tokio::time::sleep(BUSY_PAUSE).await;
+                Err(DirectoryError::Unavailable(Unavailable(
+                    "too many logins in progress".into(),
+                )))
+            }
             Err(HashError::Failed) => Err(DirectoryError::Hash("the hashing task failed".into())),
         }
     }

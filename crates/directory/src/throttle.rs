@@ -164,6 +164,11 @@ impl Throttle {
         }
     }
 
+    /// The settings.
+    pub(crate) fn policy(&self) -> LoginPolicy {
+        self.policy
+    }
+
     /// Records a successful login: the client is known to the account from now on.
     pub(crate) fn succeeded(&self, client: IpAddr, account: &str) {
         let client = client_key(client);
