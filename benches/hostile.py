@@ -14,7 +14,8 @@ bytes read and the time taken. --guard-gib stops the run (killing the server) if
 that much, so a build that holds whole responses in memory cannot take the machine down.
 
 login-flood: --guessers connections, each from its own loopback address (127.1.x.y), send
-IMAP LOGINs with wrong passwords back to back for --seconds; meanwhile one real user on
+IMAP LOGINs with wrong passwords back to back for --seconds, to 1,000 other accounts (or, with
+--target-user, to the real user's own); meanwhile one real user on
 127.0.0.1 (a device that logged in once before the flood) opens a connection and logs in with
 the right password every --interval seconds; with --new-devices each of its logins comes from an
 address never seen before.
@@ -158,7 +159,7 @@ def fetch_rss(args, tmp: Path):
 
 # --- login-flood -------------------------------------------------------------------------------
 
-async def guesser(port: int, local: str, deadline: float, tally: dict):
+async def guesser(port: int, local: str, deadline: float, tally: dict, target: str | None):
     while time.monotonic() < deadline:
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port,
@@ -167,7 +168,8 @@ async def guesser(port: int, local: str, deadline: float, tally: dict):
             n = 0
             while time.monotonic() < deadline:
                 n += 1
-                writer.write(f'g{n} LOGIN "{USER}" "wrong{n}"\r\n'.encode())
+                victim = target or f"user{hash((local, n)) % 1000}@hostile.test"
+                writer.write(f'g{n} LOGIN "{victim}" "wrong{n}"\r\n'.encode())
                 await writer.drain()
                 line = b""
                 while not line.startswith(f"g{n} ".encode()):
@@ -217,13 +219,17 @@ def login_flood(args, tmp: Path):
             assert line.startswith(b"a1 OK"), line
             writer.close()
             deadline = time.monotonic() + args.seconds
-            tasks = [guesser(port, f"127.1.{i // 250}.{i % 250 + 1}", deadline, tally)
-                     for i in range(args.guessers)]
+            target = USER if args.target_user else None
+            tasks = [asyncio.create_task(
+                guesser(port, f"127.1.{i // 250}.{i % 250 + 1}", deadline, tally, target))
+                for i in range(args.guessers)]
             # The user starts once the guessers are at it.
             await asyncio.sleep(min(2.0, args.seconds / 4))
-            tasks.append(real_user(port, deadline, args.interval, latencies, failed,
-                                   args.new_devices))
-            await asyncio.gather(*tasks)
+            tasks.append(asyncio.create_task(
+                real_user(port, deadline, args.interval, latencies, failed, args.new_devices)))
+            _, late = await asyncio.wait(tasks, timeout=args.seconds + 30)
+            for task in late:
+                task.cancel()
 
         asyncio.run(run())
         print(f"guessers: {args.guessers} connections from their own addresses, "
@@ -252,6 +258,8 @@ def main():
     g.add_argument("--guessers", type=int, default=500)
     g.add_argument("--seconds", type=float, default=60)
     g.add_argument("--interval", type=float, default=0.25)
+    g.add_argument("--target-user", action="store_true",
+                   help="the guessers all attack the real user's account (default: 1,000 others)")
     g.add_argument("--new-devices", action="store_true",
                    help="each of the user's logins from a new address, never seen before")
     args = parser.parse_args()
