@@ -1,0 +1,53 @@
+//! Deterministic simulation of a 3-node cluster under faults (see `tern_raft::sim`): a few
+//! seeds per `cargo test`, one seed with `TERN_SIM_SEED`, a range with `TERN_SIM_SEEDS`
+//! (count) and `TERN_SIM_FIRST` (first seed); `benches/sim.py` runs long ones.
+
+use tern_raft::sim::{SimConfig, SimReport, run};
+
+fn env(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn describe(r: &SimReport) -> String {
+    format!(
+        "sim seed={} simulated={:.1}s acked={} unknown={} events={} trace={:016x} faults={}",
+        r.seed,
+        r.simulated.as_secs_f64(),
+        r.acked,
+        r.unknown,
+        r.events,
+        r.trace,
+        r.faults.len()
+    )
+}
+
+#[test]
+fn seeds_run_clean() {
+    let seeds: Vec<u64> = match env("TERN_SIM_SEED") {
+        Some(seed) => vec![seed],
+        None => {
+            let first = env("TERN_SIM_FIRST").unwrap_or(1);
+            (first..first + env("TERN_SIM_SEEDS").unwrap_or(3)).collect()
+        }
+    };
+    let mut failures = Vec::new();
+    for seed in seeds {
+        let started = std::time::Instant::now();
+        let report = run(&SimConfig::for_seed(seed));
+        println!(
+            "{} wall={:.1}s",
+            describe(&report),
+            started.elapsed().as_secs_f64()
+        );
+        if !report.violations.is_empty() {
+            println!("  faults: {:#?}", report.faults);
+            println!("  violations: {:#?}", report.violations);
+            println!(
+                "  reproduce: TERN_SIM_SEED={seed} cargo test --release -p tern-raft --test sim \
+                 seeds_run_clean -- --nocapture"
+            );
+            failures.push(seed);
+        }
+    }
+    assert!(failures.is_empty(), "failing seeds: {failures:?}");
+}
