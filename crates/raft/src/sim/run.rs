@@ -65,6 +65,8 @@ pub struct SimReport {
     pub unknown: u64,
     /// The faults injected, in order.
     pub faults: Vec<String>,
+    /// The faults injected, in order, without their times: what the seed alone decides.
+    pub schedule: Vec<String>,
     /// Broken invariants (empty: the run is clean).
     pub violations: Vec<String>,
 }
@@ -106,6 +108,7 @@ fn failed(seed: u64, why: String) -> SimReport {
         acked: 0,
         unknown: 0,
         faults: Vec::new(),
+        schedule: Vec::new(),
         violations: vec![why],
     }
 }
@@ -168,6 +171,14 @@ async fn scenario(
     ));
     if config.faults {
         faults(cluster, rng, end, &mut report.faults).await?;
+        report.schedule = report
+            .faults
+            .iter()
+            .map(|f| {
+                f.split_once(' ')
+                    .map_or(f.clone(), |(_, what)| what.to_string())
+            })
+            .collect();
     }
     while tasks.join_next().await.is_some() {}
 
