@@ -26,9 +26,11 @@ use crate::node::{ELECTION_TIMEOUT_MAX_MS, REQUEST_TIMEOUT, RaftNode, StartWith,
 use crate::progress::CAUGHT_UP_SLACK;
 use openraft::{BasicNode, ChangeMembers, RaftMetrics};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the real one, or the simulator's paused one.
 use tern_core::{GroupId, NodeId};
 use tern_store::{Command, Response};
+use tokio::time::Instant;
 
 /// How often each leader checks its group's membership (a move takes a few passes).
 const MAINTAIN_EVERY: Duration = Duration::from_millis(250);

@@ -11,9 +11,11 @@ use crate::node::RaftNode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the real one, or the simulator's paused one.
 use tern_core::GroupId;
 use tern_core::config::StorageConfig;
+use tokio::time::Instant;
 
 /// How often the groups are looked at.
 const CHECK_EVERY: Duration = Duration::from_secs(1);

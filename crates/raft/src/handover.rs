@@ -5,8 +5,10 @@ use crate::RaftError;
 use crate::leadership::HANDOVER_LIMIT;
 use crate::link::{Answer, Request};
 use crate::node::{ELECTION_TIMEOUT_MAX_MS, RaftNode, unavailable};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the real one, or the simulator's paused one.
 use tern_core::{GroupId, NodeId};
+use tokio::time::Instant;
 
 /// How long the leader waits for the target to agree to campaign.
 const ASK_TIMEOUT: Duration = Duration::from_millis(500);

@@ -19,9 +19,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the real one, or the simulator's paused one.
 use tern_core::sync::lock;
 use tern_core::{GroupId, NodeId};
+use tokio::time::Instant;
 
 /// How long a handover may hold requests before the leader gives up and carries on.
 pub(crate) const HANDOVER_LIMIT: Duration = Duration::from_secs(3);

@@ -28,6 +28,7 @@
 //! - `compaction`: snapshots by log size and age, beside openraft's count-based policy.
 //! - `codec`: bincode for entries, votes and snapshots, in one place.
 //! - `testing` (feature `testing`): a harness for tests of the crates above this one.
+//! - `sim` (feature `sim`): deterministic simulation of a cluster in one process.
 //!
 //! New node-link requests get a variant in [`link::rpc`] (`Request` and `Answer`), a case in
 //! `handler` and a caller on [`RaftNode`]; a new replicated command needs nothing here (it is a
@@ -54,6 +55,8 @@ pub mod progress;
 mod replicas;
 mod roster;
 mod routes;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod snapshot_data;
 pub mod snapshots;
 pub mod state_machine;

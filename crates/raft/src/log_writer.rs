@@ -35,12 +35,20 @@ impl Waiter {
     }
 }
 
+/// Where the syncer runs.
+enum Syncer {
+    /// Its own thread (a real node).
+    Thread(std::thread::JoinHandle<()>),
+    /// A task that syncs on the runtime's thread (the simulator: see [`LogWriter::start_inline`]).
+    Task(tokio::task::JoinHandle<()>),
+}
+
 /// Handle to the node's WAL syncer. Cheap to clone.
 #[derive(Clone)]
 pub struct LogWriter {
     tx: mpsc::UnboundedSender<Waiter>,
     syncs: Arc<AtomicU64>,
-    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
+    syncer: Arc<std::sync::Mutex<Option<Syncer>>>,
 }
 
 impl LogWriter {
@@ -55,8 +63,35 @@ impl LogWriter {
         Ok(LogWriter {
             tx,
             syncs,
-            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+            syncer: Arc::new(std::sync::Mutex::new(Some(Syncer::Thread(thread)))),
         })
+    }
+
+    /// Starts a syncer for `db` as a task that fsyncs on the runtime's own thread, blocking it.
+    /// Only for the simulator: on a current-thread runtime with a paused clock, nothing runs
+    /// and no time passes during an fsync, so the order of events does not depend on how long
+    /// the disk takes.
+    pub fn start_inline(db: Db) -> LogWriter {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Waiter>();
+        let syncs = Arc::new(AtomicU64::new(0));
+        let counter = syncs.clone();
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while let Some(first) = rx.recv().await {
+                batch.push(first);
+                while let Ok(more) = rx.try_recv() {
+                    batch.push(more);
+                }
+                if sync_batch(&db, &mut batch, &counter) {
+                    return;
+                }
+            }
+        });
+        LogWriter {
+            tx,
+            syncs,
+            syncer: Arc::new(std::sync::Mutex::new(Some(Syncer::Task(task)))),
+        }
     }
 
     /// Queues `waiter` for the next fsync.
@@ -79,9 +114,15 @@ impl LogWriter {
     /// runtime).
     pub async fn stop(&self) {
         let _ = self.tx.send(Waiter::Stop);
-        let handle = tern_core::sync::lock(&self.thread).take();
-        if let Some(handle) = handle {
-            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        let syncer = tern_core::sync::lock(&self.syncer).take();
+        match syncer {
+            Some(Syncer::Thread(handle)) => {
+                let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+            }
+            Some(Syncer::Task(task)) => {
+                let _ = task.await;
+            }
+            None => {}
         }
     }
 
@@ -98,17 +139,22 @@ fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Waiter>, syncs: Arc<AtomicU64>) {
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
-        let result = db.sync_wal().map_err(|e| e.to_string());
-        syncs.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "WAL fsync failed");
-        }
-        let stop = batch.iter().any(|w| matches!(w, Waiter::Stop));
-        for waiter in batch.drain(..) {
-            waiter.complete(&result);
-        }
-        if stop {
+        if sync_batch(&db, &mut batch, &syncs) {
             return;
         }
     }
+}
+
+/// Fsyncs the WAL once and completes every waiter of `batch`; true if one asked to stop.
+fn sync_batch(db: &Db, batch: &mut Vec<Waiter>, syncs: &AtomicU64) -> bool {
+    let result = db.sync_wal().map_err(|e| e.to_string());
+    syncs.fetch_add(1, Ordering::Relaxed);
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "WAL fsync failed");
+    }
+    let stop = batch.iter().any(|w| matches!(w, Waiter::Stop));
+    for waiter in batch.drain(..) {
+        waiter.complete(&result);
+    }
+    stop
 }

@@ -5,7 +5,7 @@
 //! the whole group, and openraft keeps trying to send snapshots to a follower that is down.
 
 use crate::TypeConfig;
-use crate::link::{Answer, LinkError, Peers, Request};
+use crate::link::{Answer, LinkError, Request, Transport};
 use crate::transfers::Transfers;
 use openraft::error::{
     Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
@@ -20,9 +20,11 @@ use openraft::raft::{
 use openraft::{BasicNode, OptionalSend, Snapshot, Vote};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the real one, or the simulator's paused one.
 use tern_core::sync::lock;
 use tern_core::{GroupId, NodeId};
+use tokio::time::Instant;
 
 /// How long a follower has to answer before a snapshot is sent to it.
 const SNAPSHOT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -48,7 +50,7 @@ impl SnapshotPace {
     /// Waits for `bytes`' turn.
     async fn wait(&self, bytes: usize) {
         if let Some(start) = self.reserve(bytes, Instant::now()) {
-            tokio::time::sleep_until(start.into()).await;
+            tokio::time::sleep_until(start).await;
         }
     }
 
@@ -69,7 +71,7 @@ impl SnapshotPace {
 #[derive(Clone)]
 pub struct Network {
     group: GroupId,
-    peers: Option<Peers>,
+    peers: Option<Arc<dyn Transport>>,
     pace: Arc<SnapshotPace>,
     transfers: Arc<Transfers>,
 }
@@ -79,7 +81,7 @@ impl Network {
     /// `pace` and recording how far they got in `transfers`.
     pub fn new(
         group: GroupId,
-        peers: Option<Peers>,
+        peers: Option<Arc<dyn Transport>>,
         pace: Arc<SnapshotPace>,
         transfers: Arc<Transfers>,
     ) -> Network {
@@ -97,7 +99,7 @@ pub struct PeerClient {
     group: GroupId,
     target: NodeId,
     addr: String,
-    peers: Option<Peers>,
+    peers: Option<Arc<dyn Transport>>,
     pace: Arc<SnapshotPace>,
     transfers: Arc<Transfers>,
 }

@@ -7,6 +7,7 @@
 
 use crate::link::{
     Answer, ClusterInfo, GroupDigest, GroupView, LinkError, LinkTls, Peers, Refusal, Request,
+    Transport,
 };
 use crate::log_store::LogStore;
 use crate::log_writer::LogWriter;
@@ -22,11 +23,13 @@ use openraft::{BasicNode, Config, Raft, RaftMetrics, SnapshotPolicy};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the real one, or the simulator's paused one.
 use tern_core::config::StorageConfig;
 use tern_core::{AccountId, GroupId, NodeId};
 use tern_store::schema::CF_RAFT_META;
 use tern_store::{Command, Db, Reader, Response};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Heartbeats keep followers from starting elections. openraft 0.9 also gives every
@@ -99,6 +102,86 @@ impl Default for MoveLimits {
     }
 }
 
+/// What carries a node's link.
+pub(crate) enum Wire {
+    /// mTLS over TCP, listening on `listen`.
+    Tls {
+        /// Where the link listens.
+        listen: String,
+        /// The mTLS material.
+        tls: LinkTls,
+    },
+    /// The simulator's seeded in-process network.
+    #[cfg(feature = "sim")]
+    Sim(crate::sim::SimNet),
+}
+
+impl Wire {
+    /// The calling side for node `me` of data dir `incarnation`, talking to whom `roster`
+    /// allows.
+    fn transport(
+        &self,
+        me: NodeId,
+        incarnation: u64,
+        roster: Arc<dyn crate::link::Roster>,
+    ) -> Arc<dyn Transport> {
+        match self {
+            Wire::Tls { listen, tls } => Arc::new(Peers::with_roster(
+                me,
+                incarnation,
+                roster,
+                tls.clone(),
+                source_ip(listen),
+            )),
+            #[cfg(feature = "sim")]
+            Wire::Sim(net) => Arc::new(net.endpoint(me, incarnation, roster)),
+        }
+    }
+
+    /// Starts answering peers for `node` (until its stop token is cancelled).
+    async fn serve(&self, node: &RaftNode) -> Result<(), RaftError> {
+        match self {
+            Wire::Tls { listen, tls } => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|e| unavailable(GroupId::META, format!("node link {listen}: {e}")))?;
+                tokio::spawn(crate::link::serve(
+                    listener,
+                    tls.clone(),
+                    Arc::new(node.clone()),
+                    node.inner.stop.clone(),
+                ));
+            }
+            #[cfg(feature = "sim")]
+            Wire::Sim(net) => net.attach(node),
+        }
+        Ok(())
+    }
+}
+
+/// A node link as [`RaftNode::start_with`] takes it.
+pub(crate) struct LinkSetup {
+    /// The address peers dial.
+    pub advertise: String,
+    /// Links of existing members, for joining.
+    pub seeds: Vec<String>,
+    /// How replicas are placed and moved.
+    pub moves: MoveLimits,
+    /// What carries it.
+    pub wire: Wire,
+}
+
+/// Knobs only the simulator turns; the defaults are what a real node runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tuning {
+    /// Sync the WAL on the runtime's own thread instead of a syncer thread, so the simulated
+    /// clock never runs while an fsync is under way and the order of events does not depend
+    /// on thread timing.
+    pub inline_wal_sync: bool,
+    /// openraft's election timeout range (min, max) in ms instead of the default.
+    pub election_timeout_ms: Option<(u64, u64)>,
+}
+
 /// How to start the Raft layer.
 #[derive(Clone)]
 pub struct RaftConfig {
@@ -157,7 +240,7 @@ pub(crate) struct Replica {
 
 /// The node link as the Raft layer uses it.
 pub(crate) struct Link {
-    pub peers: Peers,
+    pub peers: Arc<dyn Transport>,
     pub advertise: String,
     pub seeds: Vec<String>,
     pub moves: MoveLimits,
@@ -291,14 +374,6 @@ impl RaftNode {
     /// when the data dir is new and returns once each has a leader; a cluster member starts its
     /// node link and returns at once (its groups elect as peers answer).
     pub async fn start(config: RaftConfig) -> Result<RaftNode, RaftError> {
-        let db_path = config.data_dir.join("db");
-        std::fs::create_dir_all(&db_path).map_err(|e| unavailable(GroupId::META, e))?;
-        let db = Db::open(&db_path)?;
-        let writer = LogWriter::start(db.clone()).map_err(|e| unavailable(GroupId::META, e))?;
-        let snapshots = SnapshotDir::open(&config.data_dir)
-            .map(Arc::new)
-            .map_err(|e| unavailable(GroupId::META, format!("snapshot dir: {e}")))?;
-        let incarnation = crate::roster::incarnation(&db)?;
         if let Some(l) = &config.link
             && l.tls.node != Some(config.node_id)
         {
@@ -315,10 +390,50 @@ impl RaftNode {
                 ),
             ));
         }
-        let raft_config = raft_config(
+        let link = config.link.as_ref().map(|l| LinkSetup {
+            advertise: l.advertise.clone(),
+            seeds: l.seeds.clone(),
+            moves: l.moves,
+            wire: Wire::Tls {
+                listen: l.listen.clone(),
+                tls: l.tls.clone(),
+            },
+        });
+        RaftNode::start_with(&config, link, Tuning::default()).await
+    }
+
+    /// [`RaftNode::start`] with the node link carried by `link` (`config.link` is not read)
+    /// and `tuning` applied.
+    pub(crate) async fn start_with(
+        config: &RaftConfig,
+        link: Option<LinkSetup>,
+        tuning: Tuning,
+    ) -> Result<RaftNode, RaftError> {
+        let db_path = config.data_dir.join("db");
+        std::fs::create_dir_all(&db_path).map_err(|e| unavailable(GroupId::META, e))?;
+        let db = Db::open(&db_path)?;
+        let writer = if tuning.inline_wal_sync {
+            LogWriter::start_inline(db.clone())
+        } else {
+            LogWriter::start(db.clone()).map_err(|e| unavailable(GroupId::META, e))?
+        };
+        let snapshots = SnapshotDir::open(&config.data_dir)
+            .map(Arc::new)
+            .map_err(|e| unavailable(GroupId::META, format!("snapshot dir: {e}")))?;
+        let incarnation = crate::roster::incarnation(&db)?;
+        let mut raft_config = raft_config(
             &config.storage,
-            config.link.as_ref().map_or(0, |l| l.moves.bytes_per_sec),
+            link.as_ref().map_or(0, |l| l.moves.bytes_per_sec),
         )?;
+        if let Some((min, max)) = tuning.election_timeout_ms {
+            let mut tuned = (*raft_config).clone();
+            tuned.election_timeout_min = min;
+            tuned.election_timeout_max = max;
+            raft_config = tuned
+                .validate()
+                .map(Arc::new)
+                .map_err(|e| unavailable(GroupId::META, format!("invalid raft config: {e}")))?;
+        }
         let node = RaftNode {
             inner: Arc::new_cyclic(|me| Inner {
                 node_id: config.node_id,
@@ -336,17 +451,15 @@ impl RaftNode {
                 leadership: Default::default(),
                 routes: Default::default(),
                 snapshot_pace: Arc::new(crate::network::SnapshotPace::new(
-                    config.link.as_ref().map_or(0, |l| l.moves.bytes_per_sec),
+                    link.as_ref().map_or(0, |l| l.moves.bytes_per_sec),
                 )),
                 transfers: Default::default(),
                 rebalance: Default::default(),
-                link: config.link.as_ref().map(|l| Link {
-                    peers: Peers::with_roster(
+                link: link.as_ref().map(|l| Link {
+                    peers: l.wire.transport(
                         config.node_id,
                         incarnation,
                         Arc::new(crate::roster::NodeRoster(me.clone())),
-                        l.tls.clone(),
-                        source_ip(&l.listen),
                     ),
                     advertise: l.advertise.clone(),
                     seeds: l.seeds.clone(),
@@ -357,7 +470,7 @@ impl RaftNode {
                 relay_acceptor: OnceLock::new(),
             }),
         };
-        match &config.link {
+        match &link {
             None => {
                 let partitions = match stored_partitions(&node.inner.db)? {
                     Some(p) => p,
@@ -374,17 +487,7 @@ impl RaftNode {
                 tracing::info!(partitions, node_id = config.node_id, "raft groups started");
             }
             Some(link) => {
-                let listener = tokio::net::TcpListener::bind(&link.listen)
-                    .await
-                    .map_err(|e| {
-                        unavailable(GroupId::META, format!("node link {}: {e}", link.listen))
-                    })?;
-                tokio::spawn(crate::link::serve(
-                    listener,
-                    link.tls.clone(),
-                    Arc::new(node.clone()),
-                    node.inner.stop.clone(),
-                ));
+                link.wire.serve(&node).await?;
                 if let Some(partitions) = stored_partitions(&node.inner.db)? {
                     node.start_groups(partitions, StartWith::Stored).await?;
                     tracing::info!(partitions, node_id = config.node_id, "raft groups started");
@@ -395,7 +498,7 @@ impl RaftNode {
                     );
                 }
                 tokio::spawn(crate::cluster::maintain(node.clone()));
-                tracing::info!(listen = %link.listen, advertise = %link.advertise, "node link listening");
+                tracing::info!(advertise = %link.advertise, "node link listening");
             }
         }
         Ok(node)

@@ -7,9 +7,11 @@ use crate::link::GroupView;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the real one, or the simulator's paused one.
 use tern_core::sync::lock;
 use tern_core::{GroupId, NodeId};
+use tokio::time::Instant;
 
 /// A replica this close to its leader's log has finished copying (it waits for the voter
 /// swap); the same slack the maintenance loop uses.

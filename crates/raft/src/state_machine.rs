@@ -33,7 +33,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the real one, or the simulator's paused one.
 use tern_core::GroupId;
 use tern_core::sync::lock;
 use tern_store::db::WriteBatch;
@@ -41,6 +42,7 @@ use tern_store::image;
 use tern_store::schema::{self, CF_RAFT_META, CF_STATE};
 use tern_store::{Db, Response};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 type StoreResult<T> = Result<T, StorageError<u64>>;
 

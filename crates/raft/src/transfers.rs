@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+// tokio's clock: the real one, or the simulator's paused one.
 use tern_core::sync::lock;
 use tern_core::{GroupId, NodeId};
+use tokio::time::Instant;
 
 /// A transfer that has sent nothing for this long is over (finished, failed or cancelled).
 const STALE_AFTER: Duration = Duration::from_secs(30);

@@ -8,6 +8,7 @@
 //! - [`client`]: [`Peers`], two multiplexed connections per peer: a control lane and a bulk
 //!   lane, so heartbeats never wait behind a snapshot chunk or a large body.
 //! - [`server`]: accepting peers and dispatching requests to a [`Handler`].
+//! - [`transport`]: the [`Transport`] seam: the real link or the simulator's network.
 
 pub mod client;
 pub mod frame;
@@ -15,9 +16,11 @@ pub mod identity;
 pub mod rpc;
 pub mod server;
 pub mod tls;
+pub mod transport;
 
 pub use client::{LinkError, Peers, RelayStream};
 pub use identity::{Roster, Standing};
 pub use rpc::{Answer, ClusterInfo, GroupDigest, GroupView, Refusal, Request, Welcome};
 pub use server::{Handler, RelayedStream, serve};
 pub use tls::{ClusterCa, LinkTls};
+pub use transport::Transport;

@@ -53,7 +53,7 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Whether a caller of standing `standing` (node `node`, `incarnation`) may make `request`:
 /// members anything, a joining node only `Info` and `Join` for itself. Says why not.
-fn allowed(
+pub(crate) fn allowed(
     standing: &Standing,
     node: NodeId,
     incarnation: u64,
