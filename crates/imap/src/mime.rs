@@ -334,6 +334,9 @@ fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
     attributes(out, part.content_type().and_then(|ct| ct.attributes()));
 }
 
+/// The part an empty multipart shows in BODYSTRUCTURE.
+const EMPTY_PART: &[u8] = b"(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0)";
+
 /// BODYSTRUCTURE of part `id` of `m`; `raw` is the outermost message, which every part's
 /// offsets (nested ones included) point into.
 fn structure(out: &mut Vec<u8>, raw: &[u8], m: &Message<'_>, id: usize, extended: bool) {
@@ -348,6 +351,11 @@ fn structure(out: &mut Vec<u8>, raw: &[u8], m: &Message<'_>, id: usize, extended
         .to_uppercase();
     if let PartType::Multipart(children) = &part.body {
         out.push(b'(');
+        if children.is_empty() {
+            // RFC 9051's body-type-mpart needs one part at least; a multipart without any
+            // (no opening boundary line) shows one empty text part, as Dovecot does.
+            out.extend_from_slice(EMPTY_PART);
+        }
         for &child in children {
             structure(out, raw, m, child as usize, extended);
         }
@@ -481,6 +489,21 @@ mod tests {
             bs.contains("\"ALTERNATIVE\")"),
             "the attached message's structure: {bs}"
         );
+    }
+
+    /// Found by fuzzing (fuzz/regressions/mime/empty-multipart): `( "MIXED")` is not a body.
+    #[test]
+    fn an_empty_multipart_shows_one_empty_part() {
+        let raw = b"Content-Type: multipart/mixed; boundary=Z\r\n\r\nno part here\r\n--Z--\r\n";
+        for extended in [false, true] {
+            let mut bs = Vec::new();
+            Parsed::new(raw).body_structure(&mut bs, extended);
+            let bs = String::from_utf8(bs).unwrap();
+            assert!(
+                bs.starts_with("((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0) \"MIXED\""),
+                "{bs}"
+            );
+        }
     }
 
     #[test]
