@@ -45,6 +45,14 @@ pub fn mime(data: &[u8]) {
             );
         }
     }
+    // SEARCH HEADER takes any field name from the client: try the message's own names.
+    for line in data.split(|&b| b == b'\n').take(64) {
+        if let Some(colon) = line.iter().position(|&b| b == b':') {
+            let name = String::from_utf8_lossy(&line[..colon]);
+            let _ = parsed.header(name.trim());
+            let _ = parsed.header_contains(name.trim(), "x");
+        }
+    }
     let _ = parsed.header("Subject");
     let _ = parsed.sent_date();
     let _ = parsed.header_contains("From", "a");

@@ -229,8 +229,12 @@ fn header_values(header: &[u8], name: &str) -> Vec<String> {
     fields(header)
         .into_iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(n, f)| {
-            let value = String::from_utf8_lossy(&f[n.len() + 1..]).into_owned();
+        .map(|(_, f)| {
+            // The value starts after the field's colon. Not at the name's length: the name
+            // was trimmed and made UTF-8, so `Subject :` or an invalid byte moves it, and a
+            // name longer than its bytes sliced past the end (found by fuzzing).
+            let colon = f.iter().position(|&b| b == b':').unwrap_or(f.len());
+            let value = String::from_utf8_lossy(&f[(colon + 1).min(f.len())..]).into_owned();
             value
                 .replace("\r\n", "")
                 .replace('\n', "")
@@ -504,6 +508,16 @@ mod tests {
                 "{bs}"
             );
         }
+    }
+
+    /// fuzz/regressions/mime/invalid-field-name: a field name that is not UTF-8 (SEARCH HEADER
+    /// can name it) and one with a space before its colon.
+    #[test]
+    fn field_values_start_after_the_colon() {
+        let p = Parsed::new(b"Subject : hello\r\n\xff:");
+        assert_eq!(p.header("Subject").as_deref(), Some("hello"));
+        assert_eq!(p.header("\u{fffd}").as_deref(), Some(""));
+        assert!(!p.header_contains("\u{fffd}", "x"));
     }
 
     #[test]
