@@ -2,6 +2,10 @@
 //! run (`TERN_FUZZ_MUTATIONS` inputs per target, 3000 by default; 0 skips it). A failing input
 //! is saved under the test's temporary directory and named in the failure.
 
+// One test binary: each links the whole server and instantiates the link's serde code.
+#[path = "support/link_seeds.rs"]
+mod link_seeds;
+
 use std::path::{Path, PathBuf};
 use tern_fuzz::mutate::{Rng, hash, mutate};
 use tern_fuzz::{TARGETS, Target};

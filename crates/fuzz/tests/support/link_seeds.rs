@@ -1,6 +1,6 @@
 //! Writes the seed frames of `fuzz/corpus/link_frame/` (`seed-*`): one frame of each kind of
 //! message. The bincode layout follows the Rust types, so after changing `rpc.rs` run
-//! `cargo test --release -p tern-fuzz --test seeds -- --ignored` to write them again.
+//! `cargo test --release -p tern-fuzz -- --ignored` to write them again.
 
 use openraft::Vote;
 use openraft::raft::VoteRequest;
