@@ -14,10 +14,13 @@ pub struct Parsed<'a> {
 impl<'a> Parsed<'a> {
     /// Parses `raw` (never fails: unparseable mail is shown as a single text part).
     pub fn new(raw: &'a [u8]) -> Parsed<'a> {
-        Parsed {
-            raw,
-            message: MessageParser::default().parse(raw),
-        }
+        // mail-parser 0.11 panics on some nested multiparts ("Invalid part ID, could not find
+        // multipart", found by fuzzing) and 1.x needs a newer rustc: such a message is shown as
+        // unparseable rather than failing every FETCH and SEARCH that touches it.
+        let message = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
+            .ok()
+            .flatten();
+        Parsed { raw, message }
     }
 
     /// Byte offset where the top-level header ends (after the blank line).
@@ -518,6 +521,17 @@ mod tests {
         assert_eq!(p.header("Subject").as_deref(), Some("hello"));
         assert_eq!(p.header("\u{fffd}").as_deref(), Some(""));
         assert!(!p.header_contains("\u{fffd}", "x"));
+    }
+
+    /// fuzz/regressions/mime/mail-parser-invalid-part-id: mail-parser panics on the message
+    /// attached to it, which is then shown as unparsed text.
+    #[test]
+    fn a_message_mail_parser_panics_on_is_shown_unparsed() {
+        let raw = include_bytes!("../../../fuzz/regressions/mime/mail-parser-invalid-part-id");
+        let mut bs = Vec::new();
+        Parsed::new(raw).body_structure(&mut bs, true);
+        let bs = String::from_utf8_lossy(&bs);
+        assert!(bs.starts_with("((\"MESSAGE\" \"RFC822\""), "{bs}");
     }
 
     #[test]
