@@ -10,7 +10,7 @@ APT_BUILD := libclang-dev
 # swaks needs Net::SSLeay and IO::Socket::SSL for STARTTLS (recommends, not depends).
 APT_TEST := swaks libnet-ssleay-perl libio-socket-ssl-perl isync haproxy unbound postfix openssl
 
-.PHONY: run build test unit e2e lint check-deps deps test-deps lint-deps bench clean-data
+.PHONY: run build test unit e2e lint check-deps deps test-deps lint-deps bench fuzz clean-data
 
 run: deps
 	$(CARGO) run $(PROFILE) -p tern -- serve --dev
@@ -39,6 +39,13 @@ check-deps: lint-deps
 
 bench: build
 	./scripts/bench
+
+# Coverage-guided fuzzing of every target (libFuzzer via cargo-fuzz on nightly, its own target
+# dir), FUZZ_SECS seconds each; see benches/README.md. `make test` needs none of it: `unit`
+# replays fuzz/corpus and fuzz/regressions through crates/fuzz in the normal build.
+FUZZ_SECS ?= 60
+fuzz: deps
+	./benches/fuzz $(FUZZ_SECS)
 
 # --- installation of missing tools -------------------------------------------------------
 deps:

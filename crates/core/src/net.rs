@@ -22,6 +22,59 @@ pub enum Stream<T = TlsStream<TcpStream>> {
     Plain(TcpStream),
     /// After STARTTLS or on an implicit-TLS listener.
     Tls(Box<T>),
+    /// A scripted peer in memory, for tests and fuzz harnesses of the readers (see [`Replay`]).
+    Replay(Replay),
+}
+
+/// A peer in memory: each read hands out (at most) the next scripted piece, then the stream
+/// ends; writes are accepted and dropped. It lets a test choose where the bytes of a line fall
+/// between reads, which a TCP socket does not.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pieces: std::collections::VecDeque<Vec<u8>>,
+}
+
+impl Replay {
+    /// A peer that sends `pieces`, one per read, then closes.
+    pub fn new(pieces: impl IntoIterator<Item = Vec<u8>>) -> Replay {
+        Replay {
+            pieces: pieces.into_iter().filter(|p| !p.is_empty()).collect(),
+        }
+    }
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(mut piece) = this.pieces.pop_front() {
+            let n = piece.len().min(buf.remaining());
+            buf.put_slice(&piece[..n]);
+            if n < piece.len() {
+                this.pieces.push_front(piece.split_off(n));
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        b: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(b.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Stream<T> {
@@ -33,6 +86,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Stream<T> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Stream::Replay(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -42,18 +96,21 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Stream<T> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, b),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, b),
+            Stream::Replay(s) => Pin::new(s).poll_write(cx, b),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Stream::Replay(s) => Pin::new(s).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Stream::Replay(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

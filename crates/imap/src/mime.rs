@@ -14,10 +14,13 @@ pub struct Parsed<'a> {
 impl<'a> Parsed<'a> {
     /// Parses `raw` (never fails: unparseable mail is shown as a single text part).
     pub fn new(raw: &'a [u8]) -> Parsed<'a> {
-        Parsed {
-            raw,
-            message: MessageParser::default().parse(raw),
-        }
+        // mail-parser 0.11 panics on some nested multiparts ("Invalid part ID, could not find
+        // multipart", found by fuzzing) and 1.x needs a newer rustc: such a message is shown as
+        // unparseable rather than failing every FETCH and SEARCH that touches it.
+        let message = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
+            .ok()
+            .flatten();
+        Parsed { raw, message }
     }
 
     /// Byte offset where the top-level header ends (after the blank line).
@@ -229,8 +232,12 @@ fn header_values(header: &[u8], name: &str) -> Vec<String> {
     fields(header)
         .into_iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(n, f)| {
-            let value = String::from_utf8_lossy(&f[n.len() + 1..]).into_owned();
+        .map(|(_, f)| {
+            // The value starts after the field's colon. Not at the name's length: the name
+            // was trimmed and made UTF-8, so `Subject :` or an invalid byte moves it, and a
+            // name longer than its bytes sliced past the end (found by fuzzing).
+            let colon = f.iter().position(|&b| b == b':').unwrap_or(f.len());
+            let value = String::from_utf8_lossy(&f[(colon + 1).min(f.len())..]).into_owned();
             value
                 .replace("\r\n", "")
                 .replace('\n', "")
@@ -334,6 +341,9 @@ fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
     attributes(out, part.content_type().and_then(|ct| ct.attributes()));
 }
 
+/// The part an empty multipart shows in BODYSTRUCTURE.
+const EMPTY_PART: &[u8] = b"(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0)";
+
 /// BODYSTRUCTURE of part `id` of `m`; `raw` is the outermost message, which every part's
 /// offsets (nested ones included) point into.
 fn structure(out: &mut Vec<u8>, raw: &[u8], m: &Message<'_>, id: usize, extended: bool) {
@@ -348,6 +358,11 @@ fn structure(out: &mut Vec<u8>, raw: &[u8], m: &Message<'_>, id: usize, extended
         .to_uppercase();
     if let PartType::Multipart(children) = &part.body {
         out.push(b'(');
+        if children.is_empty() {
+            // RFC 9051's body-type-mpart needs one part at least; a multipart without any
+            // (no opening boundary line) shows one empty text part, as Dovecot does.
+            out.extend_from_slice(EMPTY_PART);
+        }
         for &child in children {
             structure(out, raw, m, child as usize, extended);
         }
@@ -481,6 +496,42 @@ mod tests {
             bs.contains("\"ALTERNATIVE\")"),
             "the attached message's structure: {bs}"
         );
+    }
+
+    /// Found by fuzzing (fuzz/regressions/mime/empty-multipart): `( "MIXED")` is not a body.
+    #[test]
+    fn an_empty_multipart_shows_one_empty_part() {
+        let raw = b"Content-Type: multipart/mixed; boundary=Z\r\n\r\nno part here\r\n--Z--\r\n";
+        for extended in [false, true] {
+            let mut bs = Vec::new();
+            Parsed::new(raw).body_structure(&mut bs, extended);
+            let bs = String::from_utf8(bs).unwrap();
+            assert!(
+                bs.starts_with("((\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0) \"MIXED\""),
+                "{bs}"
+            );
+        }
+    }
+
+    /// fuzz/regressions/mime/invalid-field-name: a field name that is not UTF-8 (SEARCH HEADER
+    /// can name it) and one with a space before its colon.
+    #[test]
+    fn field_values_start_after_the_colon() {
+        let p = Parsed::new(b"Subject : hello\r\n\xff:");
+        assert_eq!(p.header("Subject").as_deref(), Some("hello"));
+        assert_eq!(p.header("\u{fffd}").as_deref(), Some(""));
+        assert!(!p.header_contains("\u{fffd}", "x"));
+    }
+
+    /// fuzz/regressions/mime/mail-parser-invalid-part-id: mail-parser panics on the message
+    /// attached to it, which is then shown as unparsed text.
+    #[test]
+    fn a_message_mail_parser_panics_on_is_shown_unparsed() {
+        let raw = include_bytes!("../../../fuzz/regressions/mime/mail-parser-invalid-part-id");
+        let mut bs = Vec::new();
+        Parsed::new(raw).body_structure(&mut bs, true);
+        let bs = String::from_utf8_lossy(&bs);
+        assert!(bs.starts_with("((\"MESSAGE\" \"RFC822\""), "{bs}");
     }
 
     #[test]

@@ -24,10 +24,17 @@ pub enum FrameError {
     Decode(String),
 }
 
+/// bincode's standard layout, with a limit: a length inside a frame (of a string, a body, a
+/// list) cannot make the decoder reserve more than [`MAX_FRAME`] in all. Without it a 16-byte
+/// frame announcing a 2^62-byte string aborted the node on the allocation (found by fuzzing).
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME>()
+}
+
 /// Encodes `value` as one frame (length prefix included).
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, FrameError> {
     let mut out = vec![0u8; 4];
-    bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard())
+    bincode::serde::encode_into_std_write(value, &mut out, config())
         .map_err(|e| FrameError::Decode(e.to_string()))?;
     let len = out.len() - 4;
     if len > MAX_FRAME {
@@ -60,7 +67,7 @@ pub async fn read<R: AsyncRead + Unpin, T: DeserializeOwned>(
     }
     let mut body = vec![0u8; len];
     reader.read_exact(&mut body).await?;
-    bincode::serde::decode_from_slice(&body, bincode::config::standard())
+    bincode::serde::decode_from_slice(&body, config())
         .map(|(value, _)| Some(value))
         .map_err(|e| FrameError::Decode(e.to_string()))
 }
@@ -85,6 +92,19 @@ mod tests {
         // A clean close between frames is the end, not an error.
         drop(a);
         assert!(read::<_, (u64, String)>(&mut b).await.unwrap().is_none());
+    }
+
+    /// fuzz/regressions/link_frame/huge-string-length: a `Join` whose address announces
+    /// 2^62 bytes is refused, not allocated.
+    #[tokio::test]
+    async fn a_length_inside_a_frame_cannot_reserve_more_than_the_limit() {
+        let body = [0, 6, 1, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0x40];
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        let got =
+            read::<_, crate::link::rpc::Tagged<crate::link::rpc::Request>>(&mut frame.as_slice())
+                .await;
+        assert!(matches!(got, Err(FrameError::Decode(_))), "{got:?}");
     }
 
     #[tokio::test]
