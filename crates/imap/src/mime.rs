@@ -69,35 +69,19 @@ impl<'a> Parsed<'a> {
 
     /// ENVELOPE (RFC 9051 §7.5.2).
     pub fn envelope(&self, out: &mut Vec<u8>) {
-        let h = |name: &str| self.header(name);
-        out.push(b'(');
-        nstring(out, h("Date").as_deref().map(str::as_bytes));
-        out.push(b' ');
-        nstring(out, h("Subject").as_deref().map(str::as_bytes));
-        let m = self.message.as_ref();
-        let from = m.and_then(|m| m.from());
-        for addr in [
-            from,
-            m.and_then(|m| m.sender()).or(from),
-            m.and_then(|m| m.reply_to()).or(from),
-            m.and_then(|m| m.to()),
-            m.and_then(|m| m.cc()),
-            m.and_then(|m| m.bcc()),
-        ] {
-            out.push(b' ');
-            addresses(out, addr);
-        }
-        out.push(b' ');
-        nstring(out, h("In-Reply-To").as_deref().map(str::as_bytes));
-        out.push(b' ');
-        nstring(out, h("Message-ID").as_deref().map(str::as_bytes));
-        out.push(b')');
+        envelope(out, &self.raw[..self.body_offset()], self.message.as_ref());
     }
 
     /// BODYSTRUCTURE (with extension data) or BODY (without).
     pub fn body_structure(&self, out: &mut Vec<u8>, extended: bool) {
         match &self.message {
-            Some(m) => structure(out, self.raw, m, 0, extended),
+            Some(m) => {
+                let mut budget = Budget {
+                    parts: MAX_PARTS_SHOWN,
+                    out_limit: out.len() + 4 * self.raw.len() + STRUCTURE_SLACK,
+                };
+                structure(out, self.raw, m, 0, extended, 0, &mut budget)
+            }
             None => {
                 let size = self.raw.len() - self.body_offset();
                 out.extend_from_slice(
@@ -344,13 +328,70 @@ fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
 /// The part an empty multipart shows in BODYSTRUCTURE.
 const EMPTY_PART: &[u8] = b"(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 0 0)";
 
-/// BODYSTRUCTURE of part `id` of `m`; `raw` is the outermost message, which every part's
-/// offsets (nested ones included) point into.
-fn structure(out: &mut Vec<u8>, raw: &[u8], m: &Message<'_>, id: usize, extended: bool) {
+/// ENVELOPE of a message whose header block is `header`, with its addresses from `m`.
+fn envelope(out: &mut Vec<u8>, header: &[u8], m: Option<&Message<'_>>) {
+    let h = |name: &str| header_values(header, name).into_iter().next();
+    out.push(b'(');
+    nstring(out, h("Date").as_deref().map(str::as_bytes));
+    out.push(b' ');
+    nstring(out, h("Subject").as_deref().map(str::as_bytes));
+    let from = m.and_then(|m| m.from());
+    for addr in [
+        from,
+        m.and_then(|m| m.sender()).or(from),
+        m.and_then(|m| m.reply_to()).or(from),
+        m.and_then(|m| m.to()),
+        m.and_then(|m| m.cc()),
+        m.and_then(|m| m.bcc()),
+    ] {
+        out.push(b' ');
+        addresses(out, addr);
+    }
+    out.push(b' ');
+    nstring(out, h("In-Reply-To").as_deref().map(str::as_bytes));
+    out.push(b' ');
+    nstring(out, h("Message-ID").as_deref().map(str::as_bytes));
+    out.push(b')');
+}
+
+/// Nesting (multiparts and attached messages) shown in BODYSTRUCTURE; deeper parts show as
+/// one empty text part. Real mail nests a handful of levels; a crafted message thousands.
+const MAX_NESTING: usize = 32;
+/// Parts one BODYSTRUCTURE shows at most, and bytes it may take beyond four times the
+/// message's size; past either, parts show as one empty text part. mail-parser can hand back a
+/// part tree whose multiparts share children, which a walk would otherwise visit exponentially
+/// often.
+const MAX_PARTS_SHOWN: usize = 2_000;
+const STRUCTURE_SLACK: usize = 256 * 1024;
+
+/// What is left to a BODYSTRUCTURE walk.
+struct Budget {
+    parts: usize,
+    /// The output length not to pass.
+    out_limit: usize,
+}
+
+/// BODYSTRUCTURE of part `id` of `m`, `depth` levels down, showing at most `budget` more
+/// parts; `raw` is the outermost message, which every part's offsets (nested ones included)
+/// point into.
+fn structure(
+    out: &mut Vec<u8>,
+    raw: &[u8],
+    m: &Message<'_>,
+    id: usize,
+    extended: bool,
+    depth: usize,
+    budget: &mut Budget,
+) {
     let Some(part) = m.parts.get(id) else {
         out.extend_from_slice(b"NIL");
         return;
     };
+    if depth > MAX_NESTING || budget.parts == 0 || out.len() > budget.out_limit {
+        out.extend_from_slice(EMPTY_PART);
+        return;
+    }
+    budget.parts -= 1;
     let ct = part.content_type();
     let subtype = ct
         .and_then(|c| c.subtype())
@@ -363,8 +404,12 @@ fn structure(out: &mut Vec<u8>, raw: &[u8], m: &Message<'_>, id: usize, extended
             // (no opening boundary line) shows one empty text part, as Dovecot does.
             out.extend_from_slice(EMPTY_PART);
         }
-        for &child in children {
-            structure(out, raw, m, child as usize, extended);
+        for (i, &child) in children.iter().enumerate() {
+            // Out of budget, one child (the empty part) still makes a valid multipart.
+            if i > 0 && (budget.parts == 0 || out.len() > budget.out_limit) {
+                break;
+            }
+            structure(out, raw, m, child as usize, extended, depth + 1, budget);
         }
         out.push(b' ');
         string(out, subtype.as_bytes());
@@ -404,11 +449,12 @@ fn structure(out: &mut Vec<u8>, raw: &[u8], m: &Message<'_>, id: usize, extended
     string(out, encoding.as_bytes());
     out.extend_from_slice(format!(" {}", body.len()).as_bytes());
     if let PartType::Message(inner) = &part.body {
-        let nested = Parsed::new(body);
+        // The attached message is already parsed (`inner`): its header block is the start of
+        // the body. Parsing it again at every level cost time and memory quadratic in depth.
         out.push(b' ');
-        nested.envelope(out);
+        envelope(out, &body[..header_end(body).min(body.len())], Some(inner));
         out.push(b' ');
-        structure(out, raw, inner, 0, extended);
+        structure(out, raw, inner, 0, extended, depth + 1, budget);
         out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
     } else if ctype == "TEXT" {
         out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
@@ -532,6 +578,41 @@ mod tests {
         Parsed::new(raw).body_structure(&mut bs, true);
         let bs = String::from_utf8_lossy(&bs);
         assert!(bs.starts_with("((\"MESSAGE\" \"RFC822\""), "{bs}");
+    }
+
+    /// Found by fuzzing: every attached message was parsed again at each level (time and
+    /// memory quadratic in depth, over 2 GB for 478 bytes), BODYSTRUCTURE recursed once per
+    /// level, and a part tree with shared children was walked exponentially often. Now nothing
+    /// is parsed twice and the walk is bounded in depth, parts and output.
+    #[test]
+    fn deeply_nested_messages_cost_little_and_show_a_bounded_structure() {
+        for raw in [
+            &include_bytes!("../../../fuzz/regressions/mime/nested-rfc822-478-bytes")[..],
+            &include_bytes!("../../../fuzz/regressions/mime/nested-rfc822-2000-levels")[..],
+        ] {
+            let p = Parsed::new(raw);
+            for extended in [false, true] {
+                let mut bs = Vec::new();
+                p.body_structure(&mut bs, extended);
+                let text = String::from_utf8_lossy(&bs);
+                assert!(text.starts_with('(') && text.ends_with(')'), "{text}");
+                assert!(bs.len() < 400_000, "{} bytes", bs.len());
+                // Parenthesis depth outside quoted strings: a few per nesting level.
+                let (mut depth, mut deepest, mut quoted, mut escaped) = (0i32, 0, false, false);
+                for &b in &bs {
+                    match (quoted, escaped, b) {
+                        (true, false, b'\\') => escaped = true,
+                        (true, _, _) if escaped => escaped = false,
+                        (_, _, b'"') => quoted = !quoted,
+                        (false, _, b'(') => depth += 1,
+                        (false, _, b')') => depth -= 1,
+                        _ => {}
+                    }
+                    deepest = deepest.max(depth);
+                }
+                assert!(deepest <= 4 * (MAX_NESTING as i32 + 2), "nested {deepest} deep");
+            }
+        }
     }
 
     #[test]
