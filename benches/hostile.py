@@ -109,7 +109,8 @@ async def fetch_all(port: int, done: list):
 
 
 def fetch_rss(args, tmp: Path):
-    server = start(tmp, {"max_connections_per_ip": 100000, "max_connections": 100000})
+    server = start(tmp, {"max_connections_per_ip": 100000, "max_connections": 100000,
+                         **ternlib.UNCAPPED})
     pid = server.proc.pid
     port = server.ports["imap"]
     try:
@@ -206,6 +207,7 @@ async def real_user(port: int, deadline: float, interval: float, latencies: list
 
 def login_flood(args, tmp: Path):
     server = start(tmp, {"max_connections_per_ip": 100000, "max_connections": 100000,
+                         **ternlib.UNCAPPED,
                          "max_auth_failures": 1_000_000})
     port = server.ports["imap"]
     try:

@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO / "cluster"))
 from mta import (  # noqa: E402
     _MASTER_CF, POSTFIX_BASE_CF, _alive, _allow_traverse, _sbin, _tail, free_port, postfix_command,
     postfix_master_pid, stop_postfix)
-from ternlib import Tern, wait_until  # noqa: E402
+from ternlib import UNCAPPED, Tern, wait_until  # noqa: E402
 from ternlocal import default_bin  # noqa: E402
 
 # $TERN_BIN, $CARGO_TARGET_DIR/release/tern, CI's cache dir, or cargo's target dir.
@@ -476,7 +476,8 @@ class TernNode:
         self.password = password
         self.workers = workers
         # As generous as the Postfix+Dovecot side: the benchmark's many loopback clients.
-        self.limits = {"max_connections_per_ip": 100000, "max_connections": 100000, **(limits or {})}
+        self.limits = {"max_connections_per_ip": 100000, "max_connections": 100000, **UNCAPPED,
+                       **(limits or {})}
         self.tern = Tern(self.dir / "data", partitions=partitions, limits=self.limits)
         self.durability = "every 250 fsynced (RocksDB WAL sync)"
 

@@ -79,6 +79,11 @@ def fetch_messages(t, user: str, folder: str = "INBOX") -> list:
         imap.logout()
 
 
+# `[limits]` entries that lift every protocol's own connection caps (benchmarks with many
+# clients on one loopback address).
+UNCAPPED = {p: "{ max_connections_per_ip = 100000, max_connections = 100000 }"
+            for p in ("smtp", "submission", "imap", "pop3")}
+
 PROTOCOLS = ["smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "admin"]
 
 

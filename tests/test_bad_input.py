@@ -271,3 +271,39 @@ def test_connection_flood_from_one_ip_is_capped(tmp_path):
         wait_until(slot_free, timeout=15, what="slots to be released")
     finally:
         t.kill()
+
+
+def test_each_protocol_has_its_own_connection_caps(tmp_path):
+    from ternlib import Tern
+
+    t = Tern(tmp_path / "node", limits={
+        "max_connections_per_ip": 10,
+        "pop3": "{ max_connections_per_ip = 2, max_connections = 100 }",
+        "smtp": "{ max_connections_per_ip = 100, max_connections = 3 }",
+    }).start()
+    try:
+        pops = [Raw(t.ports["pop3"]) for _ in range(2)]
+        assert all(p.greeting.startswith(b"+OK") for p in pops)
+        extra = Raw(t.ports["pop3"])
+        assert extra.greeting.startswith(b"-ERR [SYS/TEMP]"), extra.greeting
+        extra.close()
+        # The same client still reaches the other protocols.
+        imap = Raw(t.ports["imap"])
+        assert imap.greeting.startswith(b"* OK"), imap.greeting
+        smtps = [Raw(t.ports["smtp"]) for _ in range(3)]
+        assert all(s.greeting.startswith(b"220") for s in smtps)
+        # SMTP's own total is full; submission is another protocol.
+        extra = Raw(t.ports["smtp"])
+        assert extra.greeting.startswith(b"421"), extra.greeting
+        extra.close()
+        submission = Raw(t.ports["submission"])
+        assert submission.greeting.startswith(b"220"), submission.greeting
+        # Past the server-wide per-IP cap (10: 2 + 1 + 3 + 1 open), every protocol refuses.
+        more = [Raw(t.ports["imap"]) for _ in range(3)]
+        assert all(m.greeting.startswith(b"* OK") for m in more)
+        refused = Raw(t.ports["imap"])
+        assert refused.greeting.startswith(b"* BYE"), refused.greeting
+        for s in pops + smtps + more + [imap, submission, refused]:
+            s.close()
+    finally:
+        t.kill()

@@ -294,6 +294,14 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// Concurrent connections in all.
     pub max_connections: usize,
+    /// Caps for SMTP (MX) connections alone (`[limits.smtp]`), within the two above.
+    pub smtp: ProtocolCaps,
+    /// Caps for submission (587 and 465) connections (`[limits.submission]`).
+    pub submission: ProtocolCaps,
+    /// Caps for IMAP (143 and 993) connections (`[limits.imap]`).
+    pub imap: ProtocolCaps,
+    /// Caps for POP3 (110 and 995) connections (`[limits.pop3]`).
+    pub pop3: ProtocolCaps,
     /// Seconds an SMTP client may stay silent (RFC 5321 suggests 5 minutes).
     pub smtp_idle_timeout_secs: u64,
     /// Seconds an IMAP client may stay silent outside IDLE (RFC 9051: at least 30 minutes).
@@ -334,6 +342,10 @@ impl Default for Limits {
             max_line_length: 8192,
             max_connections_per_ip: 64,
             max_connections: 10_000,
+            smtp: ProtocolCaps::new(50, 4_000),
+            submission: ProtocolCaps::new(32, 2_000),
+            imap: ProtocolCaps::new(64, 8_000),
+            pop3: ProtocolCaps::new(16, 2_000),
             smtp_idle_timeout_secs: 300,
             imap_idle_timeout_secs: 1800,
             pop3_idle_timeout_secs: 600,
@@ -347,6 +359,27 @@ impl Default for Limits {
             login_max_delay_secs: 15,
             max_messages_per_hour: 0,
             max_messages_per_day: 0,
+        }
+    }
+}
+
+/// Connection caps of one protocol (its STARTTLS and implicit-TLS ports together), applied
+/// within the server-wide ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolCaps {
+    /// Concurrent connections of this protocol from one client (IPv4 address or IPv6 /64).
+    pub max_connections_per_ip: usize,
+    /// Concurrent connections of this protocol in all.
+    pub max_connections: usize,
+}
+
+impl ProtocolCaps {
+    /// `per_ip` per client, `total` in all.
+    pub const fn new(per_ip: usize, total: usize) -> ProtocolCaps {
+        ProtocolCaps {
+            max_connections_per_ip: per_ip,
+            max_connections: total,
         }
     }
 }

@@ -610,7 +610,10 @@ mod tests {
                     }
                     deepest = deepest.max(depth);
                 }
-                assert!(deepest <= 4 * (MAX_NESTING as i32 + 2), "nested {deepest} deep");
+                assert!(
+                    deepest <= 4 * (MAX_NESTING as i32 + 2),
+                    "nested {deepest} deep"
+                );
             }
         }
     }

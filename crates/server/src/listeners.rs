@@ -7,7 +7,7 @@
 //! other peer is a direct client and never sends a header.
 
 use crate::connection::{ConnectionActor, ConnectionArgs};
-use crate::limits::{ConnectionLimiter, ConnectionPermit, Refusal};
+use crate::limits::{ConnectionLimiter, ConnectionPermit, Family, Refusal};
 use crate::proxy::TrustedProxies;
 use crate::services::Services;
 use anyhow::{Context, Result};
@@ -51,6 +51,16 @@ impl Protocol {
             Protocol::Imaps => "imaps",
             Protocol::Pop3 => "pop3",
             Protocol::Pop3s => "pop3s",
+        }
+    }
+
+    /// Whose connection caps it counts under.
+    pub fn family(self) -> Family {
+        match self {
+            Protocol::Smtp => Family::Smtp,
+            Protocol::Submission | Protocol::Submissions => Family::Submission,
+            Protocol::Imap | Protocol::Imaps => Family::Imap,
+            Protocol::Pop3 | Protocol::Pop3s => Family::Pop3,
         }
     }
 
@@ -161,9 +171,9 @@ pub async fn serve(
         // cap applies until the connection actor has read the PROXY header.
         let via_proxy = proxies.contains(peer.ip());
         let admitted = if via_proxy {
-            limiter.admit_unattributed()
+            limiter.admit_unattributed(protocol.family())
         } else {
-            limiter.admit(peer.ip())
+            limiter.admit(protocol.family(), peer.ip())
         };
         let permit = match admitted {
             Ok(permit) => permit,

@@ -102,7 +102,7 @@ impl Services {
                 limits: limits.clone(),
                 allow_plaintext_auth_on_loopback: plaintext,
             }),
-            limiter: ConnectionLimiter::new(limits.max_connections_per_ip, limits.max_connections),
+            limiter: ConnectionLimiter::from_limits(&limits),
             raft,
             directory,
             mailboxes,
