@@ -150,3 +150,38 @@ def test_imap_client_silent_inside_a_literal_is_cut_off(tern):
     lines = c.rest()
     c.close()
     assert lines and lines[-1].startswith(b"* BYE"), lines
+
+
+def test_pop3_client_talking_slowly_within_the_deadline_is_served(tern):
+    c = Client(tern.ports["pop3"])
+    assert c.line().startswith(b"+OK")
+    c.send(b"USER bob@test.example\r\nPASS " + PASSWORD.encode() + b"\r\n")
+    assert c.line().startswith(b"+OK") and c.line().startswith(b"+OK")
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5 * DEADLINE:   # longer than one deadline in all
+        c.send(b"NO")
+        time.sleep(DEADLINE / 4)
+        c.send(b"OP\r\n")
+        assert c.line().startswith(b"+OK")
+        time.sleep(DEADLINE / 4)
+    lines = c.rest()                 # then silence: cut off without a word (RFC 1939 §3)
+    c.close()
+    assert lines == [], lines
+
+
+def test_imap_client_trickling_an_append_after_login_is_served(tern):
+    c = Client(tern.ports["imap"])
+    c.line()
+    c.send(b'a1 LOGIN bob@test.example "' + PASSWORD.encode() + b'"\r\n')
+    assert c.until(b"a1 ").startswith(b"a1 OK")
+    body = b"Subject: slow append\r\n\r\n" + b"x" * 40 + b"\r\n"
+    c.send(b"a2 APPEND INBOX {%d}\r\n" % len(body))
+    assert c.line().startswith(b"+")
+    # Longer than the pre-login deadline in all, a few bytes at a time.
+    for i in range(0, len(body), 6):
+        c.send(body[i:i + 6])
+        time.sleep(DEADLINE / 4)
+    c.send(b"\r\n")
+    assert c.until(b"a2 ").startswith(b"a2 OK")
+    c.send(b"a3 LOGOUT\r\n")
+    c.close()
