@@ -31,6 +31,9 @@ pub enum RelayProtocol {
     Pop3,
 }
 
+/// The most a [`RelayRequest`] may take to decode (an address, a tag and a socket address).
+pub const MAX_RELAY_REQUEST: usize = 64 * 1024;
+
 /// What the relaying node asks of the node it relays to.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RelayRequest {
@@ -50,9 +53,11 @@ impl RelayRequest {
         bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap_or_default()
     }
 
-    /// A request as it arrived.
+    /// A request as it arrived. Decoded with a limit, so a length inside it cannot make the
+    /// decoder reserve more than [`MAX_RELAY_REQUEST`].
     pub fn decode(bytes: &[u8]) -> Result<RelayRequest, String> {
-        bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        let config = bincode::config::standard().with_limit::<MAX_RELAY_REQUEST>();
+        bincode::serde::decode_from_slice(bytes, config)
             .map(|(r, _)| r)
             .map_err(|e| e.to_string())
     }
@@ -163,6 +168,22 @@ impl Mailboxes {
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn a_request_round_trips_and_a_huge_announced_length_is_refused() {
+        let request = RelayRequest {
+            protocol: RelayProtocol::Imap,
+            address: "bob@example.test".into(),
+            client: "192.0.2.1:4321".parse().unwrap(),
+            tag: "a1".into(),
+        };
+        let back = RelayRequest::decode(&request.encode()).unwrap();
+        assert_eq!((back.address, back.tag), (request.address, request.tag));
+        // Protocol 0, then a string announcing 2^62 bytes (varint marker 253 + u64).
+        let mut bytes = vec![0u8, 253];
+        bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        assert!(RelayRequest::decode(&bytes).is_err());
+    }
 
     #[tokio::test]
     async fn status_lines_round_trip_and_leave_the_session_bytes_unread() {
