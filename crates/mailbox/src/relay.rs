@@ -169,22 +169,6 @@ mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    #[test]
-    fn a_request_round_trips_and_a_huge_announced_length_is_refused() {
-        let request = RelayRequest {
-            protocol: RelayProtocol::Imap,
-            address: "bob@example.test".into(),
-            client: "192.0.2.1:4321".parse().unwrap(),
-            tag: "a1".into(),
-        };
-        let back = RelayRequest::decode(&request.encode()).unwrap();
-        assert_eq!((back.address, back.tag), (request.address, request.tag));
-        // Protocol 0, then a string announcing 2^62 bytes (varint marker 253 + u64).
-        let mut bytes = vec![0u8, 253];
-        bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
-        assert!(RelayRequest::decode(&bytes).is_err());
-    }
-
     #[tokio::test]
     async fn status_lines_round_trip_and_leave_the_session_bytes_unread() {
         for status in [
@@ -234,5 +218,10 @@ mod tests {
         assert_eq!(back.protocol, RelayProtocol::Imap);
         assert_eq!(back.tag, "a1");
         assert!(RelayRequest::decode(b"\xff").is_err());
+        // Protocol 0, then a string announcing 2^62 bytes (varint marker 253 + u64): refused
+        // by the decode limit instead of reserving it.
+        let mut huge = vec![0u8, 253];
+        huge.extend_from_slice(&(1u64 << 62).to_le_bytes());
+        assert!(RelayRequest::decode(&huge).is_err());
     }
 }
