@@ -7,6 +7,7 @@
 //! - [`rng`]: the seeded generator.
 //! - [`net`]: the simulated network, [`SimNet`], and its [`crate::link::Transport`].
 //! - [`cluster`]: machines: start, crash, restart, wipe.
+//! - [`faults`]: the fault schedule, planned from the seed, played against simulated time.
 //! - [`workload`]: clients (accepts with retries by transaction id, appends, flags,
 //!   expunges) and a linearizable reader.
 //! - [`history`]: what clients saw, and the checks made as answers arrive.
@@ -15,6 +16,7 @@
 
 pub mod check;
 pub mod cluster;
+pub mod faults;
 pub mod history;
 pub mod net;
 pub mod rng;

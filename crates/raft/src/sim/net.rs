@@ -22,7 +22,7 @@ use tern_core::sync::lock;
 use tokio::time::Instant;
 
 /// How the network misbehaves at the moment.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Weather {
     /// Probability that a request or an answer is lost.
     pub loss: f64,

@@ -3,6 +3,7 @@
 
 use super::check::{check_state, converge};
 use super::cluster::SimCluster;
+use super::faults::{self, Planned, describe, play};
 use super::history::History;
 use super::net::{SimNet, Weather};
 use super::rng::SimRng;
@@ -65,7 +66,7 @@ pub struct SimReport {
     pub unknown: u64,
     /// The faults injected, in order.
     pub faults: Vec<String>,
-    /// The faults injected, in order, without their times: what the seed alone decides.
+    /// The faults planned, in order, without their times: what the seed alone decides.
     pub schedule: Vec<String>,
     /// Broken invariants (empty: the run is clean).
     pub violations: Vec<String>,
@@ -117,6 +118,12 @@ type Root = Option<(tempfile::TempDir, Vec<std::path::PathBuf>)>;
 
 async fn simulate(config: &SimConfig) -> (SimReport, Root) {
     let mut rng = SimRng::new(config.seed);
+    // The plan comes first, from its own stream: nothing the run does can change it.
+    let mut fault_rng = rng.fork();
+    let plan = match config.faults {
+        true => faults::plan(&mut fault_rng, config.nodes, config.duration),
+        false => Vec::new(),
+    };
     let net = SimNet::new(rng.fork());
     let start = Instant::now();
     let mut cluster = match SimCluster::new(net.clone(), config.nodes, config.partitions, &mut rng)
@@ -126,7 +133,7 @@ async fn simulate(config: &SimConfig) -> (SimReport, Root) {
     };
     let mut report = failed(config.seed, String::new());
     report.violations.clear();
-    let outcome = scenario(config, &mut cluster, &mut rng, &mut report).await;
+    let outcome = scenario(config, &mut cluster, &mut rng, &plan, &mut report).await;
     if let Err(e) = outcome {
         report.violations.push(e);
     }
@@ -140,6 +147,7 @@ async fn scenario(
     config: &SimConfig,
     cluster: &mut SimCluster,
     rng: &mut SimRng,
+    plan: &[Planned],
     report: &mut SimReport,
 ) -> Result<(), String> {
     let net = cluster.net.clone();
@@ -149,7 +157,8 @@ async fn scenario(
     let accounts = setup(cluster, rng, config.accounts).await?;
 
     let history = Arc::new(Mutex::new(History::default()));
-    let end = Instant::now() + config.duration;
+    let started = Instant::now();
+    let end = started + config.duration;
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..config.clients {
         let client = Client::new(
@@ -169,17 +178,8 @@ async fn scenario(
         cluster.board.clone(),
         end,
     ));
-    if config.faults {
-        faults(cluster, rng, end, &mut report.faults).await?;
-        report.schedule = report
-            .faults
-            .iter()
-            .map(|f| {
-                f.split_once(' ')
-                    .map_or(f.clone(), |(_, what)| what.to_string())
-            })
-            .collect();
-    }
+    report.schedule = plan.iter().map(|p| describe(cluster, &p.fault)).collect();
+    play(cluster, plan, started, &mut report.faults).await?;
     while tasks.join_next().await.is_some() {}
 
     // Heal everything, bring back every crashed node, and let the replicas agree.
@@ -243,74 +243,4 @@ async fn setup(
         ids.push(id);
     }
     Ok(ids)
-}
-
-/// The fault schedule until `end`: network weather, partitions, crashes with restart, and at
-/// most one disk wipe per run.
-async fn faults(
-    cluster: &mut SimCluster,
-    rng: &mut SimRng,
-    end: Instant,
-    log: &mut Vec<String>,
-) -> Result<(), String> {
-    let net = cluster.net.clone();
-    let n = cluster.machines.len();
-    let mut wiped = false;
-    while Instant::now() < end {
-        tokio::time::sleep(Duration::from_millis(rng.range(300, 3000))).await;
-        let at = net.elapsed().as_millis();
-        let i = rng.pick(n);
-        let id = cluster.machines[i].id;
-        match rng.range(0, 100) {
-            0..30 => {
-                let weather = Weather {
-                    loss: rng.range(0, 30) as f64 / 100.0,
-                    max_delay: Duration::from_millis(rng.range(1, 400)),
-                };
-                log.push(format!("{at}ms weather {weather:?}"));
-                net.note(&[
-                    30,
-                    (weather.loss * 100.0) as u64,
-                    weather.max_delay.as_millis() as u64,
-                ]);
-                net.set_weather(weather);
-            }
-            30..55 => {
-                let hold = Duration::from_millis(rng.range(500, 6000));
-                log.push(format!("{at}ms isolate node {id} for {hold:?}"));
-                net.note(&[31, id]);
-                for m in &cluster.machines {
-                    if m.id != id {
-                        net.cut(id, m.id);
-                    }
-                }
-                tokio::time::sleep(hold).await;
-                net.heal();
-            }
-            55..65 if n >= 3 => {
-                let other = cluster.machines[(i + 1 + rng.pick(n - 1)) % n].id;
-                let hold = Duration::from_millis(rng.range(500, 6000));
-                log.push(format!("{at}ms cut {id}-{other} for {hold:?}"));
-                net.note(&[32, id, other]);
-                net.cut(id, other);
-                tokio::time::sleep(hold).await;
-                net.heal();
-            }
-            65..92 => {
-                let down = Duration::from_millis(rng.range(100, 5000));
-                log.push(format!("{at}ms crash node {id}, restart after {down:?}"));
-                cluster.crash(i).await;
-                tokio::time::sleep(down).await;
-                cluster.start(i).await?;
-            }
-            92..97 if !wiped && !cluster.machines[i].wiped => {
-                wiped = true;
-                log.push(format!("{at}ms wipe the disk of node {id}"));
-                cluster.wipe(i).await?;
-            }
-            _ => {}
-        }
-    }
-    net.set_weather(Weather::calm());
-    Ok(())
 }
