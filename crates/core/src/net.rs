@@ -187,7 +187,12 @@ pub struct Connection {
     sent: usize,
     /// The longest one socket read may wait (`None`: for ever); see [`Connection::set_read_timeout`].
     read_timeout: Option<Duration>,
+    /// The first bytes of the last line refused as too long (see [`Connection::overlong_head`]).
+    overlong_head: Vec<u8>,
 }
+
+/// How much of an overlong line [`Connection::overlong_head`] keeps.
+const OVERLONG_HEAD: usize = 64;
 
 impl Connection {
     /// Wraps an accepted stream.
@@ -201,7 +206,14 @@ impl Connection {
             peer,
             local,
             read_timeout: None,
+            overlong_head: Vec::new(),
         }
+    }
+
+    /// The first bytes (at most 64) of the last line [`Connection::read_line`] refused as too
+    /// long: enough for a protocol to find the command's tag and answer it.
+    pub fn overlong_head(&self) -> &[u8] {
+        &self.overlong_head
     }
 
     /// Bounds every read from the peer from now on: one that waits longer fails with
@@ -334,12 +346,18 @@ impl Connection {
                 let mut line = avail[..end].to_vec();
                 self.pos += end + 1;
                 if discarding || line.len() > max + 1 {
+                    if !discarding {
+                        line.truncate(OVERLONG_HEAD);
+                        self.overlong_head = line;
+                    }
                     return Err(ReadError::TooLong(max));
                 }
                 if line.pop_if(|b| *b == b'\r').is_none() || line.contains(&b'\r') {
                     return Err(ReadError::BareLineEnding);
                 }
                 if line.len() > max {
+                    line.truncate(OVERLONG_HEAD);
+                    self.overlong_head = line;
                     return Err(ReadError::TooLong(max));
                 }
                 return Ok(Some(line));
@@ -347,6 +365,10 @@ impl Connection {
             scanned = avail.len();
             if scanned > max + 1 {
                 // Drop what we have of an overlong line and keep looking for its end.
+                if !discarding {
+                    let head = avail.len().min(OVERLONG_HEAD);
+                    self.overlong_head = avail[..head].to_vec();
+                }
                 discarding = true;
                 self.pos = self.inbuf.len();
                 scanned = 0;
@@ -497,7 +519,8 @@ mod tests {
     #[tokio::test]
     async fn reads_lines_and_recovers_from_overlong_ones() {
         let (mut conn, mut client) = pair().await;
-        let long = vec![b'x'; 100];
+        let mut long = b"tag1 ".to_vec();
+        long.resize(100, b'x');
         client.write_all(b"HELO a\r\n").await.unwrap();
         client.write_all(&long).await.unwrap();
         client.write_all(b"\r\nNOOP\r\n").await.unwrap();
@@ -507,6 +530,8 @@ mod tests {
             conn.read_line(20).await,
             Err(ReadError::TooLong(20))
         ));
+        // Its first bytes are kept, so the protocol can answer the command's tag.
+        assert_eq!(conn.overlong_head(), &long[..64]);
         assert_eq!(conn.read_line(20).await.unwrap(), Some(b"NOOP".to_vec()));
         assert_eq!(conn.read_line(20).await.unwrap(), None);
     }

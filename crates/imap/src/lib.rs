@@ -6,6 +6,7 @@
 //! - [`proto`]: pure parser (commands, sequence sets, search keys) and string encoding.
 //! - [`session`]: the connection loop: literals, the state gate, authentication.
 //! - [`cmd`]: command handlers by family (mailboxes, messages, idle).
+//! - [`listing`]: which names LIST and LSUB return, with which attributes.
 //! - [`view`]: the selected mailbox as the client knows it, and its resynchronisation.
 //! - [`mime`]: ENVELOPE, BODYSTRUCTURE and sections from mail-parser.
 //! - [`search`]: evaluating SEARCH keys.
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod cmd;
+pub mod listing;
 pub mod mime;
 pub mod proto;
 pub mod response;

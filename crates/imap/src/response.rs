@@ -9,6 +9,7 @@ pub fn flags_fetch(
     seq: u32,
     uid: Option<Uid>,
     flags: &[String],
+    recent: bool,
     modseq: Option<u64>,
 ) {
     out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
@@ -16,17 +17,23 @@ pub fn flags_fetch(
         out.extend_from_slice(format!("UID {} ", uid.0).as_bytes());
     }
     out.extend_from_slice(b"FLAGS ");
-    flag_list(out, flags);
+    flag_list(out, flags, recent);
     if let Some(m) = modseq {
         out.extend_from_slice(format!(" MODSEQ ({m})").as_bytes());
     }
     out.extend_from_slice(b")\r\n");
 }
 
-/// `(\Seen $Label)`.
-pub fn flag_list(out: &mut Vec<u8>, flags: &[String]) {
+/// `(\Seen $Label)`, with the session flag `\Recent` when `recent`.
+pub fn flag_list(out: &mut Vec<u8>, flags: &[String], recent: bool) {
     out.push(b'(');
     out.extend_from_slice(flags.join(" ").as_bytes());
+    if recent {
+        if !flags.is_empty() {
+            out.push(b' ');
+        }
+        out.extend_from_slice(b"\\Recent");
+    }
     out.push(b')');
 }
 

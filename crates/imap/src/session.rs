@@ -3,14 +3,17 @@
 
 use crate::ImapContext;
 use crate::proto::{self, Command, Tagged};
-use crate::view::View;
+use crate::view::{RecentFrom, View};
 use std::sync::Arc;
 use std::time::Duration;
+use tern_core::Uid;
 use tern_core::net::{Connection, ReadError};
 use tern_core::ops::Rejection;
 use tern_directory::{DirectoryError, sasl};
 use tern_mailbox::relay::RelayStream;
-use tern_mailbox::{Account, MailboxError, RelayProtocol, RelayRefusal, RelayRequest, status_line};
+use tern_mailbox::{
+    Account, MailboxError, RelayProtocol, RelayRefusal, RelayRequest, Snapshot, status_line,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -21,6 +24,9 @@ const MAX_COMMAND_LITERAL: u64 = 64 * 1024;
 const MAX_LITERAL_BEFORE_LOGIN: u64 = 8 * 1024;
 /// Output queued beyond this is sent before more is built (see [`Session::flush_if_large`]).
 const OUTPUT_FLUSH_BYTES: usize = 256 * 1024;
+/// Longest command line (each line of a command with literals), Dovecot's default: long
+/// enough for a UID set of thousands of ranges or an ID with long values.
+const MAX_COMMAND_LINE: usize = 64 * 1024;
 /// Consecutive unparseable commands before the connection is closed.
 const MAX_BAD_COMMANDS: u32 = 20;
 
@@ -53,6 +59,8 @@ pub struct Session {
     pub(crate) out: Vec<u8>,
     auth_failures: u32,
     pub(crate) shutdown: CancellationToken,
+    /// The client enabled IMAP4rev2 (RFC 9051 §6.3.1): no `\Recent`, no RECENT responses.
+    pub(crate) rev2: bool,
 }
 
 /// Serves one IMAP connection until LOGOUT, disconnect, timeout or shutdown.
@@ -66,6 +74,7 @@ pub async fn run_session(conn: Connection, ctx: Arc<ImapContext>, shutdown: Canc
         out: Vec::new(),
         auth_failures: 0,
         shutdown,
+        rev2: false,
     };
     async move {
         match session.run().await {
@@ -114,6 +123,7 @@ pub async fn run_relayed_session(
             out: Vec::new(),
             auth_failures: 0,
             shutdown,
+            rev2: false,
         };
         let caps = session.capabilities();
         session.tagged(&tag, &format!("OK [CAPABILITY {caps}] Logged in"));
@@ -125,6 +135,18 @@ pub async fn run_relayed_session(
     }
     .instrument(span)
     .await
+}
+
+/// The tag of a command from its first bytes: the first word, when it is a valid tag and the
+/// command goes on after it.
+fn tag_of(head: &[u8]) -> Option<String> {
+    let space = head.iter().position(|&b| b == b' ')?;
+    let tag = std::str::from_utf8(&head[..space]).ok()?;
+    let valid = !tag.is_empty()
+        && tag
+            .bytes()
+            .all(|b| b > 0x20 && b < 0x7f && !b"(){%*\"\\+".contains(&b));
+    valid.then(|| tag.to_string())
 }
 
 /// The `NO` response code for a mailbox error (RFC 5530).
@@ -267,6 +289,10 @@ impl Session {
                         other => other?,
                     }
                 }
+                Err((Some(tag), e)) if e == proto::command::INVALID_MAILBOX_NAME => {
+                    self.tagged(&tag, &format!("NO [CANNOT] {}", e.0));
+                    Flow::Continue
+                }
                 Err((tag, e)) => {
                     bad_in_a_row += 1;
                     let tag = tag.unwrap_or_else(|| "*".into());
@@ -292,14 +318,24 @@ impl Session {
 
     /// Reads one command line and the literals it announces.
     async fn read_command(&mut self) -> std::io::Result<Input> {
-        let max_line = self.ctx.limits.max_line_length;
+        let max_line = self.ctx.limits.max_line_length.max(MAX_COMMAND_LINE);
         let mut buf = Vec::new();
         loop {
             let line = match self.conn.read_line(max_line).await {
                 Ok(Some(line)) => line,
                 Ok(None) => return Ok(Input::Eof),
                 Err(ReadError::TooLong(_)) => {
-                    self.untagged("* BAD Line too long");
+                    // The line was read to its end, so the session goes on; the client gets
+                    // the tagged answer it waits for.
+                    let head = if buf.is_empty() {
+                        self.conn.overlong_head()
+                    } else {
+                        &buf[..]
+                    };
+                    match tag_of(head) {
+                        Some(tag) => self.tagged(&tag, "BAD Command line too long"),
+                        None => self.untagged("* BAD Command line too long"),
+                    }
                     return Ok(Input::Answered);
                 }
                 Err(ReadError::BareLineEnding) => {
@@ -326,8 +362,7 @@ impl Session {
                 (MAX_COMMAND_LITERAL, 2 * MAX_COMMAND_LITERAL)
             };
             if size > limit || buf.len() as u64 + size > command_limit {
-                let tag = String::from_utf8_lossy(buf.split(|&b| b == b' ').next().unwrap_or(b"*"))
-                    .into_owned();
+                let tag = tag_of(&buf).unwrap_or_else(|| "*".into());
                 if non_sync {
                     // The client is already sending the bytes; refusing means closing.
                     self.untagged("* BYE [TOOBIG] Literal too large");
@@ -397,11 +432,17 @@ impl Session {
                 return self.authenticate(&tag, &mechanism, initial).await;
             }
             Enable(caps) => {
-                let enabled: Vec<&str> = caps
-                    .iter()
-                    .filter(|c| *c == "CONDSTORE")
-                    .map(String::as_str)
-                    .collect();
+                let mut enabled: Vec<&str> = Vec::new();
+                for cap in &caps {
+                    match cap.as_str() {
+                        "CONDSTORE" => enabled.push("CONDSTORE"),
+                        "IMAP4REV2" if !self.rev2 => {
+                            self.rev2 = true;
+                            enabled.push("IMAP4rev2");
+                        }
+                        _ => {}
+                    }
+                }
                 let line = format!("* ENABLED {}", enabled.join(" "));
                 self.untagged(line.trim_end());
                 self.tagged(&tag, "OK ENABLE completed");
@@ -416,16 +457,51 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// Which messages of `snapshot` are `\Recent` in this session from now on: none under
+    /// IMAP4rev2; for EXAMINE, those no session was shown yet; for SELECT, those this session
+    /// claims now (a replicated write, made only when some are unclaimed).
+    pub(crate) async fn recent_from(
+        &self,
+        account: &Account,
+        snapshot: &Snapshot,
+        read_only: bool,
+    ) -> RecentFrom {
+        if self.rev2 {
+            return None;
+        }
+        let last = snapshot.messages.last().map_or(Uid(0), |m| m.uid);
+        let none = Uid(last.0.saturating_add(1));
+        if read_only {
+            return Some(snapshot.first_recent);
+        }
+        if snapshot.first_recent > last {
+            return Some(none);
+        }
+        match account.claim_recent(snapshot.mailbox.id, last).await {
+            Ok(first) => Some(first),
+            Err(e) => {
+                tracing::debug!(error = %e, "claiming \\Recent failed");
+                Some(none)
+            }
+        }
+    }
+
     /// Resynchronises the selected mailbox and queues what changed.
     pub(crate) async fn refresh(&mut self, allow_expunge: bool, uid_in_fetch: bool) {
         let (Some(account), Some(view)) = (self.account.clone(), self.selected.as_ref()) else {
             return;
         };
+        let (read_only, last) = (view.read_only, view.last_uid());
         match account.snapshot_by_id(view.id).await {
             Ok(snapshot) => {
+                let grew = snapshot.messages.last().is_some_and(|m| m.uid > last);
+                let recent_from = match grew {
+                    true => self.recent_from(&account, &snapshot, read_only).await,
+                    false => None,
+                };
                 let mut out = std::mem::take(&mut self.out);
                 if let Some(view) = self.selected.as_mut() {
-                    view.sync(snapshot, allow_expunge, uid_in_fetch, &mut out);
+                    view.sync(snapshot, allow_expunge, uid_in_fetch, recent_from, &mut out);
                 }
                 self.out = out;
             }

@@ -1,12 +1,17 @@
 //! A selected mailbox as this session sees it: the message list whose positions are sequence
-//! numbers, and the flags it last reported. `sync` brings it up to date with a fresh snapshot
-//! and writes the untagged EXPUNGE / EXISTS / FETCH responses that tell the client.
+//! numbers, the flags it last reported, the keywords it announced in `FLAGS`, and the messages
+//! that are `\Recent` in this session. `sync` brings it up to date with a fresh snapshot and
+//! writes the untagged EXPUNGE / FLAGS / EXISTS / RECENT / FETCH responses that tell the client.
 
 use crate::proto::SeqSet;
 use crate::response;
+use std::collections::BTreeSet;
 use tern_core::records::MessageRecord;
 use tern_core::{MailboxId, Uid};
 use tern_mailbox::Snapshot;
+
+/// The system flags every mailbox allows (RFC 9051 §2.3.2).
+const SYSTEM_FLAGS: &str = "\\Answered \\Flagged \\Deleted \\Seen \\Draft";
 
 /// The session's view of its selected mailbox.
 pub struct View {
@@ -20,17 +25,95 @@ pub struct View {
     pub uidvalidity: u32,
     /// Messages in sequence order.
     pub messages: Vec<MessageRecord>,
+    /// Keywords announced to the client in `FLAGS` (RFC 9051 §7.3.5: a keyword is announced
+    /// before a FETCH shows it).
+    keywords: BTreeSet<String>,
+    /// Messages `\Recent` in this session (IMAP4rev1 only; empty under IMAP4rev2).
+    recent: BTreeSet<Uid>,
 }
 
+/// Which new messages a sync makes `\Recent` in this session: those with a UID of at least
+/// this (see `tern_mailbox::Account::claim_recent`); `None` for none.
+pub type RecentFrom = Option<Uid>;
+
 impl View {
-    /// The view right after SELECT.
-    pub fn new(snapshot: Snapshot, read_only: bool) -> View {
+    /// The view right after SELECT; messages from `recent_from` on are `\Recent` here.
+    pub fn new(snapshot: Snapshot, read_only: bool, recent_from: RecentFrom) -> View {
+        let keywords = snapshot
+            .messages
+            .iter()
+            .flat_map(|m| m.flags.iter())
+            .filter(|f| !f.starts_with('\\'))
+            .cloned()
+            .collect();
+        let recent = match recent_from {
+            Some(from) => snapshot
+                .messages
+                .iter()
+                .map(|m| m.uid)
+                .filter(|u| *u >= from)
+                .collect(),
+            None => BTreeSet::new(),
+        };
         View {
             id: snapshot.mailbox.id,
             name: snapshot.mailbox.name,
             read_only,
             uidvalidity: snapshot.mailbox.uidvalidity,
             messages: snapshot.messages,
+            keywords,
+            recent,
+        }
+    }
+
+    /// How many messages are `\Recent` in this session.
+    pub fn recent_count(&self) -> usize {
+        self.recent.len()
+    }
+
+    /// Whether `uid` is `\Recent` in this session.
+    pub fn is_recent(&self, uid: Uid) -> bool {
+        self.recent.contains(&uid)
+    }
+
+    /// The highest UID in the view (0 when empty).
+    pub fn last_uid(&self) -> Uid {
+        self.messages.last().map(|m| m.uid).unwrap_or(Uid(0))
+    }
+
+    /// Writes the `FLAGS` and `PERMANENTFLAGS` responses: the system flags and every keyword
+    /// announced so far.
+    pub fn write_flags(&self, out: &mut Vec<u8>) {
+        let mut all = SYSTEM_FLAGS.to_string();
+        for k in &self.keywords {
+            all.push(' ');
+            all.push_str(k);
+        }
+        out.extend_from_slice(format!("* FLAGS ({all})\r\n").as_bytes());
+        if self.read_only {
+            out.extend_from_slice(b"* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n");
+        } else {
+            out.extend_from_slice(
+                format!("* OK [PERMANENTFLAGS ({all} \\*)] Flags permitted\r\n").as_bytes(),
+            );
+        }
+    }
+
+    /// Announces (writes `FLAGS` again) when `flags` hold a keyword not announced yet.
+    pub fn announce_keywords<'a>(
+        &mut self,
+        flags: impl IntoIterator<Item = &'a String>,
+        out: &mut Vec<u8>,
+    ) {
+        let mut added = false;
+        for f in flags {
+            if !f.starts_with('\\') && !self.keywords.contains(f) {
+                self.keywords.insert(f.clone());
+                added = true;
+            }
+        }
+        if added {
+            self.write_flags(out);
         }
     }
 
@@ -87,48 +170,68 @@ impl View {
         }
     }
 
-    /// Brings the view to `snapshot`, writing untagged responses to `out`. Expunges are only
-    /// reported (and applied) when `allow_expunge`: during FETCH, STORE and SEARCH by sequence
-    /// number they would renumber messages under the client's feet (RFC 9051 §7.5.1).
+    /// Brings the view to `snapshot`, writing untagged responses to `out`; new messages from
+    /// `recent_from` on become `\Recent` here. Expunges are only reported (and applied) when
+    /// `allow_expunge`: during FETCH, STORE and SEARCH by sequence number they would renumber
+    /// messages under the client's feet (RFC 9051 §7.5.1).
     pub fn sync(
         &mut self,
         snapshot: Snapshot,
         allow_expunge: bool,
         uid_in_fetch: bool,
+        recent_from: RecentFrom,
         out: &mut Vec<u8>,
     ) {
         let fresh = snapshot.messages;
         if allow_expunge {
-            let mut i = 0;
-            while i < self.messages.len() {
-                let uid = self.messages[i].uid;
-                if fresh.binary_search_by_key(&uid, |m| m.uid).is_err() {
-                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", i + 1).as_bytes());
-                    self.messages.remove(i);
+            // One pass over the view, not one removal per expunged message.
+            let mut gone = Vec::new();
+            let mut kept = Vec::with_capacity(self.messages.len());
+            for (i, m) in std::mem::take(&mut self.messages).into_iter().enumerate() {
+                if fresh.binary_search_by_key(&m.uid, |f| f.uid).is_ok() {
+                    kept.push(m);
                 } else {
-                    i += 1;
+                    gone.push(i + 1);
+                    self.recent.remove(&m.uid);
                 }
             }
-        }
-        let last_uid = self.messages.last().map(|m| m.uid).unwrap_or(Uid(0));
-        let mut added = false;
-        for m in &fresh {
-            if m.uid > last_uid {
-                self.messages.push(m.clone());
-                added = true;
+            self.messages = kept;
+            // RFC 9051 §7.5.1: each EXPUNGE renumbers the messages after it, so numbers are
+            // sent in an order that stays right as the client applies them one by one.
+            for (k, seq) in gone.iter().enumerate() {
+                out.extend_from_slice(format!("* {} EXPUNGE\r\n", seq - k).as_bytes());
             }
         }
-        if added {
+        let last_uid = self.last_uid();
+        let start = fresh.partition_point(|m| m.uid <= last_uid);
+        let added = &fresh[start..];
+        self.announce_keywords(fresh.iter().flat_map(|m| m.flags.iter()), out);
+        if !added.is_empty() {
+            self.messages.extend_from_slice(added);
+            if let Some(from) = recent_from {
+                self.recent
+                    .extend(added.iter().map(|m| m.uid).filter(|u| *u >= from));
+            }
             out.extend_from_slice(format!("* {} EXISTS\r\n", self.messages.len()).as_bytes());
+            if recent_from.is_some() {
+                out.extend_from_slice(format!("* {} RECENT\r\n", self.recent.len()).as_bytes());
+            }
         }
+        let mut j = 0;
         for (i, mine) in self.messages.iter_mut().enumerate() {
-            if let Ok(j) = fresh.binary_search_by_key(&mine.uid, |m| m.uid)
-                && fresh[j].flags != mine.flags
+            // Both lists ascend by UID: walk them together.
+            while j < fresh.len() && fresh[j].uid < mine.uid {
+                j += 1;
+            }
+            if let Some(f) = fresh.get(j)
+                && f.uid == mine.uid
+                && f.flags != mine.flags
             {
-                mine.flags = fresh[j].flags.clone();
-                mine.modseq = fresh[j].modseq;
+                mine.flags = f.flags.clone();
+                mine.modseq = f.modseq;
                 let uid = uid_in_fetch.then_some(mine.uid);
-                response::flags_fetch(out, i as u32 + 1, uid, &mine.flags, None);
+                let recent = self.recent.contains(&mine.uid);
+                response::flags_fetch(out, i as u32 + 1, uid, &mine.flags, recent, None);
             }
         }
     }
@@ -146,6 +249,8 @@ mod tests {
             name: "INBOX".into(),
             read_only: false,
             uidvalidity: 1,
+            keywords: BTreeSet::new(),
+            recent: BTreeSet::new(),
             messages: uids
                 .iter()
                 .map(|&u| MessageRecord {

@@ -118,6 +118,38 @@ impl Account {
         self.write_ok(command).await
     }
 
+    /// Names subscribed to that are not mailboxes (LSUB, LIST (SUBSCRIBED)).
+    pub async fn dangling_subscriptions(&self) -> Result<Vec<String>, MailboxError> {
+        self.read(|r, account| Ok(r.dangling_subscriptions(account)?))
+            .await
+    }
+
+    /// How many messages of mailbox `name` no IMAP session was shown yet (STATUS RECENT).
+    pub async fn unclaimed_recent(&self, name: &str) -> Result<u32, MailboxError> {
+        let name = name.to_string();
+        self.read(move |r, account| {
+            let mailbox = r.mailbox(account, &name)?.ok_or(Rejection::NoSuchMailbox)?;
+            let first = r.first_recent(account, mailbox.id)?;
+            Ok(r.count_from(account, mailbox.id, first)?)
+        })
+        .await
+    }
+
+    /// Claims for one session the messages of `mailbox` up to `up_to` that no session was
+    /// shown yet (IMAP4rev1 `\Recent`); returns the first UID claimed (nothing is claimed
+    /// when it is above `up_to`).
+    pub async fn claim_recent(&self, mailbox: MailboxId, up_to: Uid) -> Result<Uid, MailboxError> {
+        let command = Command::ClaimRecent {
+            account: self.info.id,
+            mailbox,
+            up_to,
+        };
+        match self.write(command).await? {
+            Response::RecentClaimed(first) => Ok(first),
+            other => Err(MailboxError::unexpected(self.partition, &other)),
+        }
+    }
+
     /// SUBSCRIBE / UNSUBSCRIBE.
     pub async fn subscribe(&self, name: &str, subscribed: bool) -> Result<(), MailboxError> {
         let command = Command::SetSubscribed {

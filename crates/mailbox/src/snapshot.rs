@@ -7,7 +7,7 @@
 
 use crate::{MailboxError, Snapshot};
 use tern_core::records::{MailboxRecord, MessageRecord};
-use tern_core::{AccountId, MailboxId, flags};
+use tern_core::{AccountId, MailboxId, Uid, flags};
 use tern_store::{Reader, Rejection};
 
 /// Reads mailbox `id` of `account` and its messages.
@@ -19,12 +19,17 @@ pub(crate) fn read(
     let mailbox = reader
         .mailbox_by_id(account, id)?
         .ok_or(Rejection::NoSuchMailbox)?;
+    let first_recent = reader.first_recent(account, id)?;
     let messages = reader.messages(account, id)?;
-    Ok(reconcile(mailbox, messages))
+    Ok(reconcile(mailbox, messages, first_recent))
 }
 
 /// Makes the counters of `mailbox` agree with `messages` (see the module docs).
-pub(crate) fn reconcile(mut mailbox: MailboxRecord, messages: Vec<MessageRecord>) -> Snapshot {
+pub(crate) fn reconcile(
+    mut mailbox: MailboxRecord,
+    messages: Vec<MessageRecord>,
+    first_recent: Uid,
+) -> Snapshot {
     mailbox.messages = u32::try_from(messages.len()).unwrap_or(u32::MAX);
     let unseen = messages
         .iter()
@@ -38,13 +43,17 @@ pub(crate) fn reconcile(mut mailbox: MailboxRecord, messages: Vec<MessageRecord>
     if let Some(top) = messages.iter().map(|m| m.modseq.0).max() {
         mailbox.highest_modseq = mailbox.highest_modseq.max(top);
     }
-    Snapshot { mailbox, messages }
+    Snapshot {
+        mailbox,
+        messages,
+        first_recent,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tern_core::{BlobId, ModSeq, Uid};
+    use tern_core::{BlobId, ModSeq};
 
     fn message(uid: u32, modseq: u64, seen: bool) -> MessageRecord {
         MessageRecord {
@@ -84,7 +93,7 @@ mod tests {
             message(2, 5, false),
             message(3, 9, false),
         ];
-        let snap = reconcile(mailbox(3, 5, 2), list);
+        let snap = reconcile(mailbox(3, 5, 2), list, Uid(1));
         let m = snap.mailbox;
         assert_eq!((m.messages, m.unseen, m.size), (3, 2, 30));
         assert_eq!((m.uidnext, m.highest_modseq), (4, 9));
@@ -94,7 +103,7 @@ mod tests {
     fn consistent_reads_are_unchanged() {
         let list = vec![message(1, 4, true), message(5, 6, false)];
         let before = mailbox(9, 12, 2);
-        let snap = reconcile(before.clone(), list);
+        let snap = reconcile(before.clone(), list, Uid(1));
         assert_eq!(snap.mailbox.uidnext, 9);
         assert_eq!(snap.mailbox.highest_modseq, 12);
         assert_eq!(snap.mailbox.size, 20);
@@ -103,7 +112,7 @@ mod tests {
 
     #[test]
     fn empty_mailbox() {
-        let snap = reconcile(mailbox(1, 1, 0), vec![]);
+        let snap = reconcile(mailbox(1, 1, 0), vec![], Uid(1));
         assert_eq!((snap.mailbox.messages, snap.mailbox.uidnext), (0, 1));
     }
 }

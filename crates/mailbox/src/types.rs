@@ -24,6 +24,9 @@ pub struct Snapshot {
     pub mailbox: MailboxRecord,
     /// All messages in UID order.
     pub messages: Vec<MessageRecord>,
+    /// The lowest UID no IMAP session was shown yet (IMAP4rev1 `\Recent`), as this replica
+    /// last saw it; `Account::claim_recent` decides.
+    pub first_recent: Uid,
 }
 
 /// Result of APPEND (UIDPLUS APPENDUID).

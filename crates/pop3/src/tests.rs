@@ -102,6 +102,7 @@ impl MailAccount for MemAccount {
                     size: messages.iter().map(|m| m.size).sum(),
                 },
                 messages,
+                first_recent: Uid(1),
             })
         };
         std::future::ready(result)

@@ -226,7 +226,8 @@ pub enum Command {
         /// Unix seconds.
         now: i64,
     },
-    /// IMAP SUBSCRIBE / UNSUBSCRIBE. Rejects `NoSuchMailbox` on subscribe.
+    /// IMAP SUBSCRIBE / UNSUBSCRIBE. A name that is not a mailbox can be subscribed too
+    /// (RFC 9051 §6.3.7), and deleting a mailbox keeps its subscription.
     SetSubscribed {
         /// The account.
         account: AccountId,
@@ -344,6 +345,17 @@ pub enum Command {
         /// The session letting go.
         holder: u128,
     },
+    /// IMAP4rev1 `\Recent` (RFC 3501 §2.3.2): one session claims the messages of `mailbox` up
+    /// to `up_to` that no session was shown yet. Answers `RecentClaimed(first)`: the session's
+    /// recent messages are those from UID `first` to `up_to` (none when `first > up_to`).
+    ClaimRecent {
+        /// The account.
+        account: AccountId,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// The highest UID the session shows.
+        up_to: Uid,
+    },
 }
 
 /// Messages an account may send per fixed window (UTC hour, UTC day); 0 = unlimited.
@@ -435,4 +447,6 @@ pub enum Response {
     Expunged(Vec<Uid>),
     /// `ExpireDedup`: how many records went.
     Expired(u32),
+    /// `ClaimRecent`: the first UID claimed.
+    RecentClaimed(Uid),
 }

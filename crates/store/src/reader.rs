@@ -8,7 +8,7 @@ use tern_core::records::{
     AccountRecord, AliasRecord, DkimKeyRecord, DomainRecord, MailboxRecord, MessageRecord,
     QueueRecord,
 };
-use tern_core::{AccountId, BlobId, DeliveryId, GroupId, MailboxId};
+use tern_core::{AccountId, BlobId, DeliveryId, GroupId, MailboxId, Uid};
 
 /// A read-only view of one group's applied state.
 #[derive(Clone)]
@@ -110,6 +110,43 @@ impl Reader {
         let mut all: Vec<MailboxRecord> = self.table(&schema::mailboxes_of(self.group, account))?;
         all.sort_by(|a, b| (a.name != "INBOX", &a.name).cmp(&(b.name != "INBOX", &b.name)));
         Ok(all)
+    }
+    /// Names the account subscribed to that are not mailboxes, sorted.
+    pub fn dangling_subscriptions(&self, account: AccountId) -> Result<Vec<String>, StoreError> {
+        let prefix = schema::subscriptions_of(self.group, account);
+        let mut names = Vec::new();
+        for (k, _) in self.db.scan(CF_STATE, &prefix)? {
+            let name = k.get(prefix.len()..).unwrap_or_default();
+            names.push(String::from_utf8_lossy(name).into_owned());
+        }
+        Ok(names)
+    }
+    /// The lowest UID of `mailbox` no IMAP session was shown yet: the first `\Recent` one.
+    pub fn first_recent(&self, account: AccountId, mailbox: MailboxId) -> Result<Uid, StoreError> {
+        let key = schema::recent(self.group, account, mailbox);
+        Ok(Uid(self.get::<u32>(&key)?.unwrap_or(1)))
+    }
+    /// How many messages of `mailbox` have a UID of at least `from`.
+    pub fn count_from(
+        &self,
+        account: AccountId,
+        mailbox: MailboxId,
+        from: Uid,
+    ) -> Result<u32, StoreError> {
+        let prefix = schema::messages_of(self.group, account, mailbox);
+        let start = schema::message(self.group, account, mailbox, from);
+        let mut n = 0u32;
+        for item in self
+            .db
+            .iter_from(CF_STATE, &start, crate::db::Direction::Forward)?
+        {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            n = n.saturating_add(1);
+        }
+        Ok(n)
     }
     /// One mailbox by name (`INBOX` matched case-insensitively).
     pub fn mailbox(

@@ -64,6 +64,12 @@ pub mod table {
     pub const GROUP_USAGE: u8 = 21;
     /// Partition: account → `MaildropLease`: who holds the account's POP3 maildrop, until when.
     pub const MAILDROP_LEASE: u8 = 22;
+    /// Partition: account | mailbox id → u32: the lowest UID no IMAP session has been shown
+    /// yet, the first `\Recent` message (absent: 1).
+    pub const RECENT: u8 = 23;
+    /// Partition: account | name → (): subscriptions to names that are not mailboxes (a
+    /// mailbox's own subscription is in its record).
+    pub const SUBSCRIPTION: u8 = 24;
     /// Any group: the state machine's last applied log id and membership (not user state).
     pub const APPLIED: u8 = 0xF0;
 }
@@ -252,6 +258,25 @@ pub fn send_counter(g: GroupId, a: AccountId) -> Vec<u8> {
 /// Partition: the account's POP3 maildrop lease.
 pub fn maildrop_lease(g: GroupId, a: AccountId) -> Vec<u8> {
     Key::new(g, table::MAILDROP_LEASE).u64(a.0).build()
+}
+/// Partition: the first `\Recent` UID of a mailbox.
+pub fn recent(g: GroupId, a: AccountId, m: MailboxId) -> Vec<u8> {
+    Key::new(g, table::RECENT).u64(a.0).u32(m.0).build()
+}
+/// Partition: prefix of an account's first-`\Recent` rows.
+pub fn recent_of(g: GroupId, a: AccountId) -> Vec<u8> {
+    Key::new(g, table::RECENT).u64(a.0).build()
+}
+/// Partition: a subscription to a name that is not a mailbox.
+pub fn subscription(g: GroupId, a: AccountId, name: &str) -> Vec<u8> {
+    Key::new(g, table::SUBSCRIPTION)
+        .u64(a.0)
+        .bytes(name.as_bytes())
+        .build()
+}
+/// Partition: prefix of an account's subscriptions to names that are not mailboxes.
+pub fn subscriptions_of(g: GroupId, a: AccountId) -> Vec<u8> {
+    Key::new(g, table::SUBSCRIPTION).u64(a.0).build()
 }
 /// Any group: the applied-state record.
 pub fn applied(g: GroupId) -> Vec<u8> {

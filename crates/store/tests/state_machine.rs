@@ -470,3 +470,81 @@ fn dedup_records_expire_oldest_first_and_only_before_the_cutoff() {
     assert!(matches!(r.apply(accept(4, 4_000)), Response::Accepted(_)));
     assert_eq!(r.uids("INBOX").len(), 4);
 }
+
+#[test]
+fn subscriptions_outlive_mailboxes_and_new_mailboxes_are_not_subscribed() {
+    let mut r = Replica::new();
+    let subscribe = |name: &str, subscribed| Command::SetSubscribed {
+        account: ACCOUNT,
+        name: name.into(),
+        subscribed,
+    };
+    let create = |name: &str| Command::CreateMailbox {
+        account: ACCOUNT,
+        name: name.into(),
+        special_use: None,
+        now: 1_700_000_000,
+    };
+    let subscribed = |r: &Replica, name: &str| {
+        r.reader()
+            .mailbox(ACCOUNT, name)
+            .unwrap()
+            .unwrap()
+            .subscribed
+    };
+    let dangling = |r: &Replica| r.reader().dangling_subscriptions(ACCOUNT).unwrap();
+    // The default mailboxes are subscribed; a created one (and its parents) is not.
+    assert!(subscribed(&r, "INBOX"));
+    assert_eq!(r.apply(create("a/b")), Response::Ok);
+    assert!(!subscribed(&r, "a") && !subscribed(&r, "a/b"));
+    // A name that is not a mailbox can be subscribed; creating it takes the subscription.
+    assert_eq!(r.apply(subscribe("later", true)), Response::Ok);
+    assert_eq!(dangling(&r), vec!["later".to_string()]);
+    assert_eq!(r.apply(create("later")), Response::Ok);
+    assert!(subscribed(&r, "later"));
+    assert!(dangling(&r).is_empty());
+    // Deleting a subscribed mailbox keeps the subscription; unsubscribing drops it.
+    assert_eq!(r.apply(subscribe("a/b", true)), Response::Ok);
+    let delete = Command::DeleteMailbox {
+        account: ACCOUNT,
+        name: "a/b".into(),
+    };
+    assert_eq!(r.apply(delete), Response::Ok);
+    assert_eq!(dangling(&r), vec!["a/b".to_string()]);
+    assert_eq!(r.apply(subscribe("a/b", false)), Response::Ok);
+    assert!(dangling(&r).is_empty());
+}
+
+#[test]
+fn each_message_is_recent_for_one_claim_only() {
+    let mut r = Replica::new();
+    for _ in 0..3 {
+        let op = r.command(&Op::Append {
+            mailbox: 0,
+            seen: false,
+        });
+        r.apply(op);
+    }
+    let inbox = r.mailbox_id("INBOX");
+    let claim = |up_to| Command::ClaimRecent {
+        account: ACCOUNT,
+        mailbox: inbox,
+        up_to: Uid(up_to),
+    };
+    assert_eq!(r.reader().first_recent(ACCOUNT, inbox).unwrap(), Uid(1));
+    // The first session gets 1..=2, the next one only 3, a late one nothing.
+    assert_eq!(r.apply(claim(2)), Response::RecentClaimed(Uid(1)));
+    assert_eq!(r.apply(claim(3)), Response::RecentClaimed(Uid(3)));
+    assert_eq!(r.apply(claim(3)), Response::RecentClaimed(Uid(4)));
+    assert_eq!(r.apply(claim(1)), Response::RecentClaimed(Uid(4)));
+    assert_eq!(r.reader().first_recent(ACCOUNT, inbox).unwrap(), Uid(4));
+    let gone = Command::ClaimRecent {
+        account: ACCOUNT,
+        mailbox: MailboxId(999),
+        up_to: Uid(1),
+    };
+    assert_eq!(
+        r.apply(gone),
+        Response::Rejected(tern_store::Rejection::NoSuchMailbox)
+    );
+}

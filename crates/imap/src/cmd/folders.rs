@@ -1,5 +1,6 @@
 //! Mailbox-level commands.
 
+use crate::listing;
 use crate::proto::encode;
 use crate::proto::{ListArgs, StatusItem};
 use crate::session::{Session, no_for};
@@ -8,25 +9,7 @@ use tern_core::ops::Rejection;
 use tern_core::records::MailboxRecord;
 use tern_mailbox::{Account, MailboxError};
 
-/// Does `name` match a LIST pattern (`*` anything, `%` anything but the separator)?
-pub fn matches(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some(b'*') => (0..=n.len()).any(|i| go(&p[1..], &n[i..])),
-            Some(b'%') => (0..=n.len())
-                .take_while(|&i| i == 0 || n[i - 1] != b'/')
-                .any(|i| go(&p[1..], &n[i..])),
-            Some(c) => n.first() == Some(c) && go(&p[1..], &n[1..]),
-        }
-    }
-    if name == "INBOX" && pattern.eq_ignore_ascii_case("INBOX") {
-        return true;
-    }
-    go(pattern.as_bytes(), name.as_bytes())
-}
-
-fn status_text(m: &MailboxRecord, items: &[StatusItem]) -> String {
+fn status_text(m: &MailboxRecord, items: &[StatusItem], recent: u32) -> String {
     let parts: Vec<String> = items
         .iter()
         .map(|i| match i {
@@ -35,7 +18,7 @@ fn status_text(m: &MailboxRecord, items: &[StatusItem]) -> String {
             StatusItem::UidValidity => format!("UIDVALIDITY {}", m.uidvalidity),
             StatusItem::Unseen => format!("UNSEEN {}", m.unseen),
             StatusItem::Size => format!("SIZE {}", m.size),
-            StatusItem::Recent => "RECENT 0".to_string(),
+            StatusItem::Recent => format!("RECENT {recent}"),
             StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", m.highest_modseq),
         })
         .collect();
@@ -55,6 +38,7 @@ impl Session {
             patterns,
             subscribed_only,
             special_use_only,
+            recursive_match,
             ret_subscribed,
             ret_status,
         } = args;
@@ -67,40 +51,43 @@ impl Session {
             Ok(all) => all,
             Err(e) => return self.tagged(tag, &no_for(&e)),
         };
-        for m in &all {
-            let wanted = patterns
-                .iter()
-                .any(|p| matches(&format!("{reference}{p}"), &m.name));
-            let unwanted_kind =
-                (subscribed_only && !m.subscribed) || (special_use_only && m.special_use.is_none());
-            if !wanted || unwanted_kind {
-                continue;
+        let dangling = if subscribed_only || ret_subscribed {
+            match account.dangling_subscriptions().await {
+                Ok(d) => d,
+                Err(e) => return self.tagged(tag, &no_for(&e)),
             }
-            let child_prefix = format!("{}/", m.name);
-            let mut attrs = vec![if all.iter().any(|o| o.name.starts_with(&child_prefix)) {
-                "\\HasChildren"
-            } else {
-                "\\HasNoChildren"
-            }];
-            if let Some(su) = m.special_use {
-                attrs.push(su.attribute());
-            }
-            if ret_subscribed && m.subscribed {
-                attrs.push("\\Subscribed");
-            }
-            let line = format!(
+        } else {
+            Vec::new()
+        };
+        let patterns: Vec<String> = patterns.iter().map(|p| format!("{reference}{p}")).collect();
+        let selection = listing::Selection {
+            patterns: &patterns,
+            subscribed_only,
+            special_use_only,
+            recursive_match,
+            mark_subscribed: subscribed_only || ret_subscribed,
+        };
+        for line in listing::list(&all, &dangling, &selection) {
+            let mut text = format!(
                 "* LIST ({}) \"/\" {}",
-                attrs.join(" "),
-                quoted_name(&m.name)
+                line.attributes.join(" "),
+                quoted_name(&line.name)
             );
-            self.untagged(&line);
-            if let Some(items) = &ret_status {
-                let line = format!(
+            if line.child_subscribed {
+                text.push_str(" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
+            self.untagged(&text);
+            if let (Some(items), Some(m)) = (&ret_status, line.mailbox) {
+                let recent = match items.contains(&StatusItem::Recent) {
+                    true => account.unclaimed_recent(&m.name).await.unwrap_or(0),
+                    false => 0,
+                };
+                let text = format!(
                     "* STATUS {} ({})",
                     quoted_name(&m.name),
-                    status_text(m, items)
+                    status_text(m, items, recent)
                 );
-                self.untagged(&line);
+                self.untagged(&text);
             }
         }
         self.tagged(tag, "OK LIST completed");
@@ -113,15 +100,22 @@ impl Session {
         reference: &str,
         pattern: &str,
     ) {
-        let all = match account.list().await {
-            Ok(all) => all,
-            Err(e) => return self.tagged(tag, &no_for(&e)),
+        let (all, dangling) = match (account.list().await, account.dangling_subscriptions().await) {
+            (Ok(all), Ok(dangling)) => (all, dangling),
+            (Err(e), _) | (_, Err(e)) => return self.tagged(tag, &no_for(&e)),
         };
-        for m in all.iter().filter(|m| m.subscribed) {
-            if matches(&format!("{reference}{pattern}"), &m.name) {
-                let line = format!("* LSUB () \"/\" {}", quoted_name(&m.name));
-                self.untagged(&line);
-            }
+        let subscribed = all
+            .into_iter()
+            .filter(|m| m.subscribed)
+            .map(|m| m.name)
+            .chain(dangling)
+            .collect();
+        for (name, noselect) in listing::lsub(&subscribed, &format!("{reference}{pattern}")) {
+            let attributes = if noselect { "\\Noselect" } else { "" };
+            self.untagged(&format!(
+                "* LSUB ({attributes}) \"/\" {}",
+                quoted_name(&name)
+            ));
         }
         self.tagged(tag, "OK LSUB completed");
     }
@@ -135,10 +129,14 @@ impl Session {
     ) {
         match account.status(name).await {
             Ok(m) => {
+                let recent = match items.contains(&StatusItem::Recent) {
+                    true => account.unclaimed_recent(&m.name).await.unwrap_or(0),
+                    false => 0,
+                };
                 let line = format!(
                     "* STATUS {} ({})",
                     quoted_name(&m.name),
-                    status_text(&m, items)
+                    status_text(&m, items, recent)
                 );
                 self.untagged(&line);
                 self.tagged(tag, "OK STATUS completed");
@@ -161,13 +159,20 @@ impl Session {
             Err(e) => return self.tagged(tag, &no_for(&e)),
         };
         let m = snapshot.mailbox.clone();
-        self.untagged(&format!("* {} EXISTS", snapshot.messages.len()));
-        self.untagged("* 0 RECENT");
-        self.untagged("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)");
-        if read_only {
-            self.untagged("* OK [PERMANENTFLAGS ()] Read-only mailbox");
-        } else {
-            self.untagged("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted");
+        let recent_from = self.recent_from(account, &snapshot, read_only).await;
+        let view = View::new(snapshot, read_only, recent_from);
+        self.untagged(&format!("* {} EXISTS", view.messages.len()));
+        if !self.rev2 {
+            self.untagged(&format!("* {} RECENT", view.recent_count()));
+        }
+        view.write_flags(&mut self.out);
+        // RFC 3501 §6.3.1: the first unseen message (RFC 9051 dropped it).
+        let first_unseen = view
+            .messages
+            .iter()
+            .position(|m| !m.flags.iter().any(|f| f == tern_core::flags::SEEN));
+        if let (false, Some(i)) = (self.rev2, first_unseen) {
+            self.untagged(&format!("* OK [UNSEEN {}] First unseen", i + 1));
         }
         self.untagged(&format!("* OK [UIDVALIDITY {}] UIDs valid", m.uidvalidity));
         self.untagged(&format!("* OK [UIDNEXT {}] Predicted next UID", m.uidnext));
@@ -175,7 +180,7 @@ impl Session {
             "* OK [HIGHESTMODSEQ {}] Highest",
             m.highest_modseq
         ));
-        self.selected = Some(View::new(snapshot, read_only));
+        self.selected = Some(view);
         let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };
         self.tagged(tag, &format!("OK [{mode}] SELECT completed"));
     }
@@ -200,6 +205,10 @@ impl Session {
         date: Option<i64>,
         message: Vec<u8>,
     ) {
+        let flags = flags
+            .into_iter()
+            .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+            .collect();
         match account.append(mailbox, message, flags, date).await {
             Ok(a) => {
                 self.refresh(true, false).await;
@@ -216,19 +225,5 @@ impl Session {
             }
             Err(e) => self.tagged(tag, &no_for(&e)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::matches;
-
-    #[test]
-    fn patterns() {
-        assert!(matches("*", "Projects/Tern"));
-        assert!(matches("%", "Sent") && !matches("%", "Projects/Tern"));
-        assert!(matches("Projects/%", "Projects/Tern"));
-        assert!(matches("inbox", "INBOX"));
-        assert!(!matches("Sent", "Sent2"));
     }
 }

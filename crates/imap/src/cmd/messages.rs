@@ -158,7 +158,8 @@ impl Session {
             FetchItem::Uid => out.extend_from_slice(format!("UID {}", m.uid.0).as_bytes()),
             FetchItem::Flags => {
                 out.extend_from_slice(b"FLAGS ");
-                response::flag_list(out, &m.flags);
+                let recent = self.selected.as_ref().is_some_and(|v| v.is_recent(m.uid));
+                response::flag_list(out, &m.flags, recent);
             }
             FetchItem::InternalDate => {
                 out.extend_from_slice(b"INTERNALDATE ");
@@ -237,20 +238,38 @@ impl Session {
             StoreOp::Add => FlagOp::Add,
             StoreOp::Remove => FlagOp::Remove,
         };
+        // `\Recent` belongs to the session and cannot be stored (RFC 3501 §2.3.2).
+        let flags: Vec<String> = flags
+            .into_iter()
+            .filter(|f| !f.eq_ignore_ascii_case("\\Recent"))
+            .collect();
         let stored = match account.store(id, uids, op, flags, unchanged_since).await {
             Ok(s) => s,
             Err(e) => return self.tagged(tag, &no_for(&e)),
         };
-        for (u, flags, modseq) in stored.changed {
-            let seq = self.selected.as_mut().and_then(|v| {
-                v.set_flags(u, flags.clone(), modseq);
-                v.seq_of(u)
-            });
-            if let (false, Some(seq)) = (silent, seq) {
-                let modseq_shown = unchanged_since.map(|_| modseq.0);
-                response::flags_fetch(&mut self.out, seq, uid.then_some(u), &flags, modseq_shown);
+        let mut out = std::mem::take(&mut self.out);
+        if let Some(view) = self.selected.as_mut() {
+            view.announce_keywords(
+                stored.changed.iter().flat_map(|(_, f, _)| f.iter()),
+                &mut out,
+            );
+            for (u, flags, modseq) in stored.changed {
+                view.set_flags(u, flags.clone(), modseq);
+                if let (false, Some(seq)) = (silent, view.seq_of(u)) {
+                    let modseq_shown = unchanged_since.map(|_| modseq.0);
+                    let recent = view.is_recent(u);
+                    response::flags_fetch(
+                        &mut out,
+                        seq,
+                        uid.then_some(u),
+                        &flags,
+                        recent,
+                        modseq_shown,
+                    );
+                }
             }
         }
+        self.out = out;
         self.refresh(uid, uid).await;
         if stored.modified.is_empty() {
             self.tagged(tag, "OK STORE completed");

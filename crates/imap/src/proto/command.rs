@@ -102,6 +102,9 @@ pub struct ListArgs {
     pub subscribed_only: bool,
     /// Selection option SPECIAL-USE: only mailboxes with a special use.
     pub special_use_only: bool,
+    /// Selection option RECURSIVEMATCH: also list parents of selected mailboxes that the
+    /// patterns do not match, with CHILDINFO.
+    pub recursive_match: bool,
     /// Return option SUBSCRIBED: mark subscribed mailboxes.
     pub ret_subscribed: bool,
     /// Return option STATUS: these items for each mailbox listed.
@@ -224,15 +227,20 @@ pub fn parse(input: &[u8]) -> Result<Tagged, (Option<String>, ParseError)> {
     }
 }
 
+/// Why a command naming a mailbox that is not valid modified UTF-7 fails: the session answers
+/// it with `NO`, as for any name that cannot exist, not `BAD`.
+pub const INVALID_MAILBOX_NAME: ParseError = ParseError("invalid modified UTF-7 in mailbox name");
+
 /// A mailbox name argument, converted from modified UTF-7.
 fn mailbox(l: &mut Lexer<'_>) -> Parsed<String> {
     l.space()?;
-    wire_name(l.astring_text()?)
+    super::mutf7::decode(&l.astring_text()?).ok_or(INVALID_MAILBOX_NAME)
 }
 
-/// Decodes a mailbox name or LIST pattern from modified UTF-7.
+/// Decodes a LIST reference or pattern from modified UTF-7; one that is not valid modified
+/// UTF-7 is matched as it is (it matches no mailbox Tern can hold).
 fn wire_name(text: String) -> Parsed<String> {
-    super::mutf7::decode(&text).ok_or(ParseError("invalid modified UTF-7 in mailbox name"))
+    Ok(super::mutf7::decode(&text).unwrap_or(text))
 }
 
 fn command(l: &mut Lexer<'_>) -> Parsed<Command> {
@@ -365,14 +373,20 @@ fn command(l: &mut Lexer<'_>) -> Parsed<Command> {
 
 fn list(l: &mut Lexer<'_>) -> Parsed<Command> {
     l.space()?;
-    let (mut subscribed_only, mut special_use_only) = (false, false);
+    let (mut subscribed_only, mut special_use_only, mut recursive_match) = (false, false, false);
     if l.peek() == Some(b'(') {
         for opt in l.list(|l| l.atom())? {
             match opt.to_ascii_uppercase().as_str() {
                 "SUBSCRIBED" => subscribed_only = true,
                 "SPECIAL-USE" => special_use_only = true,
-                _ => {}
+                "RECURSIVEMATCH" => recursive_match = true,
+                "REMOTE" => {}
+                _ => return Err(ParseError("unknown LIST selection option")),
             }
+        }
+        // RFC 5258 §3.1: RECURSIVEMATCH qualifies another selection option.
+        if recursive_match && !subscribed_only && !special_use_only {
+            return Err(ParseError("RECURSIVEMATCH needs another selection option"));
         }
         l.space()?;
     }
@@ -399,7 +413,9 @@ fn list(l: &mut Lexer<'_>) -> Parsed<Command> {
                     l.space()?;
                     ret_status = Some(l.list(status_item)?);
                 }
-                _ => {}
+                // Children and special-use attributes are always returned.
+                "CHILDREN" | "SPECIAL-USE" => {}
+                _ => return Err(ParseError("unknown LIST return option")),
             }
         }
     }
@@ -408,6 +424,7 @@ fn list(l: &mut Lexer<'_>) -> Parsed<Command> {
         patterns,
         subscribed_only,
         special_use_only,
+        recursive_match,
         ret_subscribed,
         ret_status,
     }))

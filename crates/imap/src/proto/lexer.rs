@@ -127,7 +127,9 @@ impl<'a> Lexer<'a> {
     pub fn astring(&mut self) -> Parsed<Vec<u8>> {
         match self.peek() {
             Some(b'"') => self.quoted(),
-            Some(b'{') | Some(b'~') => self.literal(),
+            Some(b'{') => self.literal(),
+            // `~{n}` is a literal8 (RFC 3516); a bare `~` starts an atom.
+            Some(b'~') if self.input.get(self.pos + 1) == Some(&b'{') => self.literal(),
             _ => Ok(self
                 .take_while(|b| is_atom_char(b) || b == b']', "expected a string")?
                 .to_vec()),

@@ -9,7 +9,7 @@ use crate::tx::Tx;
 use crate::{StoreError, codec};
 use serde::{Deserialize, Serialize};
 use tern_core::records::{DEFAULT_MAILBOXES, MailboxRecord, MessageRecord, SpecialUse};
-use tern_core::{AccountId, GroupId, MailboxId};
+use tern_core::{AccountId, GroupId, MailboxId, Uid};
 
 /// Per-account counters kept in the account's partition.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -121,7 +121,7 @@ pub(crate) fn create(
         } else {
             None
         };
-        let id = insert_mailbox(tx, g, a, &path, use_here, now)?;
+        let id = insert_mailbox(tx, g, a, &path, use_here, false, now)?;
         if i + 1 == levels.len() {
             return Ok(id);
         }
@@ -135,8 +135,13 @@ fn insert_mailbox(
     a: AccountId,
     name: &str,
     special_use: Option<SpecialUse>,
+    subscribe: bool,
     now: i64,
 ) -> Result<MailboxId, StoreError> {
+    // A new mailbox is subscribed when asked, or when its name was (RFC 9051 §6.3.7).
+    let orphan = schema::subscription(g, a, name);
+    let subscribed = subscribe || tx.exists(&orphan)?;
+    tx.delete(orphan);
     let mut state = account_state(tx, g, a)?;
     let id = MailboxId(state.next_mailbox.max(1));
     state.next_mailbox = id.0 + 1;
@@ -152,7 +157,7 @@ fn insert_mailbox(
         uidnext: 1,
         highest_modseq: 1,
         special_use,
-        subscribed: true,
+        subscribed,
         messages: 0,
         unseen: 0,
         size: 0,
@@ -164,7 +169,7 @@ fn insert_mailbox(
 pub(crate) fn init_account(tx: &mut Tx<'_>, g: GroupId, a: AccountId, now: i64) -> Applied {
     for (name, special_use) in DEFAULT_MAILBOXES {
         if mailbox_by_name(tx, g, a, name)?.is_none() {
-            insert_mailbox(tx, g, a, name, special_use, now)?;
+            insert_mailbox(tx, g, a, name, special_use, true, now)?;
         }
     }
     Ok(Response::Ok)
@@ -179,7 +184,12 @@ pub(super) fn purge_account(tx: &mut Tx<'_>, g: GroupId, a: AccountId) -> Applie
     }
     let usage = account_state(tx, g, a)?.usage;
     charge_group(tx, g, -i64::try_from(usage).unwrap_or(i64::MAX))?;
-    for prefix in [schema::mailboxes_of(g, a), schema::mailbox_names_of(g, a)] {
+    for prefix in [
+        schema::mailboxes_of(g, a),
+        schema::mailbox_names_of(g, a),
+        schema::recent_of(g, a),
+        schema::subscriptions_of(g, a),
+    ] {
         for (k, _) in tx.db().scan(CF_STATE, &prefix)? {
             tx.delete(k);
         }
@@ -222,6 +232,11 @@ pub(super) fn delete(tx: &mut Tx<'_>, g: GroupId, a: AccountId, name: &str) -> A
     tx.put(schema::account_state(g, a), &state);
     tx.delete(schema::mailbox(g, a, mailbox.id));
     tx.delete(schema::mailbox_name(g, a, &name));
+    tx.delete(schema::recent(g, a, mailbox.id));
+    // The subscription outlives the mailbox (RFC 9051 §6.3.4).
+    if mailbox.subscribed {
+        tx.put(schema::subscription(g, a, &name), &());
+    }
     Ok(Response::Ok)
 }
 
@@ -284,13 +299,36 @@ pub(super) fn subscribe(
     name: &str,
     subscribed: bool,
 ) -> Applied {
-    match mailbox_by_name(tx, g, a, name)? {
+    let name = normalize_name(name);
+    match mailbox_by_name(tx, g, a, &name)? {
         Some(mut m) => {
             m.subscribed = subscribed;
             save_mailbox(tx, g, a, &m);
-            Ok(Response::Ok)
         }
-        None if subscribed => Err(Rejection::NoSuchMailbox.into()),
-        None => Ok(Response::Ok),
+        None if subscribed => {
+            validate_name(&name)?;
+            tx.put(schema::subscription(g, a, &name), &());
+        }
+        None => tx.delete(schema::subscription(g, a, &name)),
     }
+    Ok(Response::Ok)
+}
+
+/// Claims the messages of `mailbox` up to `up_to` no session was shown yet (`\Recent`).
+pub(super) fn claim_recent(
+    tx: &mut Tx<'_>,
+    g: GroupId,
+    a: AccountId,
+    mailbox: MailboxId,
+    up_to: Uid,
+) -> Applied {
+    if mailbox_by_id(tx, g, a, mailbox)?.is_none() {
+        return Err(Rejection::NoSuchMailbox.into());
+    }
+    let key = schema::recent(g, a, mailbox);
+    let first = tx.get::<u32>(&key)?.unwrap_or(1);
+    if up_to.0 >= first {
+        tx.put(key, &up_to.0.saturating_add(1));
+    }
+    Ok(Response::RecentClaimed(Uid(first)))
 }

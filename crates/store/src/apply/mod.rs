@@ -245,6 +245,11 @@ fn dispatch(tx: &mut Tx<'_>, g: GroupId, command: &Command, body: Option<&Body<'
             until,
         } => lease::take(tx, g, *account, *holder, *now, *until),
         ReleaseMaildrop { account, holder } => lease::release(tx, g, *account, *holder),
+        ClaimRecent {
+            account,
+            mailbox,
+            up_to,
+        } => folders::claim_recent(tx, g, *account, *mailbox, *up_to),
         SetDraining { node, draining } => {
             if *draining {
                 tx.put(schema::draining(g, *node), &());
