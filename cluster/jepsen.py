@@ -572,6 +572,8 @@ class Report:
         else:
             slowest = max(self.faults, key=lambda f: (f.recovered or f.end) - f.end)
             lines.append(f"  slowest recovery: {slowest.describe()}")
+            lines += [f"  round {k + 1}: {f.describe()}" for k, f in enumerate(self.faults)
+                      if f.kind == "wipe"]
         gone = f" (removed after a wipe: {', '.join(map(str, self.removed))})" if self.removed \
             else ""
         lines.append(f"  nodes checked: {', '.join(map(str, self.members))}{gone}")
