@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                             log=say, kinds=kinds)
         print(report.table(), flush=True)
         status = 1 if report.failures() else 0
-    except (AssertionError, ternlocal.ClusterError) as e:
+    except (AssertionError, ValueError, ternlocal.ClusterError) as e:
         say(f"faults: the run broke after {time.monotonic() - t0:.0f}s: {e}")
     except KeyboardInterrupt:
         say("faults: interrupted")
