@@ -5,6 +5,10 @@ many rounds as you like, on a fresh local cluster; prints the summary table.
     export CARGO_TARGET_DIR=/var/tmp/tern-target; cargo build --release -p tern
     benches/faults.py --rounds 100
     benches/faults.py --rounds 20 --seed 42 --keep      # keep the cluster dir (logs) afterwards
+    benches/faults.py --rounds 50 --kinds kill,pause    # only these faults
+
+Every kind is played once (in a seeded order) before any repeats; "wipe" at most once a run: the
+cluster is brought up with one spare node slot for the wiped node's replacement.
 
 The exit status is 0 when every check passed, 1 when one failed, 2 when the run itself broke (the
 cluster did not come up or did not recover). The cluster dir (node logs under node<i>/log) is
@@ -37,11 +41,19 @@ def main(argv=None) -> int:
                    help="pause of each sender between messages, seconds (default 0)")
     p.add_argument("--hold", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
                    help="how long each fault is held, seconds (default 1 3)")
+    p.add_argument("--kinds", default=",".join(jepsen.FAULT_KINDS),
+                   help=f"faults to draw from, comma-separated (default "
+                   f"{','.join(jepsen.FAULT_KINDS)})")
     p.add_argument("--seed", type=int, help="random seed (default: random, printed)")
     p.add_argument("--dir", help="cluster dir (default: a new temporary dir)")
     p.add_argument("--bin", help="the tern binary (default as tern-local finds it)")
     p.add_argument("--keep", action="store_true", help="keep the cluster dir even on success")
     args = p.parse_args(argv)
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(jepsen.FAULT_KINDS))
+    if unknown or not kinds:
+        p.error(f"--kinds: unknown {unknown or 'none given'}; choose among "
+                f"{', '.join(jepsen.FAULT_KINDS)}")
 
     d = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="tern-faults-"))
     say = lambda m: print(m, file=sys.stderr, flush=True)   # noqa: E731
@@ -49,13 +61,13 @@ def main(argv=None) -> int:
     status = 2
     t0 = time.monotonic()
     try:
-        c.up(args.nodes, partitions=args.partitions)
+        c.up(args.nodes, partitions=args.partitions, spare=1 if "wipe" in kinds else 0)
         report = jepsen.run(c, rounds=args.rounds, senders=args.senders, accounts=args.accounts,
                             seed=args.seed, hold=tuple(args.hold), interval=args.interval,
-                            log=say)
+                            log=say, kinds=kinds)
         print(report.table(), flush=True)
         status = 1 if report.failures() else 0
-    except (AssertionError, ternlocal.ClusterError) as e:
+    except (AssertionError, ValueError, ternlocal.ClusterError) as e:
         say(f"faults: the run broke after {time.monotonic() - t0:.0f}s: {e}")
     except KeyboardInterrupt:
         say("faults: interrupted")

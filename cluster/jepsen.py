@@ -3,7 +3,7 @@
 Used by tests/test_cluster_faults.py (a few rounds) and benches/faults.py (as many as you like):
 
     with ternlocal.Cluster(dir) as c:
-        c.up(3, partitions=8)
+        c.up(3, partitions=8, spare=1)           # the spare slot is the wipe's replacement
         report = jepsen.run(c, rounds=6, seed=1)
         print(report.table())
         assert not report.failures(), report.table()
@@ -16,25 +16,34 @@ The scenario:
      sender retries it the way a real MTA does: the SAME message, byte for byte (same Message-ID,
      same Date), until some attempt gets its 250 or the load stops. So a message whose first
      attempt committed but whose 250 was lost is sent again — and must still be stored once;
-  3. meanwhile the nemesis injects one fault at a time on a random node, from {kill + restart,
+  3. meanwhile the nemesis injects one fault at a time on a random member, from {kill + restart,
      pause + resume, partition + heal, deaf + heal (the node's link requests arrive and act but
-     every reply to it is dropped: a forwarded proposal commits and its outcome is lost)}, holds it
-     1-3 s, undoes it and waits (with a deadline) until every node is ready and reachable and every
-     group has a leader, before the next;
-  4. then load stops, every partition is healed, every node resumed or restarted, and the run
-     waits (deadlines, no blind sleeps) until every node is ready and the replicas converged;
-     then the whole cluster is killed (SIGKILL, every node) and started again, and the run waits
+     every reply to it is dropped: a forwarded proposal commits and its outcome is lost), wipe
+     (below)}, holds it 1-3 s, undoes it and waits (with a deadline) until every member is ready
+     and reachable and every group has a leader and its voters, before the next. The first rounds
+     play every kind once, in a seeded order (so 5 rounds cover them all), then any kind but wipe;
+  4. wipe, at most once a run and only while every other member is up and connected: SIGKILL,
+     the data dir emptied, the node restarted under the same id. It must be refused: its `cluster
+     join` fails with "lost its data", a member's log shows its link refused, and it is never
+     ready. Then the operator's procedure: `cluster remove ID --dead` on a live member, the wiped
+     process stopped, and a replacement joined under a new id (a spare slot: `up(..., spare=1)`);
+     undone once every member is ready, every group has its voters again and HAProxy has the new
+     node in rotation. The run goes on with the new membership (`Cluster.members`);
+  5. then load stops, every partition is healed, every member resumed or restarted, and the run
+     waits (deadlines, no blind sleeps) until every member is ready and the replicas converged;
+     then the whole cluster is killed (SIGKILL, every member) and started again, and the run waits
      for readiness and convergence once more — so the checker also proves that a whole-cluster
      power cut keeps everything acknowledged;
-  5. the checker reads every INBOX directly on every node (not through HAProxy) over IMAP:
-     UIDVALIDITY, and UID + Message-ID + Subject of every message.
+  6. the checker reads every INBOX directly on every current member (not through HAProxy) over
+     IMAP: UIDVALIDITY, and UID + Message-ID + Subject of every message. A wiped and removed node
+     is not read; its replacement is, like every other member.
 
-The musts: no acknowledged message lost (on any node), no Message-ID present twice, no message in
-the wrong account or unknown to the run, Subjects match, UIDs strictly increasing in sequence
-order, UIDVALIDITY the same on every node and unchanged since before the faults, and every node
-holding the same (UID, Message-ID) list for every account; and some messages were acknowledged
-while a fault was active. A message that was never acknowledged (the load stopped while it was
-being retried) may be present, at most once.
+The musts: no acknowledged message lost (on any member), no Message-ID present twice, no message
+in the wrong account or unknown to the run, Subjects match, UIDs strictly increasing in sequence
+order, UIDVALIDITY the same on every member and unchanged since before the faults, and every
+member holding the same (UID, Message-ID) list for every account; and some messages were
+acknowledged while a fault was active. A message that was never acknowledged (the load stopped
+while it was being retried) may be present, at most once.
 
 Python 3.11 standard library only.
 """
@@ -50,18 +59,20 @@ import re
 import smtplib
 import threading
 import time
+from pathlib import Path
 from typing import Callable
 
-from ternlocal import Cluster, ClusterError
+from ternlocal import Cluster, ClusterError, group_leaders, http_status
 
 PASSWORD = "jepsen secret"
 DOMAIN = "jepsen.test"
 SENDER = "load@remote.test"
-FAULT_KINDS = ("kill", "pause", "partition", "deaf")
+FAULT_KINDS = ("kill", "pause", "partition", "deaf", "wipe")
 
 SMTP_TIMEOUT = 8.0          # per socket operation of one SMTP transaction
 IMAP_TIMEOUT = 30.0
 RECOVER_TIMEOUT = 60.0      # a node is ready again after its fault was undone
+WIPE_TIMEOUT = 120.0        # a wiped node is refused; its replacement is in, every group filled
 SETTLE_TIMEOUT = 90.0       # after the run: every node ready, every group led, replicas converged
 JOIN_TIMEOUT = 60.0         # the sender threads finish their last transaction
 
@@ -90,13 +101,16 @@ class Fault:
     kind: str
     node: int
     start: float
-    end: float = 0.0            # when it was undone
-    recovered: float = 0.0      # when the node was ready again
+    end: float = 0.0            # when it was undone (a wipe: its replacement was taken in)
+    recovered: float = 0.0      # when the node was ready again (a wipe: every member, every group)
+    replacement: int | None = None   # a wipe: the node that joined in the wiped one's place
 
     def describe(self) -> str:
         held = (self.end or time.monotonic()) - self.start
         back = f", ready {self.recovered - self.end:.1f}s later" if self.recovered else ""
-        return f"{self.kind} node {self.node} for {held:.1f}s{back}"
+        instead = (f" (refused, removed, replaced by node {self.replacement})"
+                   if self.replacement else "")
+        return f"{self.kind} node {self.node} for {held:.1f}s{instead}{back}"
 
 
 @dataclasses.dataclass
@@ -224,14 +238,89 @@ def smtp_send(addr: tuple[str, int], to: str, mid: str, subject: str,
             smtp.close()
 
 
+# --- a wiped node ------------------------------------------------------------------------------
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _logged_since(path: Path, offset: int, text: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return text.encode() in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def wait_refused(cluster: Cluster, node: int, marks: dict[int, int],
+                 deadline: float = WIPE_TIMEOUT) -> str:
+    """Waits until the wiped, restarted `node` is refused: its `cluster join` fails with "lost its
+    data" and some other member's log (after its offset in `marks`) shows the node's link refused;
+    fails at once if the node joins or says it is ready. Returns the join's refusal."""
+    seed = "%s:%d" % cluster.node_addr(next(iter(marks)), "advertise")
+    peer_line = f"node {node}'s data dir is not the one the cluster knows"
+    end = time.monotonic() + deadline
+    refused, seen, last = "", False, "nothing yet"
+    while time.monotonic() < end:
+        if http_status(cluster.admin_url(node) + "/health/ready") == 200:
+            raise AssertionError(f"node {node} says it is ready with a wiped data dir")
+        if not refused:
+            try:
+                cluster.cli(node, "cluster", "join", "--seed", seed, timeout=10)
+            except ClusterError as e:
+                last = str(e)
+                why = (re.search(r"refused this node: ([^\n]*?lost its data)", last)
+                       or re.search(r"([^\n]*lost its data)", last))
+                refused = why.group(1) if why else ""
+            else:
+                raise AssertionError(f"node {node} joined the cluster again with a wiped data dir")
+        seen = seen or any(_logged_since(cluster.log_path(k), at, peer_line)
+                           for k, at in marks.items())
+        if refused and seen:
+            return refused
+        time.sleep(0.2)
+    raise AssertionError(f"node {node} not refused within {deadline:.0f}s after its wipe "
+                         f"(join refused: {bool(refused)}, a member's log refuses it: {seen}; "
+                         f"last join answer: {last[:300]})")
+
+
+def wait_voters(cluster: Cluster, deadline: float = WIPE_TIMEOUT) -> None:
+    """Waits until every group's voters, as its leader sees them, are min(3, N) current members
+    (no removed node left among them: `wait_all_ready` counts voters, not who they are)."""
+    end = time.monotonic() + deadline
+    members, want = set(cluster.members), min(3, len(cluster.members))
+    last = "no answer"
+    while time.monotonic() < end:
+        try:
+            groups = group_leaders(cluster.cluster_status())
+        except ClusterError as e:
+            last = str(e)
+        else:
+            wrong = {g: (v or {}).get("voters") for g, v in sorted(groups.items())
+                     if v is None or not set(v.get("voters") or []) <= members
+                     or len(v.get("voters") or []) != want}
+            if groups and not wrong:
+                return
+            last = f"group(s) without {want} voters among {sorted(members)}: {wrong}"
+        time.sleep(0.2)
+    raise AssertionError(f"the groups' voters are not current members within {deadline:.0f}s: "
+                         f"{last}")
+
+
 # --- the run -------------------------------------------------------------------------------------
 
 class Run:
     """The load, the nemesis and their records, for one cluster."""
 
     def __init__(self, cluster: Cluster, accounts: list[str], senders: int, seed: int,
-                 log: Callable[[str], None], interval: float = 0.0):
+                 log: Callable[[str], None], interval: float = 0.0,
+                 kinds: tuple[str, ...] = FAULT_KINDS):
         self.cluster = cluster
+        self.kinds = kinds
         self.accounts = accounts
         self.senders = senders
         self.seed = seed
@@ -245,6 +334,7 @@ class Run:
         self.stop = threading.Event()
         self.seq = 0
         self.nemesis_error: BaseException | None = None
+        self._log_marks: dict[int, int] = {}     # a wipe: the other members' log sizes before it
 
     # -- load
 
@@ -283,36 +373,67 @@ class Run:
 
     def _nemesis(self, rounds: int, hold: tuple[float, float]) -> None:
         c = self.cluster
-        # Every kind once (in a seeded order) before any repeats, so a short run covers them all.
-        first = self.rng.sample(FAULT_KINDS, len(FAULT_KINDS))
+        # Every kind once (in a seeded order) before any repeats, so a short run covers them all;
+        # at most one wipe (each takes a spare slot).
+        first = self.rng.sample(self.kinds, len(self.kinds))
+        later = [k for k in self.kinds if k != "wipe"]
         try:
             for r in range(rounds):
                 if self.stop.is_set():
                     return
-                kind = first[r] if r < len(first) else self.rng.choice(FAULT_KINDS)
-                node = self.rng.randint(1, c.n)
+                kind = first[r] if r < len(first) else self.rng.choice(later)
+                node = self.rng.choice(c.members)
                 f = Fault(kind, node, time.monotonic())
                 with self.lock:
                     self.faults.append(f)
                 {"kill": c.kill, "pause": c.pause, "partition": c.partition,
-                 "deaf": c.deafen}[kind](node)
+                 "deaf": c.deafen, "wipe": self._wipe}[kind](node)
                 time.sleep(self.rng.uniform(*hold))      # holding the fault is the point
                 if kind == "kill":
                     c.restart(node, RECOVER_TIMEOUT)
                 elif kind == "pause":
                     c.resume(node)
+                elif kind == "wipe":
+                    f.replacement = self._replace(node)
                 else:                                   # partition, deaf
                     c.heal()
                 f.end = time.monotonic()
                 # Not just the node's /health/ready (a restarted node answers 200 from the leader
-                # it remembers): every node ready and reachable, every group led by a quorum.
-                c.wait_all_ready(RECOVER_TIMEOUT, haproxy=False)
+                # it remembers): every node ready and reachable, every group led by a quorum. After
+                # a wipe, also every group's voters back and HAProxy sending to the new node.
+                if kind == "wipe":
+                    c.wait_all_ready(WIPE_TIMEOUT)
+                    wait_voters(c, WIPE_TIMEOUT)
+                else:
+                    c.wait_all_ready(RECOVER_TIMEOUT, haproxy=False)
                 f.recovered = time.monotonic()
                 self.log(f"round {r + 1}/{rounds}: {f.describe()}")
                 time.sleep(self.rng.uniform(0.3, 1.0))   # a little calm between faults
         except BaseException as e:                       # reported by run()
             self.nemesis_error = e
             self.log(f"nemesis failed: {e}")
+
+    def _wipe(self, node: int) -> None:
+        """A lost disk: SIGKILL `node` and empty its data dir, never while another member is
+        down, paused or cut off (one fault at a time: the others must hold a quorum)."""
+        c = self.cluster
+        others = [k for k in c.members if k != node]
+        down = {k: c.node_state(k) for k in others if c.node_state(k) != "running"}
+        if down or c.partitioned() or c.deaf():
+            raise AssertionError(f"wipe of node {node} refused: other members not all up "
+                                 f"({down}, partitioned {c.partitioned()}, deaf {c.deaf()})")
+        self._log_marks = {k: _size(c.log_path(k)) for k in others}
+        c.wipe(node)
+
+    def _replace(self, node: int) -> int:
+        """Restarts the wiped `node`, waits until it is refused, then the operator's procedure:
+        `cluster remove --dead`, the process stopped, a spare joined; returns the new id."""
+        c = self.cluster
+        c.restart(node, RECOVER_TIMEOUT)
+        why = wait_refused(c, node, self._log_marks, WIPE_TIMEOUT)
+        self.log(f"node {node} wiped and refused: {why}")
+        c.remove_dead(node)
+        return c.join(WIPE_TIMEOUT, wait=False)
 
     def go(self, rounds: int, hold: tuple[float, float] = (1.0, 3.0), warmup: float = 1.0) -> None:
         threads = [threading.Thread(target=self._sender, args=(k,), name=f"sender-{k}",
@@ -342,10 +463,10 @@ class Run:
                                      "after the load stopped")
 
     def recover(self) -> None:
-        """Heals, resumes and restarts everything; waits until all is ready and converged."""
+        """Heals, resumes and restarts every member; waits until all is ready and converged."""
         c = self.cluster
         c.heal()
-        for i in range(1, c.n + 1):
+        for i in c.members:
             state = c.node_state(i)
             if state == "paused":
                 c.resume(i)
@@ -355,12 +476,12 @@ class Run:
         c.wait_converged(SETTLE_TIMEOUT)
 
     def restart_all(self) -> None:
-        """Kills every node at once (a power cut), starts them all again, waits until all is
+        """Kills every member at once (a power cut), starts them all again, waits until all is
         ready and converged."""
         c = self.cluster
-        for i in range(1, c.n + 1):
+        for i in c.members:
             c.kill(i)
-        for i in range(1, c.n + 1):
+        for i in c.members:
             c.restart(i, RECOVER_TIMEOUT)
         c.wait_all_ready(SETTLE_TIMEOUT)
         c.wait_converged(SETTLE_TIMEOUT)
@@ -377,6 +498,8 @@ class Report:
     senders: int
     accounts: list[str]
     faults: list[Fault]
+    members: list[int] = dataclasses.field(default_factory=list)     # the nodes checked
+    removed: list[int] = dataclasses.field(default_factory=list)     # wiped and removed
     sent: int = 0
     acked: int = 0
     acked_during_faults: int = 0
@@ -449,6 +572,11 @@ class Report:
         else:
             slowest = max(self.faults, key=lambda f: (f.recovered or f.end) - f.end)
             lines.append(f"  slowest recovery: {slowest.describe()}")
+            lines += [f"  round {k + 1}: {f.describe()}" for k, f in enumerate(self.faults)
+                      if f.kind == "wipe"]
+        gone = f" (removed after a wipe: {', '.join(map(str, self.removed))})" if self.removed \
+            else ""
+        lines.append(f"  nodes checked: {', '.join(map(str, self.members))}{gone}")
         lines += [f"  {name:<38}{str(value):>10}   {note}" for name, value, note in rows]
         lines.append("  messages per node: " + ", ".join(f"node {n}: {k}" for n, k in
                                                         sorted(self.per_node.items())))
@@ -462,10 +590,12 @@ class Report:
 
 def check(cluster: Cluster, run: Run, baseline: dict[str, dict[int, int | None]],
           rounds: int, duration: float) -> Report:
-    """Reads every INBOX on every node and compares it with what was sent."""
-    r = Report(nodes=cluster.n, partitions=int(cluster.info.get("partitions", 0)), rounds=rounds,
-               seed=run.seed, senders=run.senders, accounts=run.accounts, faults=run.faults,
-               duration=duration)
+    """Reads every INBOX on every current member and compares it with what was sent."""
+    nodes = list(cluster.members)
+    r = Report(nodes=len(nodes), partitions=int(cluster.info.get("partitions", 0)),
+               rounds=rounds, seed=run.seed, senders=run.senders, accounts=run.accounts,
+               faults=run.faults, members=nodes, duration=duration,
+               removed=[f.node for f in run.faults if f.kind == "wipe" and f.replacement])
     by_mid = {s.mid: s for s in run.sends}
     r.sent = len(run.sends)
     r.acked = sum(s.acked for s in run.sends)
@@ -480,7 +610,6 @@ def check(cluster: Cluster, run: Run, baseline: dict[str, dict[int, int | None]]
             kind = re.sub(r"\d+", "N", error[:60])
             r.errors[kind] = r.errors.get(kind, 0) + 1
 
-    nodes = list(range(1, cluster.n + 1))
     seen: dict[int, dict[str, Inbox]] = {n: {} for n in nodes}
     for n in nodes:
         for account in run.accounts:
@@ -567,11 +696,11 @@ def setup(cluster: Cluster, accounts: int) -> list[str]:
 
 
 def uidvalidities(cluster: Cluster, accounts: list[str]) -> dict[str, dict[int, int | None]]:
-    """Account → node → its INBOX's UIDVALIDITY, read on every node directly."""
+    """Account → member → its INBOX's UIDVALIDITY, read on every member directly."""
     out: dict[str, dict[int, int | None]] = {}
     for account in accounts:
         out[account] = {}
-        for n in range(1, cluster.n + 1):
+        for n in cluster.members:
             # A freshly created account reaches the followers when they apply the meta entry.
             out[account][n] = read_inbox_on(cluster, n, account).uidvalidity
     return out
@@ -579,15 +708,25 @@ def uidvalidities(cluster: Cluster, accounts: list[str]) -> dict[str, dict[int, 
 
 def run(cluster: Cluster, rounds: int = 6, senders: int = 3, accounts: int = 4,
         seed: int | None = None, hold: tuple[float, float] = (1.0, 3.0), interval: float = 0.0,
-        log: Callable[[str], None] = print) -> Report:
-    """The whole scenario on an up cluster; returns the report (the caller asserts)."""
+        log: Callable[[str], None] = print, kinds: tuple[str, ...] = FAULT_KINDS) -> Report:
+    """The whole scenario on an up cluster; returns the report (the caller asserts). `kinds`:
+    the faults to draw from; "wipe" needs a spare slot (`up(..., spare=1)`)."""
+    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"fault kinds {unknown or '(none)'}: choose among {FAULT_KINDS}")
+    if set(kinds) == {"wipe"} and rounds > 1:
+        raise ValueError("at most one wipe a run: with kinds (\"wipe\",), rounds must be 1")
+    if "wipe" in kinds and not cluster.spares:
+        raise ClusterError("the wipe fault joins a replacement node: bring the cluster up with a "
+                           "spare slot (up(..., spare=1)), or leave \"wipe\" out of `kinds`")
     seed = random.randrange(1 << 30) if seed is None else seed
     t0 = time.monotonic()
     names = setup(cluster, accounts)
     cluster.wait_converged(SETTLE_TIMEOUT)
     baseline = uidvalidities(cluster, names)
-    log(f"jepsen: seed {seed}; {rounds} rounds on {cluster.n} nodes; accounts {names}")
-    r = Run(cluster, names, senders, seed, log, interval)
+    log(f"jepsen: seed {seed}; {rounds} rounds of {'/'.join(kinds)} on nodes {cluster.members}; "
+        f"accounts {names}")
+    r = Run(cluster, names, senders, seed, log, interval, tuple(kinds))
     r.go(rounds, hold)
     log(f"jepsen: load stopped after {len(r.sends)} sends; healing and waiting for convergence")
     if r.nemesis_error is not None:

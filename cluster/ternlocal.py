@@ -445,6 +445,12 @@ class Cluster:
         return list(self.info.get("members", range(1, self.n + 1)))
 
     @property
+    def spares(self) -> list[int]:
+        """The node slots prepared by `up(spare=K)` and not joined yet (`join` takes the first)."""
+        used = set(self.members) | set(self.info.get("drained", []))
+        return [i for i in range(1, self.n + 1) if i not in used]
+
+    @property
     def base(self) -> int:
         if not self.info:
             raise ClusterError(f"no cluster in {self.dir} (no cluster.json): run `tern-local up N`")
@@ -1007,6 +1013,16 @@ class Cluster:
             self._start_node(i)
         self.wait_live(i, deadline)
 
+    def wipe(self, i: int) -> None:
+        """SIGKILL node i (if it runs) and empty its data dir: a lost disk. `restart` brings the
+        machine back under the same id, with a new data dir the cluster refuses."""
+        self._check_node(i)
+        if self.node_state(i) != "killed":
+            self.kill(i)
+        with self._locked():
+            shutil.rmtree(self.data_dir(i))
+            self.data_dir(i).mkdir()
+
     def pause(self, i: int) -> None:
         """SIGSTOP node i: it keeps its sockets but answers nothing."""
         self._signal_node(i, signal.SIGSTOP, "paused")
@@ -1079,8 +1095,7 @@ class Cluster:
         ready (it holds its share of the partitions) and HAProxy has it in rotation, or, without
         `wait`, as soon as the cluster took it in (its replicas are still on their way)."""
         with self._locked():
-            used = set(self.members) | set(self.info.get("drained", []))
-            spare = next((i for i in range(1, self.n + 1) if i not in used), None)
+            spare = next(iter(self.spares), None)
             if spare is None:
                 raise ClusterError("no spare node left (bring the cluster up with `--spare K`)")
             seed = self.members[0]
@@ -1126,6 +1141,28 @@ class Cluster:
             self.info["drained"] = self.info.get("drained", []) + [i]
             self._save_state(self._state())
         self.log(f"node {i}: drained, removed and stopped")
+
+    def remove_dead(self, i: int) -> None:
+        """The operator's way out for a node that died or lost its data: `tern cluster remove I
+        --dead` on another running member (the leaders make its replicas again from the
+        survivors), then node i is stopped if it still runs and recorded as gone (its id stays
+        refused; `join` brings in a spare under a new id)."""
+        self._check_node(i)
+        if i not in self.members:
+            raise ClusterError(f"node {i} is not a member")
+        others = [k for k in self.members if k != i and self.node_state(k) == "running"]
+        if not others:
+            raise ClusterError(f"no other running member to remove node {i} through")
+        self.log(f"node {i}: removing it as dead")
+        self._cli_with_log(others[0], "cluster", "remove", str(i), "--dead")
+        with self._locked():
+            proc = self._node_proc(i)
+            if proc_state(proc):
+                stop_procs([proc])
+            self.info["members"] = [k for k in self.members if k != i]
+            self.info["drained"] = self.info.get("drained", []) + [i]
+            self._save_state(self._state())
+        self.log(f"node {i}: removed and stopped")
 
     def _drain_sessions(self, i: int, deadline: float = SESSION_DRAIN) -> None:
         """Takes node i out of HAProxy's rotation the way an operator would before removing a

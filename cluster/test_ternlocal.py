@@ -190,6 +190,26 @@ def test_down_succeeds_when_half_the_processes_are_gone(tmp_path):
 
 
 @pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed")
+def test_wipe_and_remove_dead_free_the_id_and_keep_the_spare(tmp_path, monkeypatch):
+    with Cluster(tmp_path / "cluster", bin=FAKE) as c:
+        c.up(3, partitions=2, spare=1)
+        assert c.spares == [4]
+        token = (c.data_dir(2) / "admin.token").read_text()
+        c.wipe(2)
+        assert c.node_state(2) == "killed" and list(c.data_dir(2).iterdir()) == []
+        c.restart(2)                        # a new data dir: the fake makes a new token
+        assert (c.data_dir(2) / "admin.token").read_text() != token
+        with pytest.raises(ClusterError, match="not a member"):
+            c.remove_dead(4)
+        calls = []
+        monkeypatch.setattr(c, "cli", lambda i, *args, **kw: calls.append((i, args)) or "")
+        c.remove_dead(2)                    # the fake has no `remove`: only the harness's part
+        assert calls == [(1, ("cluster", "remove", "2", "--dead"))]
+        assert c.node_state(2) == "killed" and c.members == [1, 3]
+        assert c.spares == [4] and Cluster(c.dir).members == [1, 3]   # saved in cluster.json
+
+
+@pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed")
 def test_direct_links_start_no_link_proxy_and_refuse_partitions(tmp_path):
     d = tmp_path / "cluster"
     with Cluster(d, bin=FAKE, direct_links=True) as c:
