@@ -8,6 +8,9 @@ PYTHON ?= python3
 PROFILE := --release
 APT_BUILD := libclang-dev
 # swaks needs Net::SSLeay and IO::Socket::SSL for STARTTLS (recommends, not depends).
+# Dovecot's ImapTest (tests/test_imaptest.py), built from the pinned source beside the repo.
+IMAPTEST_DIR ?= /var/tmp/imaptest
+IMAPTEST_BUILD ?= ../shared/tools/imaptest/build.sh
 APT_TEST := swaks libnet-ssleay-perl libio-socket-ssl-perl isync haproxy unbound postfix openssl
 
 .PHONY: run build test unit e2e lint check-deps deps test-deps lint-deps bench fuzz clean-data
@@ -25,7 +28,7 @@ unit:
 
 e2e:
 	TERN_BIN="$$($(CARGO) metadata --format-version 1 --no-deps | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/tern" \
-		$(PYTHON) -m pytest -q tests cluster
+		IMAPTEST_DIR=$(IMAPTEST_DIR) $(PYTHON) -m pytest -q tests cluster
 
 lint: check-deps
 	$(CARGO) fmt --all -- --check
@@ -58,6 +61,7 @@ test-deps:
 	@./scripts/ensure-apt $(APT_TEST)
 	@$(PYTHON) -c 'import pytest' 2>/dev/null || $(PYTHON) -m pip install -q 'pytest>=7'
 	@$(PYTHON) -c 'import dkim, dns.resolver' 2>/dev/null || $(PYTHON) -m pip install -q 'dkimpy>=1.1' 'dnspython>=2.4'
+	@$(IMAPTEST_BUILD) $(IMAPTEST_DIR)
 
 clean-data:
 	rm -rf ./tern-data
