@@ -30,7 +30,7 @@ const MAX_COMMAND_LINE: usize = 64 * 1024;
 /// Consecutive unparseable commands before the connection is closed.
 const MAX_BAD_COMMANDS: u32 = 20;
 
-const CAPS_COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE CONDSTORE";
+const CAPS_COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE CONDSTORE QRESYNC";
 
 /// What the command loop does next.
 pub(crate) enum Flow {
@@ -61,6 +61,10 @@ pub struct Session {
     pub(crate) shutdown: CancellationToken,
     /// The client enabled IMAP4rev2 (RFC 9051 §6.3.1): no `\Recent`, no RECENT responses.
     pub(crate) rev2: bool,
+    /// CONDSTORE is on (RFC 7162 §3.1): flag changes are reported with their MODSEQ.
+    pub(crate) condstore: bool,
+    /// QRESYNC is enabled (RFC 7162 §3.2): expunges are reported as VANISHED.
+    pub(crate) qresync: bool,
 }
 
 /// Serves one IMAP connection until LOGOUT, disconnect, timeout or shutdown.
@@ -75,6 +79,8 @@ pub async fn run_session(conn: Connection, ctx: Arc<ImapContext>, shutdown: Canc
         auth_failures: 0,
         shutdown,
         rev2: false,
+        condstore: false,
+        qresync: false,
     };
     async move {
         match session.run().await {
@@ -124,6 +130,8 @@ pub async fn run_relayed_session(
             auth_failures: 0,
             shutdown,
             rev2: false,
+            condstore: false,
+            qresync: false,
         };
         let caps = session.capabilities();
         session.tagged(&tag, &format!("OK [CAPABILITY {caps}] Logged in"));
@@ -435,7 +443,16 @@ impl Session {
                 let mut enabled: Vec<&str> = Vec::new();
                 for cap in &caps {
                     match cap.as_str() {
-                        "CONDSTORE" => enabled.push("CONDSTORE"),
+                        "CONDSTORE" if !self.condstore => {
+                            self.condstore = true;
+                            enabled.push("CONDSTORE");
+                        }
+                        // RFC 7162 §3.2.3: QRESYNC implies CONDSTORE.
+                        "QRESYNC" if !self.qresync => {
+                            self.qresync = true;
+                            self.condstore = true;
+                            enabled.push("QRESYNC");
+                        }
                         "IMAP4REV2" if !self.rev2 => {
                             self.rev2 = true;
                             enabled.push("IMAP4rev2");
@@ -501,6 +518,8 @@ impl Session {
                 };
                 let mut out = std::mem::take(&mut self.out);
                 if let Some(view) = self.selected.as_mut() {
+                    // CONDSTORE may have been turned on since SELECT (a CHANGEDSINCE FETCH).
+                    view.show_modseq = self.condstore;
                     view.sync(snapshot, allow_expunge, uid_in_fetch, recent_from, &mut out);
                 }
                 self.out = out;

@@ -30,6 +30,10 @@ pub struct View {
     keywords: BTreeSet<String>,
     /// Messages `\Recent` in this session (IMAP4rev1 only; empty under IMAP4rev2).
     recent: BTreeSet<Uid>,
+    /// QRESYNC: expunges are reported as `VANISHED` UID sets, not `EXPUNGE` numbers.
+    pub vanished: bool,
+    /// CONDSTORE: flag changes are reported with their MODSEQ.
+    pub show_modseq: bool,
 }
 
 /// Which new messages a sync makes `\Recent` in this session: those with a UID of at least
@@ -63,7 +67,37 @@ impl View {
             messages: snapshot.messages,
             keywords,
             recent,
+            vanished: false,
+            show_modseq: false,
         }
+    }
+
+    /// The UIDs of `set` (a UID set, `*` the highest UID here) up to `highest` that are not
+    /// in the mailbox: what the client may still hold of messages expunged since. Gaps only,
+    /// so a set of millions of UIDs costs one pass over the messages it covers.
+    pub fn missing_uids(&self, set: &SeqSet, highest: u32) -> Vec<(u32, u32)> {
+        let mut gaps = Vec::new();
+        for (lo, hi) in set.intervals(self.last_uid().0) {
+            let (lo, hi) = (lo.max(1), hi.min(highest));
+            if lo > hi {
+                continue;
+            }
+            let mut next = lo;
+            let start = self.messages.partition_point(|m| m.uid.0 < lo);
+            for m in &self.messages[start..] {
+                if m.uid.0 > hi {
+                    break;
+                }
+                if m.uid.0 > next {
+                    gaps.push((next, m.uid.0 - 1));
+                }
+                next = m.uid.0.saturating_add(1);
+            }
+            if next <= hi {
+                gaps.push((next, hi));
+            }
+        }
+        gaps
     }
 
     /// How many messages are `\Recent` in this session.
@@ -191,15 +225,22 @@ impl View {
                 if fresh.binary_search_by_key(&m.uid, |f| f.uid).is_ok() {
                     kept.push(m);
                 } else {
-                    gone.push(i + 1);
+                    gone.push((i + 1, m.uid.0));
                     self.recent.remove(&m.uid);
                 }
             }
             self.messages = kept;
-            // RFC 9051 §7.5.1: each EXPUNGE renumbers the messages after it, so numbers are
-            // sent in an order that stays right as the client applies them one by one.
-            for (k, seq) in gone.iter().enumerate() {
-                out.extend_from_slice(format!("* {} EXPUNGE\r\n", seq - k).as_bytes());
+            if self.vanished && !gone.is_empty() {
+                let uids = gone.iter().map(|&(_, u)| u).collect();
+                out.extend_from_slice(
+                    format!("* VANISHED {}\r\n", SeqSet::compact(uids)).as_bytes(),
+                );
+            } else {
+                // RFC 9051 §7.5.1: each EXPUNGE renumbers the messages after it, so numbers
+                // are sent in an order that stays right as the client applies them in turn.
+                for (k, (seq, _)) in gone.iter().enumerate() {
+                    out.extend_from_slice(format!("* {} EXPUNGE\r\n", seq - k).as_bytes());
+                }
             }
         }
         let last_uid = self.last_uid();
@@ -229,9 +270,11 @@ impl View {
             {
                 mine.flags = f.flags.clone();
                 mine.modseq = f.modseq;
-                let uid = uid_in_fetch.then_some(mine.uid);
+                // Under QRESYNC every FETCH carries the UID (RFC 7162 §3.2.4).
+                let uid = (uid_in_fetch || self.vanished).then_some(mine.uid);
                 let recent = self.recent.contains(&mine.uid);
-                response::flags_fetch(out, i as u32 + 1, uid, &mine.flags, recent, None);
+                let modseq = self.show_modseq.then_some(mine.modseq.0);
+                response::flags_fetch(out, i as u32 + 1, uid, &mine.flags, recent, modseq);
             }
         }
     }
@@ -251,6 +294,8 @@ mod tests {
             uidvalidity: 1,
             keywords: BTreeSet::new(),
             recent: BTreeSet::new(),
+            vanished: false,
+            show_modseq: false,
             messages: uids
                 .iter()
                 .map(|&u| MessageRecord {
@@ -289,5 +334,23 @@ mod tests {
         // `*` on a UID set is the highest UID, even when the number given is above it.
         assert_eq!(resolved(&v, "100:*", true), vec![(5, 20)]);
         assert!(resolved(&view(&[]), "1:*", false).is_empty());
+    }
+
+    #[test]
+    fn missing_uids_are_the_gaps_of_the_set() {
+        let v = view(&[3, 5, 6, 10]);
+        let gaps = |set: &str, highest| v.missing_uids(&SeqSet::from_text(set).unwrap(), highest);
+        assert_eq!(gaps("1:*", 12), vec![(1, 2), (4, 4), (7, 9)]);
+        assert_eq!(
+            gaps("1:4294967295", 12),
+            vec![(1, 2), (4, 4), (7, 9), (11, 12)]
+        );
+        assert_eq!(gaps("5:6", 12), vec![]);
+        assert_eq!(gaps("4,8:9", 12), vec![(4, 4), (8, 9)]);
+        assert!(
+            view(&[])
+                .missing_uids(&SeqSet::from_text("1:*").unwrap(), 0)
+                .is_empty()
+        );
     }
 }

@@ -2,7 +2,8 @@
 
 use crate::listing;
 use crate::proto::encode;
-use crate::proto::{ListArgs, StatusItem};
+use crate::proto::{ListArgs, Qresync, SeqSet, StatusItem};
+use crate::response;
 use crate::session::{Session, no_for};
 use crate::view::View;
 use tern_core::ops::Rejection;
@@ -151,16 +152,27 @@ impl Session {
         account: &Account,
         name: &str,
         read_only: bool,
+        condstore: bool,
+        qresync: Option<Qresync>,
     ) {
-        // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected.
-        self.selected = None;
+        if qresync.is_some() && !self.qresync {
+            return self.tagged(tag, "BAD QRESYNC is not enabled");
+        }
+        self.condstore |= condstore;
+        // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected, and the client learns
+        // that the previous one is closed before anything about the new one.
+        if self.selected.take().is_some() {
+            self.untagged("* OK [CLOSED] Previous mailbox is now closed");
+        }
         let snapshot = match account.snapshot(name).await {
             Ok(s) => s,
             Err(e) => return self.tagged(tag, &no_for(&e)),
         };
         let m = snapshot.mailbox.clone();
         let recent_from = self.recent_from(account, &snapshot, read_only).await;
-        let view = View::new(snapshot, read_only, recent_from);
+        let mut view = View::new(snapshot, read_only, recent_from);
+        view.vanished = self.qresync;
+        view.show_modseq = self.condstore;
         self.untagged(&format!("* {} EXISTS", view.messages.len()));
         if !self.rev2 {
             self.untagged(&format!("* {} RECENT", view.recent_count()));
@@ -180,6 +192,27 @@ impl Session {
             "* OK [HIGHESTMODSEQ {}] Highest",
             m.highest_modseq
         ));
+        // RFC 7162 §3.2.5.1: what changed since the client's last visit, when it is the same
+        // mailbox (same UIDVALIDITY). Expunged UIDs are not recorded, so VANISHED (EARLIER)
+        // lists every UID the client may know that is gone, however long ago it went.
+        if let Some(q) = qresync.filter(|q| q.uidvalidity == view.uidvalidity) {
+            let known = q.known_uids.unwrap_or_else(SeqSet::every);
+            let gone = view.missing_uids(&known, m.uidnext.saturating_sub(1));
+            if !gone.is_empty() {
+                self.untagged(&format!(
+                    "* VANISHED (EARLIER) {}",
+                    SeqSet::ranges_text(&gone)
+                ));
+            }
+            for (i, msg) in view.messages.iter().enumerate() {
+                if msg.modseq.0 > q.modseq {
+                    let recent = view.is_recent(msg.uid);
+                    let (seq, uid) = (i as u32 + 1, Some(msg.uid));
+                    let modseq = Some(msg.modseq.0);
+                    response::flags_fetch(&mut self.out, seq, uid, &msg.flags, recent, modseq);
+                }
+            }
+        }
         self.selected = Some(view);
         let mode = if read_only { "READ-ONLY" } else { "READ-WRITE" };
         self.tagged(tag, &format!("OK [{mode}] SELECT completed"));

@@ -256,12 +256,13 @@ impl Session {
             for (u, flags, modseq) in stored.changed {
                 view.set_flags(u, flags.clone(), modseq);
                 if let (false, Some(seq)) = (silent, view.seq_of(u)) {
-                    let modseq_shown = unchanged_since.map(|_| modseq.0);
+                    let shown = unchanged_since.is_some() || view.show_modseq;
+                    let modseq_shown = shown.then_some(modseq.0);
                     let recent = view.is_recent(u);
                     response::flags_fetch(
                         &mut out,
                         seq,
-                        uid.then_some(u),
+                        (uid || view.vanished).then_some(u),
                         &flags,
                         recent,
                         modseq_shown,

@@ -9,7 +9,7 @@ pub mod folders;
 pub mod idle;
 pub mod messages;
 
-use crate::proto::Command;
+use crate::proto::{Command, SeqSet};
 use crate::session::Session;
 
 impl Session {
@@ -38,7 +38,15 @@ impl Session {
                 self.simple(tag, "UNSUBSCRIBE", account.subscribe(&name, false).await)
             }
             Status { name, items } => self.status(tag, &account, &name, &items).await,
-            Select { name, read_only } => self.select(tag, &account, &name, read_only).await,
+            Select {
+                name,
+                read_only,
+                condstore,
+                qresync,
+            } => {
+                self.select(tag, &account, &name, read_only, condstore, qresync)
+                    .await
+            }
             Append {
                 mailbox,
                 flags,
@@ -55,7 +63,25 @@ impl Session {
                 uid,
                 items,
                 changed_since,
+                vanished,
             } => {
+                self.condstore |= changed_since.is_some();
+                if vanished && !self.qresync {
+                    self.tagged(tag, "BAD QRESYNC is not enabled");
+                    return Ok(());
+                }
+                if vanished && let Some(view) = self.selected.as_ref() {
+                    // RFC 7162 §3.2.6: the UIDs of the set that are gone, before the FETCH data.
+                    let gone = view.missing_uids(&set, view.last_uid().0);
+                    if !gone.is_empty() {
+                        let line = format!("* VANISHED (EARLIER) {}", SeqSet::ranges_text(&gone));
+                        self.untagged(&line);
+                    }
+                }
+                let mut items = items;
+                if self.qresync && !items.contains(&crate::proto::FetchItem::Uid) {
+                    items.insert(0, crate::proto::FetchItem::Uid);
+                }
                 return self
                     .fetch(tag, &account, &set, uid, &items, changed_since)
                     .await;

@@ -111,6 +111,17 @@ pub struct ListArgs {
     pub ret_status: Option<Vec<StatusItem>>,
 }
 
+/// The QRESYNC parameter of SELECT/EXAMINE: what the client knew of the mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Qresync {
+    /// The UIDVALIDITY the client knew.
+    pub uidvalidity: u32,
+    /// The highest MODSEQ it knew.
+    pub modseq: u64,
+    /// The UIDs it knows (absent: all up to the highest).
+    pub known_uids: Option<SeqSet>,
+}
+
 /// How STORE changes flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOp {
@@ -169,12 +180,18 @@ pub enum Command {
     Select {
         name: String,
         read_only: bool,
+        /// `(CONDSTORE)`.
+        condstore: bool,
+        /// `(QRESYNC (...))` (RFC 7162 §3.2.5).
+        qresync: Option<Qresync>,
     },
     Fetch {
         set: SeqSet,
         uid: bool,
         items: Vec<FetchItem>,
         changed_since: Option<u64>,
+        /// `VANISHED` modifier (RFC 7162 §3.2.6): report expunged UIDs of the set first.
+        vanished: bool,
     },
     Store {
         set: SeqSet,
@@ -335,12 +352,26 @@ fn command(l: &mut Lexer<'_>) -> Parsed<Command> {
         "SELECT" | "EXAMINE" => {
             let read_only = name == "EXAMINE";
             let mailbox_name = mailbox(l)?;
+            let (mut condstore, mut qresync) = (false, None);
             if l.eat(b' ') {
-                l.list(|l| l.atom())?; // (CONDSTORE): the data is always there
+                l.expect(b'(', "expected (")?;
+                while !l.eat(b')') {
+                    l.eat(b' ');
+                    match l.atom()?.to_ascii_uppercase().as_str() {
+                        "CONDSTORE" => condstore = true,
+                        "QRESYNC" => {
+                            l.space()?;
+                            qresync = Some(qresync_param(l)?);
+                        }
+                        _ => return Err(ParseError("unknown SELECT parameter")),
+                    }
+                }
             }
             Command::Select {
                 name: mailbox_name,
                 read_only,
+                condstore,
+                qresync,
             }
         }
         "APPEND" => append(l)?,
@@ -491,16 +522,27 @@ fn fetch(l: &mut Lexer<'_>, uid: bool) -> Parsed<Command> {
     } else {
         fetch_item(l)?
     };
-    let mut changed_since = None;
+    let (mut changed_since, mut vanished) = (None, false);
     if l.eat(b' ') {
         l.expect(b'(', "expected (")?;
-        if !l.keyword("CHANGEDSINCE") {
-            return Err(ParseError("unknown FETCH modifier"));
+        while !l.eat(b')') {
+            l.eat(b' ');
+            if l.keyword("CHANGEDSINCE") {
+                l.space()?;
+                changed_since = Some(l.number()?);
+            } else if l.keyword("VANISHED") {
+                vanished = true;
+            } else {
+                return Err(ParseError("unknown FETCH modifier"));
+            }
         }
-        l.space()?;
-        changed_since = Some(l.number()?);
-        l.expect(b')', "expected )")?;
-        items.push(FetchItem::ModSeq);
+        if changed_since.is_some() {
+            items.push(FetchItem::ModSeq);
+        }
+        // RFC 7162 §3.2.6: VANISHED only with UID FETCH and CHANGEDSINCE.
+        if vanished && (!uid || changed_since.is_none()) {
+            return Err(ParseError("VANISHED needs UID FETCH and CHANGEDSINCE"));
+        }
     }
     if uid && !items.contains(&FetchItem::Uid) {
         items.insert(0, FetchItem::Uid);
@@ -519,6 +561,36 @@ fn fetch(l: &mut Lexer<'_>, uid: bool) -> Parsed<Command> {
         uid,
         items,
         changed_since,
+        vanished,
+    })
+}
+
+/// `(uidvalidity modseq [known-uids [(seq-set uid-set)]])`; the sequence match data is read
+/// and not used (Tern reports from the known UIDs alone).
+fn qresync_param(l: &mut Lexer<'_>) -> Parsed<Qresync> {
+    l.expect(b'(', "expected (")?;
+    let uidvalidity = u32::try_from(l.number()?).map_err(|_| ParseError("bad UIDVALIDITY"))?;
+    l.space()?;
+    let modseq = l.number()?;
+    let mut known_uids = None;
+    if l.eat(b' ') {
+        known_uids = Some(SeqSet::parse(l)?);
+        if l.eat(b' ') {
+            l.expect(b'(', "expected (")?;
+            SeqSet::parse(l)?;
+            l.space()?;
+            SeqSet::parse(l)?;
+            l.expect(b')', "expected )")?;
+        }
+    }
+    l.expect(b')', "expected )")?;
+    if uidvalidity == 0 {
+        return Err(ParseError("bad UIDVALIDITY"));
+    }
+    Ok(Qresync {
+        uidvalidity,
+        modseq,
+        known_uids,
     })
 }
 
@@ -715,6 +787,8 @@ mod tests {
         assert_eq!(
             cmd("a SELECT INBOX"),
             Command::Select {
+                condstore: false,
+                qresync: None,
                 name: "INBOX".into(),
                 read_only: false
             }
@@ -722,6 +796,8 @@ mod tests {
         assert_eq!(
             cmd("a EXAMINE \"Sent\""),
             Command::Select {
+                condstore: false,
+                qresync: None,
                 name: "Sent".into(),
                 read_only: true
             }

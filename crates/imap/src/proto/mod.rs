@@ -15,6 +15,8 @@ pub mod mutf7;
 pub mod search;
 pub mod seqset;
 
-pub use command::{Command, FetchItem, ListArgs, Section, StatusItem, StoreOp, Tagged, parse};
+pub use command::{
+    Command, FetchItem, ListArgs, Qresync, Section, StatusItem, StoreOp, Tagged, parse,
+};
 pub use lexer::{ParseError, trailing_literal};
 pub use seqset::SeqSet;

@@ -7,6 +7,11 @@ use super::lexer::{Lexer, ParseError, Parsed};
 pub struct SeqSet(pub Vec<(Option<u32>, Option<u32>)>);
 
 impl SeqSet {
+    /// Every number: `1:4294967295`.
+    pub fn every() -> SeqSet {
+        SeqSet(vec![(Some(1), Some(u32::MAX))])
+    }
+
     /// Parses a sequence set.
     pub fn parse(l: &mut Lexer<'_>) -> Parsed<SeqSet> {
         let text = l.atom_with(b"*")?;
@@ -70,6 +75,21 @@ impl SeqSet {
             }
         }
         merged
+    }
+
+    /// Closed intervals as set text, e.g. `[(1, 3), (7, 7)]` → `1:3,7`.
+    pub fn ranges_text(ranges: &[(u32, u32)]) -> String {
+        let parts: Vec<String> = ranges
+            .iter()
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}:{b}")
+                }
+            })
+            .collect();
+        parts.join(",")
     }
 
     /// Compact text for responses (COPYUID, SEARCH ranges).
