@@ -30,7 +30,7 @@ const MAX_COMMAND_LINE: usize = 64 * 1024;
 /// Consecutive unparseable commands before the connection is closed.
 const MAX_BAD_COMMANDS: u32 = 20;
 
-const CAPS_COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE CONDSTORE QRESYNC";
+const CAPS_COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE";
 
 /// What the command loop does next.
 pub(crate) enum Flow {
@@ -213,6 +213,10 @@ impl Session {
 
     fn capabilities(&self) -> String {
         let mut caps = CAPS_COMMON.to_string();
+        caps.push_str(&format!(
+            " APPENDLIMIT={}",
+            self.ctx.limits.max_message_size
+        ));
         if self.account.is_none() {
             if self.ctx.tls.is_some() && !self.conn.is_tls() {
                 caps.push_str(" STARTTLS");

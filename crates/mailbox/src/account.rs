@@ -118,6 +118,28 @@ impl Account {
         self.write_ok(command).await
     }
 
+    /// Bytes of mail the account holds (what its quota counts).
+    pub async fn usage(&self) -> Result<u64, MailboxError> {
+        self.read(|r, account| Ok(r.usage(account)?)).await
+    }
+
+    /// Messages of mailbox `name` flagged `\Deleted`, and their bytes (STATUS DELETED,
+    /// DELETED-STORAGE).
+    pub async fn deleted(&self, name: &str) -> Result<(u32, u64), MailboxError> {
+        let name = name.to_string();
+        self.read(move |r, account| {
+            let mailbox = r.mailbox(account, &name)?.ok_or(Rejection::NoSuchMailbox)?;
+            let mut found = (0u32, 0u64);
+            for m in r.messages(account, mailbox.id)? {
+                if m.flags.iter().any(|f| f == flags::DELETED) {
+                    found = (found.0.saturating_add(1), found.1.saturating_add(m.size));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     /// Names subscribed to that are not mailboxes (LSUB, LIST (SUBSCRIBED)).
     pub async fn dangling_subscriptions(&self) -> Result<Vec<String>, MailboxError> {
         self.read(|r, account| Ok(r.dangling_subscriptions(account)?))

@@ -10,7 +10,19 @@ use tern_core::ops::Rejection;
 use tern_core::records::MailboxRecord;
 use tern_mailbox::{Account, MailboxError};
 
-fn status_text(m: &MailboxRecord, items: &[StatusItem], recent: u32) -> String {
+/// STATUS data that is not in the mailbox record, read only when asked for.
+#[derive(Default)]
+struct Counted {
+    /// Messages no session was shown yet.
+    recent: u32,
+    /// Messages flagged `\Deleted`, and their bytes.
+    deleted: (u32, u64),
+    /// The largest message APPEND takes.
+    append_limit: u64,
+}
+
+/// The STATUS items of `m`.
+fn status_text(m: &MailboxRecord, items: &[StatusItem], counted: &Counted) -> String {
     let parts: Vec<String> = items
         .iter()
         .map(|i| match i {
@@ -19,7 +31,10 @@ fn status_text(m: &MailboxRecord, items: &[StatusItem], recent: u32) -> String {
             StatusItem::UidValidity => format!("UIDVALIDITY {}", m.uidvalidity),
             StatusItem::Unseen => format!("UNSEEN {}", m.unseen),
             StatusItem::Size => format!("SIZE {}", m.size),
-            StatusItem::Recent => format!("RECENT {recent}"),
+            StatusItem::Recent => format!("RECENT {}", counted.recent),
+            StatusItem::Deleted => format!("DELETED {}", counted.deleted.0),
+            StatusItem::DeletedStorage => format!("DELETED-STORAGE {}", counted.deleted.1),
+            StatusItem::AppendLimit => format!("APPENDLIMIT {}", counted.append_limit),
             StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", m.highest_modseq),
         })
         .collect();
@@ -33,6 +48,21 @@ fn quoted_name(name: &str) -> String {
 }
 
 impl Session {
+    /// Reads the STATUS data of mailbox `name` that `items` ask for beyond its record.
+    async fn count(&self, account: &Account, name: &str, items: &[StatusItem]) -> Counted {
+        let mut counted = Counted {
+            append_limit: self.ctx.limits.max_message_size,
+            ..Counted::default()
+        };
+        if items.contains(&StatusItem::Recent) {
+            counted.recent = account.unclaimed_recent(name).await.unwrap_or(0);
+        }
+        if items.contains(&StatusItem::Deleted) || items.contains(&StatusItem::DeletedStorage) {
+            counted.deleted = account.deleted(name).await.unwrap_or_default();
+        }
+        counted
+    }
+
     pub(crate) async fn list(&mut self, tag: &str, account: &Account, args: ListArgs) {
         let ListArgs {
             reference,
@@ -79,14 +109,11 @@ impl Session {
             }
             self.untagged(&text);
             if let (Some(items), Some(m)) = (&ret_status, line.mailbox) {
-                let recent = match items.contains(&StatusItem::Recent) {
-                    true => account.unclaimed_recent(&m.name).await.unwrap_or(0),
-                    false => 0,
-                };
+                let counted = self.count(account, &m.name, items).await;
                 let text = format!(
                     "* STATUS {} ({})",
                     quoted_name(&m.name),
-                    status_text(m, items, recent)
+                    status_text(m, items, &counted)
                 );
                 self.untagged(&text);
             }
@@ -130,14 +157,11 @@ impl Session {
     ) {
         match account.status(name).await {
             Ok(m) => {
-                let recent = match items.contains(&StatusItem::Recent) {
-                    true => account.unclaimed_recent(&m.name).await.unwrap_or(0),
-                    false => 0,
-                };
+                let counted = self.count(account, &m.name, items).await;
                 let line = format!(
                     "* STATUS {} ({})",
                     quoted_name(&m.name),
-                    status_text(&m, items, recent)
+                    status_text(&m, items, &counted)
                 );
                 self.untagged(&line);
                 self.tagged(tag, "OK STATUS completed");

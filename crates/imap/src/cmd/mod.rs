@@ -4,10 +4,12 @@
 //!   EXAMINE, CLOSE, UNSELECT, APPEND.
 //! - [`messages`]: FETCH, STORE, COPY/MOVE, SEARCH, EXPUNGE.
 //! - [`idle`]: the IDLE command.
+//! - [`quota`]: GETQUOTA, GETQUOTAROOT, SETQUOTA.
 
 pub mod folders;
 pub mod idle;
 pub mod messages;
+pub mod quota;
 
 use crate::proto::{Command, SeqSet};
 use crate::session::Session;
@@ -108,6 +110,9 @@ impl Session {
             }
             Search { uid, key, esearch } => self.search(tag, &account, uid, &key, esearch).await,
             Expunge { uids } => self.expunge(tag, &account, uids.as_ref()).await,
+            GetQuota { root } => self.get_quota(tag, &account, &root).await,
+            GetQuotaRoot { name } => self.get_quota_root(tag, &account, &name).await,
+            SetQuota => self.tagged(tag, "NO [NOPERM] Quotas are set by the administrator"),
             _ => self.tagged(tag, "BAD Unexpected command"),
         }
         Ok(())

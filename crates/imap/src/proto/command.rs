@@ -27,10 +27,16 @@ pub enum StatusItem {
     Unseen,
     /// SIZE (RFC 8438)
     Size,
-    /// RECENT (always 0 in IMAP4rev2)
+    /// RECENT (IMAP4rev1: messages no session was shown yet)
     Recent,
     /// HIGHESTMODSEQ (RFC 7162)
     HighestModSeq,
+    /// DELETED (RFC 9051): messages with `\Deleted`.
+    Deleted,
+    /// DELETED-STORAGE (RFC 9208): their size.
+    DeletedStorage,
+    /// APPENDLIMIT (RFC 7889): the largest message APPEND takes.
+    AppendLimit,
 }
 
 /// A BODY[...] section.
@@ -152,6 +158,16 @@ pub enum Command {
     Id,
     Enable(Vec<String>),
     Namespace,
+    /// GETQUOTA (RFC 9208).
+    GetQuota {
+        root: String,
+    },
+    /// GETQUOTAROOT (RFC 9208).
+    GetQuotaRoot {
+        name: String,
+    },
+    /// SETQUOTA (RFC 9208): quotas are set by the administrator, so always refused.
+    SetQuota,
     List(ListArgs),
     Lsub {
         reference: String,
@@ -272,6 +288,24 @@ fn command(l: &mut Lexer<'_>) -> Parsed<Command> {
         "UNSELECT" => Command::Unselect,
         "CHECK" => Command::Check,
         "NAMESPACE" => Command::Namespace,
+        "GETQUOTA" => {
+            l.space()?;
+            Command::GetQuota {
+                root: l.astring_text()?,
+            }
+        }
+        "GETQUOTAROOT" => Command::GetQuotaRoot { name: mailbox(l)? },
+        "SETQUOTA" => {
+            l.space()?;
+            l.astring()?;
+            l.space()?;
+            l.list(|l| {
+                l.atom()?;
+                l.space()?;
+                l.number()
+            })?;
+            Command::SetQuota
+        }
         "EXPUNGE" => Command::Expunge { uids: None },
         "LOGIN" => {
             l.space()?;
@@ -470,6 +504,9 @@ fn status_item(l: &mut Lexer<'_>) -> Parsed<StatusItem> {
         "SIZE" => StatusItem::Size,
         "RECENT" => StatusItem::Recent,
         "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+        "DELETED" => StatusItem::Deleted,
+        "DELETED-STORAGE" => StatusItem::DeletedStorage,
+        "APPENDLIMIT" => StatusItem::AppendLimit,
         _ => return Err(ParseError("unknown STATUS item")),
     })
 }
