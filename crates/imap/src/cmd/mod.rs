@@ -10,6 +10,7 @@ pub mod idle;
 pub mod messages;
 
 use crate::proto::Command;
+use crate::proto::search::CHARSETS;
 use crate::session::Session;
 
 impl Session {
@@ -80,7 +81,19 @@ impl Session {
                 self.copy(tag, &account, &set, uid, &mailbox, remove_source)
                     .await
             }
-            Search { uid, key, esearch } => self.search(tag, &account, uid, &key, esearch).await,
+            Search {
+                bad_charset: Some(_),
+                ..
+            } => self.tagged(
+                tag,
+                &format!("NO [BADCHARSET ({CHARSETS})] Unsupported charset"),
+            ),
+            Search {
+                uid,
+                key,
+                esearch,
+                bad_charset: None,
+            } => self.search(tag, &account, uid, &key, esearch).await,
             Expunge { uids } => self.expunge(tag, &account, uids.as_ref()).await,
             _ => self.tagged(tag, "BAD Unexpected command"),
         }

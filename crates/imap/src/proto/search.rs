@@ -49,6 +49,14 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
 }
 
+/// The charsets SEARCH accepts (strings are UTF-8 either way), as `[BADCHARSET]` lists them.
+pub const CHARSETS: &str = "UTF-8 US-ASCII";
+
+/// Whether SEARCH can take strings in `charset`.
+pub fn charset_supported(charset: &str) -> bool {
+    CHARSETS.split(' ').any(|c| c.eq_ignore_ascii_case(charset))
+}
+
 /// Parses `date` as in `1-Feb-2026`.
 pub fn date(l: &mut Lexer<'_>) -> Parsed<NaiveDate> {
     let text = if l.peek() == Some(b'"') {
@@ -195,6 +203,8 @@ mod tests {
         assert!(matches!(parse("UID 2:*"), Ok(Uid(_))));
         assert!(parse("SINCE yesterday").is_err());
         assert!(parse("FROB").is_err());
+        assert!(charset_supported("utf-8") && charset_supported("US-ASCII"));
+        assert!(!charset_supported("ISO-8859-1") && !charset_supported("UTF"));
         assert!(parse("(SEEN").is_err());
     }
 }
