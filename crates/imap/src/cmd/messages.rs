@@ -324,25 +324,31 @@ impl Session {
             .enumerate()
             .map(|(i, m)| (i as u32 + 1, m.clone()))
             .collect();
-        let with_body = search::needs_body(key);
         let mut hits = Vec::new();
         for (seq, m) in &messages {
-            let blob = if with_body {
-                match self.body_of(account, m).await {
-                    Ok(b) => Some(b),
-                    Err(e) => return self.tagged(tag, &no_for(&e)),
-                }
-            } else {
-                None
-            };
-            let parsed = blob.as_deref().map(|b| Parsed::new(b));
             let candidate = Candidate {
                 seq: *seq,
                 record: m,
-                body: parsed.as_ref(),
+                message: None,
                 largest,
             };
-            if search::eval(key, &candidate) {
+            // Keys on the record decide first; the message is read only when they cannot.
+            let matched = match search::eval(key, &candidate) {
+                Some(decided) => decided,
+                None => {
+                    let blob = match self.body_of(account, m).await {
+                        Ok(b) => b,
+                        Err(e) => return self.tagged(tag, &no_for(&e)),
+                    };
+                    let message = search::Message::new(&blob);
+                    let candidate = Candidate {
+                        message: Some(&message),
+                        ..candidate
+                    };
+                    search::eval(key, &candidate).unwrap_or(false)
+                }
+            };
+            if matched {
                 hits.push(if uid { m.uid.0 } else { *seq });
             }
         }
