@@ -34,6 +34,8 @@ pub struct Candidate<'a> {
     pub message: Option<&'a Message<'a>>,
     /// Highest sequence number and UID (for `*`).
     pub largest: (u32, u32),
+    /// Whether the message is \Recent in this session (RECENT, NEW, OLD).
+    pub recent: bool,
 }
 
 /// Whether `c` matches `key`: `None` when that depends on bytes `c` does not have yet.
@@ -48,6 +50,7 @@ pub fn eval(key: &SearchKey, c: &Candidate<'_>) -> Option<bool> {
         All => true,
         Flag(f) => has(f),
         NoFlag(f) => !has(f),
+        Recent => c.recent,
         Header(field, text) => msg?.header_contains(field, text),
         Body(text) => msg?.body_contains(text),
         Text(text) => msg?.text_contains(text),
@@ -110,13 +113,19 @@ mod tests {
         }
     }
 
-    fn eval_on(key_text: &str, r: &MessageRecord, raw: Option<&[u8]>) -> Option<bool> {
+    fn eval_on(
+        key_text: &str,
+        r: &MessageRecord,
+        raw: Option<&[u8]>,
+        recent: bool,
+    ) -> Option<bool> {
         let message = raw.map(Message::new);
         let c = Candidate {
             seq: 1,
             record: r,
             message: message.as_ref(),
             largest: (1, r.uid.0),
+            recent,
         };
         eval(&key(key_text), &c)
     }
@@ -129,7 +138,7 @@ mod tests {
     #[test]
     fn sent_dates_use_the_header_day_as_written() {
         let r = record(1, MAR_24_2130_UTC, &[]);
-        let on = |k: &str| eval_on(k, &r, Some(DATED));
+        let on = |k: &str| eval_on(k, &r, Some(DATED), false);
         assert_eq!(on("SENTON 25-Mar-2007"), Some(true));
         assert_eq!(on("SENTON 24-Mar-2007"), Some(false));
         assert_eq!(on("SENTBEFORE 25-Mar-2007"), Some(false));
@@ -142,7 +151,7 @@ mod tests {
     #[test]
     fn internal_dates_use_the_day_fetch_shows() {
         let r = record(1, MAR_24_2130_UTC, &[]);
-        let on = |k: &str| eval_on(k, &r, None);
+        let on = |k: &str| eval_on(k, &r, None, false);
         assert_eq!(on("ON 24-Mar-2007"), Some(true));
         assert_eq!(on("BEFORE 24-Mar-2007"), Some(false));
         assert_eq!(on("BEFORE 25-Mar-2007"), Some(true));
@@ -154,9 +163,12 @@ mod tests {
     fn without_a_readable_date_the_internal_date_is_the_sent_date() {
         let r = record(1, MAR_24_2130_UTC, &[]);
         for raw in [&b"Subject: no date\r\n\r\nx"[..], b"Date: someday\r\n\r\nx"] {
-            assert_eq!(eval_on("SENTON 24-Mar-2007", &r, Some(raw)), Some(true));
             assert_eq!(
-                eval_on("SENTBEFORE 24-Mar-2007", &r, Some(raw)),
+                eval_on("SENTON 24-Mar-2007", &r, Some(raw), false),
+                Some(true)
+            );
+            assert_eq!(
+                eval_on("SENTBEFORE 24-Mar-2007", &r, Some(raw), false),
                 Some(false)
             );
         }
@@ -165,13 +177,33 @@ mod tests {
     #[test]
     fn keys_on_the_record_decide_without_the_message() {
         let r = record(7, MAR_24_2130_UTC, &["\\Seen"]);
-        let on = |k: &str| eval_on(k, &r, None);
+        let on = |k: &str| eval_on(k, &r, None, false);
         assert_eq!(on("SEEN FROM a"), None);
         assert_eq!(on("UNSEEN FROM a"), Some(false));
         assert_eq!(on("OR SEEN FROM a"), Some(true));
         assert_eq!(on("OR UNSEEN FROM a"), None);
         assert_eq!(on("NOT (UNSEEN BODY x)"), Some(true));
         assert_eq!(on("UID 1:6 SENTON 1-Jan-2000"), Some(false));
-        assert_eq!(eval_on("SEEN FROM a@EXAMPLE", &r, Some(DATED)), Some(true));
+        assert_eq!(
+            eval_on("SEEN FROM a@EXAMPLE", &r, Some(DATED), false),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn recent_new_and_old_follow_the_session() {
+        let seen = record(1, 0, &["\\Seen"]);
+        let unseen = record(2, 0, &[]);
+        for (k, r, recent, want) in [
+            ("RECENT", &seen, true, true),
+            ("RECENT", &seen, false, false),
+            ("OLD", &seen, true, false),
+            ("OLD", &unseen, false, true),
+            ("NEW", &unseen, true, true),
+            ("NEW", &seen, true, false),
+            ("NEW", &unseen, false, false),
+        ] {
+            assert_eq!(eval_on(k, r, None, recent), Some(want), "{k} {recent}");
+        }
     }
 }

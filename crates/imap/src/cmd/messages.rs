@@ -318,19 +318,22 @@ impl Session {
             view.messages.len() as u32,
             view.messages.last().map(|m| m.uid.0).unwrap_or(0),
         );
-        let messages: Vec<(u32, MessageRecord)> = view
+        // \Recent is not tracked yet: RECENT finds nothing, OLD everything, NEW nothing.
+        let is_recent = |_: Uid| false;
+        let messages: Vec<(u32, MessageRecord, bool)> = view
             .messages
             .iter()
             .enumerate()
-            .map(|(i, m)| (i as u32 + 1, m.clone()))
+            .map(|(i, m)| (i as u32 + 1, m.clone(), is_recent(m.uid)))
             .collect();
         let mut hits = Vec::new();
-        for (seq, m) in &messages {
+        for (seq, m, recent) in &messages {
             let candidate = Candidate {
                 seq: *seq,
                 record: m,
                 message: None,
                 largest,
+                recent: *recent,
             };
             // Keys on the record decide first; the message is read only when they cannot.
             let matched = match search::eval(key, &candidate) {
