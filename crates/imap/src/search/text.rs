@@ -142,6 +142,9 @@ mod tests {
             "the encoded form still matches"
         );
         assert!(!matches(subject, "cafe"));
+        let mixed =
+            "Subject: Re: =?UTF-8?Q?Caf=C3=A9?= au\r\n lait =?UTF-8?B?w6A=?= =?UTF-8?B?w6A=?=\r\n";
+        assert!(matches(mixed, "re: café au lait àà"));
         let from = "From: =?UTF-8?B?SsO8cmdlbiBNw7xsbGVy?= <jm@example.org>\r\n";
         assert!(matches(from, "jürgen müller <jm@"));
         assert!(matches(from, "MÜLLER"));
