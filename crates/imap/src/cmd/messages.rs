@@ -338,31 +338,39 @@ impl Session {
             view.messages.len() as u32,
             view.messages.last().map(|m| m.uid.0).unwrap_or(0),
         );
-        let messages: Vec<(u32, MessageRecord)> = view
+        let is_recent = |uid: Uid| view.is_recent(uid);
+        let messages: Vec<(u32, MessageRecord, bool)> = view
             .messages
             .iter()
             .enumerate()
-            .map(|(i, m)| (i as u32 + 1, m.clone()))
+            .map(|(i, m)| (i as u32 + 1, m.clone(), is_recent(m.uid)))
             .collect();
-        let with_body = search::needs_body(key);
         let mut hits = Vec::new();
-        for (seq, m) in &messages {
-            let blob = if with_body {
-                match self.body_of(account, m).await {
-                    Ok(b) => Some(b),
-                    Err(e) => return self.tagged(tag, &no_for(&e)),
-                }
-            } else {
-                None
-            };
-            let parsed = blob.as_deref().map(|b| Parsed::new(b));
+        for (seq, m, recent) in &messages {
             let candidate = Candidate {
                 seq: *seq,
                 record: m,
-                body: parsed.as_ref(),
+                message: None,
                 largest,
+                recent: *recent,
             };
-            if search::eval(key, &candidate) {
+            // Keys on the record decide first; the message is read only when they cannot.
+            let matched = match search::eval(key, &candidate) {
+                Some(decided) => decided,
+                None => {
+                    let blob = match self.body_of(account, m).await {
+                        Ok(b) => b,
+                        Err(e) => return self.tagged(tag, &no_for(&e)),
+                    };
+                    let message = search::Message::new(&blob);
+                    let candidate = Candidate {
+                        message: Some(&message),
+                        ..candidate
+                    };
+                    search::eval(key, &candidate).unwrap_or(false)
+                }
+            };
+            if matched {
                 hits.push(if uid { m.uid.0 } else { *seq });
             }
         }

@@ -11,6 +11,7 @@ pub mod idle;
 pub mod messages;
 pub mod quota;
 
+use crate::proto::search::CHARSETS;
 use crate::proto::{Command, SeqSet};
 use crate::session::Session;
 
@@ -108,7 +109,19 @@ impl Session {
                 self.copy(tag, &account, &set, uid, &mailbox, remove_source)
                     .await
             }
-            Search { uid, key, esearch } => self.search(tag, &account, uid, &key, esearch).await,
+            Search {
+                bad_charset: Some(_),
+                ..
+            } => self.tagged(
+                tag,
+                &format!("NO [BADCHARSET ({CHARSETS})] Unsupported charset"),
+            ),
+            Search {
+                uid,
+                key,
+                esearch,
+                bad_charset: None,
+            } => self.search(tag, &account, uid, &key, esearch).await,
             Expunge { uids } => self.expunge(tag, &account, uids.as_ref()).await,
             GetQuota { root } => self.get_quota(tag, &account, &root).await,
             GetQuotaRoot { name } => self.get_quota_root(tag, &account, &name).await,

@@ -227,6 +227,9 @@ pub enum Command {
         uid: bool,
         key: SearchKey,
         esearch: bool,
+        /// A CHARSET the server cannot search in: the reply is `NO [BADCHARSET]`, and the
+        /// keys (whose strings may not be UTF-8) are not parsed.
+        bad_charset: Option<String>,
     },
     Expunge {
         uids: Option<SeqSet>,
@@ -791,14 +794,25 @@ fn search_cmd(l: &mut Lexer<'_>, uid: bool) -> Parsed<Command> {
     }
     if l.keyword("CHARSET") {
         l.space()?;
-        let charset = l.astring_text()?;
-        if !charset.eq_ignore_ascii_case("UTF-8") && !charset.eq_ignore_ascii_case("US-ASCII") {
-            return Err(ParseError("[BADCHARSET (UTF-8)] unsupported charset"));
+        let charset = String::from_utf8_lossy(&l.astring()?).into_owned();
+        if !search::charset_supported(&charset) {
+            l.skip_rest();
+            return Ok(Command::Search {
+                uid,
+                key: SearchKey::All,
+                esearch,
+                bad_charset: Some(charset),
+            });
         }
         l.space()?;
     }
     let key = search::keys(l)?;
-    Ok(Command::Search { uid, key, esearch })
+    Ok(Command::Search {
+        uid,
+        key,
+        esearch,
+        bad_charset: None,
+    })
 }
 
 #[cfg(test)]
@@ -894,8 +908,22 @@ mod tests {
         ));
         assert!(matches!(
             cmd("a UID SEARCH CHARSET UTF-8 UID 2:*"),
-            Command::Search { uid: true, .. }
+            Command::Search {
+                uid: true,
+                bad_charset: None,
+                ..
+            }
         ));
+        // An unknown charset is a NO, not a BAD, whatever bytes its strings hold.
+        assert_eq!(
+            parse(b"a SEARCH CHARSET ISO-8859-1 SUBJECT {4}\r\ncaf\xe9").map(|t| t.command),
+            Ok(Command::Search {
+                uid: false,
+                key: SearchKey::All,
+                esearch: false,
+                bad_charset: Some("ISO-8859-1".into()),
+            })
+        );
         assert!(matches!(
             cmd("a ID (\"name\" \"mbsync\" \"version\" NIL)"),
             Command::Id

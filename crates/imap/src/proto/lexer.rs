@@ -67,6 +67,11 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// Consumes everything left.
+    pub fn skip_rest(&mut self) {
+        self.pos = self.input.len();
+    }
+
     /// Bytes matching `pred`, at least one.
     fn take_while(&mut self, pred: impl Fn(u8) -> bool, why: &'static str) -> Parsed<&'a [u8]> {
         let start = self.pos;

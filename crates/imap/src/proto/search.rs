@@ -13,13 +13,15 @@ pub enum SearchKey {
     Flag(String),
     /// Lacks the flag.
     NoFlag(String),
+    /// \Recent in this session (`RECENT`; `NEW` and `OLD` are built on it).
+    Recent,
     /// Header field contains the text (case-insensitive).
     Header(String, String),
     /// Body contains the text.
     Body(String),
     /// Header or body contains the text.
     Text(String),
-    /// Internal date before / on / since the day.
+    /// Internal date before the day.
     Before(NaiveDate),
     /// Internal date on the day.
     On(NaiveDate),
@@ -47,6 +49,14 @@ pub enum SearchKey {
     Or(Box<SearchKey>, Box<SearchKey>),
     /// All of them.
     And(Vec<SearchKey>),
+}
+
+/// The charsets SEARCH accepts (strings are UTF-8 either way), as `[BADCHARSET]` lists them.
+pub const CHARSETS: &str = "UTF-8 US-ASCII";
+
+/// Whether SEARCH can take strings in `charset`.
+pub fn charset_supported(charset: &str) -> bool {
+    CHARSETS.split(' ').any(|c| c.eq_ignore_ascii_case(charset))
 }
 
 /// Parses `date` as in `1-Feb-2026`.
@@ -97,13 +107,15 @@ fn key(l: &mut Lexer<'_>) -> Parsed<SearchKey> {
         "DELETED" => flag("\\Deleted"),
         "DRAFT" => flag("\\Draft"),
         "FLAGGED" => flag("\\Flagged"),
-        "SEEN" | "OLD" => flag("\\Seen"),
+        "SEEN" => flag("\\Seen"),
         "UNANSWERED" => noflag("\\Answered"),
         "UNDELETED" => noflag("\\Deleted"),
         "UNDRAFT" => noflag("\\Draft"),
         "UNFLAGGED" => noflag("\\Flagged"),
-        "UNSEEN" | "NEW" => noflag("\\Seen"),
-        "RECENT" => Not(Box::new(All)),
+        "UNSEEN" => noflag("\\Seen"),
+        "RECENT" => Recent,
+        "NEW" => And(vec![Recent, noflag("\\Seen")]),
+        "OLD" => Not(Box::new(Recent)),
         "KEYWORD" => {
             l.space()?;
             Flag(l.flag()?)
@@ -194,7 +206,16 @@ mod tests {
         assert!(matches!(parse("SINCE 1-Feb-2026"), Ok(Since(_))));
         assert!(matches!(parse("UID 2:*"), Ok(Uid(_))));
         assert!(parse("SINCE yesterday").is_err());
+        assert_eq!(parse("recent"), Ok(Recent));
+        assert_eq!(parse("OLD"), Ok(Not(Box::new(Recent))));
+        assert_eq!(parse("NEW"), Ok(And(vec![Recent, NoFlag("\\Seen".into())])));
+        assert_eq!(
+            parse("SUBJECT \"café\""),
+            Ok(Header("SUBJECT".into(), "café".into()))
+        );
         assert!(parse("FROB").is_err());
+        assert!(charset_supported("utf-8") && charset_supported("US-ASCII"));
+        assert!(!charset_supported("ISO-8859-1") && !charset_supported("UTF"));
         assert!(parse("(SEEN").is_err());
     }
 }
