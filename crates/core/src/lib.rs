@@ -9,6 +9,7 @@
 //! - [`address`]: parsing and normalising mail addresses.
 //! - [`config`]: the `tern.toml` configuration with a default for every field.
 //! - [`net`]: the connection stream (plain or TLS) that protocol sessions read and write.
+//! - [`deflate`]: the compression layer a connection may switch on (IMAP COMPRESS=DEFLATE).
 //! - [`sync`]: [`sync::lock`], the poison-safe mutex lock every crate uses.
 //! - [`flags`]: IMAP system flags and their canonical spelling.
 //! - [`byte_buf`]: serde helpers that encode a body as one byte string, not byte by byte.
@@ -18,6 +19,7 @@
 pub mod address;
 pub mod byte_buf;
 pub mod config;
+pub mod deflate;
 pub mod flags;
 pub mod ids;
 pub mod net;

@@ -189,6 +189,10 @@ pub struct Connection {
     read_timeout: Option<Duration>,
     /// The first bytes of the last line refused as too long (see [`Connection::overlong_head`]).
     overlong_head: Vec<u8>,
+    /// COMPRESS=DEFLATE, once started (see [`Connection::start_deflate`]).
+    deflate: Option<Box<crate::deflate::Deflate>>,
+    /// Compressed output not fully sent yet (with `deflate`; `sent` counts into it).
+    wire: Vec<u8>,
 }
 
 /// How much of an overlong line [`Connection::overlong_head`] keeps.
@@ -207,7 +211,24 @@ impl Connection {
             local,
             read_timeout: None,
             overlong_head: Vec::new(),
+            deflate: None,
+            wire: Vec::new(),
         }
+    }
+
+    /// Compresses both directions from now on (RFC 4978); call it once the response that
+    /// accepts COMPRESS has been flushed. Bytes already received and not read are taken as
+    /// compressed: the client starts compressing right after that response.
+    pub fn start_deflate(&mut self) {
+        let mut deflate = Box::new(crate::deflate::Deflate::new());
+        deflate.receive(&self.inbuf[self.pos..]);
+        self.inbuf.truncate(self.pos);
+        self.deflate = Some(deflate);
+    }
+
+    /// Whether COMPRESS=DEFLATE is on.
+    pub fn is_deflating(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// The first bytes (at most 64) of the last line [`Connection::read_line`] refused as too
@@ -260,6 +281,9 @@ impl Connection {
     /// (if one is set), else `io::ErrorKind::TimedOut`. Cancel-safe: a flush dropped midway
     /// (IDLE's select) resumes where it stopped, sending no byte twice.
     pub async fn flush(&mut self) -> io::Result<()> {
+        if self.deflate.is_some() {
+            return self.flush_deflated().await;
+        }
         if self.outbuf.is_empty() {
             return Ok(());
         }
@@ -288,6 +312,41 @@ impl Connection {
         within(*read_timeout, s.flush()).await
     }
 
+    /// [`Connection::flush`] under COMPRESS=DEFLATE: what is queued is compressed once into
+    /// `wire` (so a cancelled flush resumes without compressing twice), then sent.
+    async fn flush_deflated(&mut self) -> io::Result<()> {
+        loop {
+            if self.sent >= self.wire.len() {
+                self.wire.clear();
+                self.sent = 0;
+                if self.outbuf.is_empty() {
+                    break;
+                }
+                if let Some(d) = self.deflate.as_mut() {
+                    d.deflate(&self.outbuf, &mut self.wire)?;
+                }
+                self.outbuf.clear();
+                self.outbuf.shrink_to(WRITE_CHUNK);
+            }
+            let s = self
+                .stream
+                .as_mut()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
+            let end = self.wire.len().min(self.sent + WRITE_CHUNK);
+            let n = within(self.read_timeout, s.write(&self.wire[self.sent..end])).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.sent += n;
+        }
+        self.wire.shrink_to(WRITE_CHUNK);
+        let s = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
+        within(self.read_timeout, s.flush()).await
+    }
+
     /// Reads more bytes into the buffer; `Ok(false)` on end of stream. Cancel-safe: if the
     /// future is dropped (IDLE's select), no byte is lost and the buffer stays consistent.
     async fn fill(&mut self) -> io::Result<bool> {
@@ -299,14 +358,28 @@ impl Connection {
             self.inbuf.drain(..self.pos);
             self.pos = 0;
         }
-        let mut chunk = [0u8; READ_CHUNK];
-        let s = self
-            .stream
-            .as_mut()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
-        let n = within(self.read_timeout, s.read(&mut chunk)).await?;
-        self.inbuf.extend_from_slice(&chunk[..n]);
-        Ok(n > 0)
+        loop {
+            // Under COMPRESS, inflate what is waiting (a bounded step) before reading more.
+            if let Some(d) = self.deflate.as_mut()
+                && d.has_pending()
+                && d.inflate(&mut self.inbuf)? > 0
+            {
+                return Ok(true);
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            let s = self
+                .stream
+                .as_mut()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no stream"))?;
+            let n = within(self.read_timeout, s.read(&mut chunk)).await?;
+            match self.deflate.as_mut() {
+                Some(d) if n > 0 => d.receive(&chunk[..n]),
+                _ => {
+                    self.inbuf.extend_from_slice(&chunk[..n]);
+                    return Ok(n > 0);
+                }
+            }
+        }
     }
 
     /// Runs `work` unless the peer hangs up (or goes silent past the read timeout) first, in

@@ -31,6 +31,8 @@ const MAX_COMMAND_LINE: usize = 64 * 1024;
 const MAX_BAD_COMMANDS: u32 = 20;
 
 const CAPS_COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE";
+/// Advertised once logged in: COMPRESS is a command of the authenticated state.
+const CAPS_AUTHENTICATED: &str = "COMPRESS=DEFLATE";
 
 /// What the command loop does next.
 pub(crate) enum Flow {
@@ -217,6 +219,10 @@ impl Session {
             " APPENDLIMIT={}",
             self.ctx.limits.max_message_size
         ));
+        if self.account.is_some() {
+            caps.push(' ');
+            caps.push_str(CAPS_AUTHENTICATED);
+        }
         if self.account.is_none() {
             if self.ctx.tls.is_some() && !self.conn.is_tls() {
                 caps.push_str(" STARTTLS");
@@ -473,6 +479,7 @@ impl Session {
                 self.tagged(&tag, "OK NAMESPACE completed");
             }
             Idle => return self.idle(&tag).await,
+            Compress { mechanism } => return self.compress(&tag, &mechanism).await,
             other => self.mailbox_command(&tag, other).await?,
         }
         Ok(Flow::Continue)
@@ -535,6 +542,22 @@ impl Session {
             }
             Err(e) => tracing::debug!(error = %e, "refresh failed"),
         }
+    }
+
+    /// COMPRESS DEFLATE (RFC 4978): the OK goes out uncompressed, everything after it
+    /// compressed, both ways.
+    async fn compress(&mut self, tag: &str, mechanism: &str) -> std::io::Result<Flow> {
+        if self.conn.is_deflating() {
+            self.tagged(tag, "NO [COMPRESSIONACTIVE] Already compressing");
+        } else if mechanism != "DEFLATE" {
+            self.tagged(tag, "BAD Unknown compression mechanism");
+        } else {
+            self.tagged(tag, "OK DEFLATE active");
+            self.emit();
+            self.conn.flush().await?;
+            self.conn.start_deflate();
+        }
+        Ok(Flow::Continue)
     }
 
     async fn starttls(&mut self, tag: &str) -> std::io::Result<Flow> {

@@ -168,6 +168,10 @@ pub enum Command {
     },
     /// SETQUOTA (RFC 9208): quotas are set by the administrator, so always refused.
     SetQuota,
+    /// COMPRESS (RFC 4978).
+    Compress {
+        mechanism: String,
+    },
     List(ListArgs),
     Lsub {
         reference: String,
@@ -298,6 +302,12 @@ fn command(l: &mut Lexer<'_>) -> Parsed<Command> {
             }
         }
         "GETQUOTAROOT" => Command::GetQuotaRoot { name: mailbox(l)? },
+        "COMPRESS" => {
+            l.space()?;
+            Command::Compress {
+                mechanism: l.atom()?.to_ascii_uppercase(),
+            }
+        }
         "SETQUOTA" => {
             l.space()?;
             l.astring()?;
