@@ -50,6 +50,16 @@ pub fn seed_placeholder(i: usize) -> NodeId {
     u64::MAX - (i as u64 & 0xFFFF)
 }
 
+/// How errors name a peer: its id, or "the seed" for a placeholder (a seed's id is not known
+/// before it answers).
+fn peer_name(node: NodeId) -> String {
+    if node >= UNKNOWN_PEERS {
+        "the seed node".to_string()
+    } else {
+        format!("node {node}")
+    }
+}
+
 /// Which of a peer's two connections a frame travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Lane {
@@ -79,7 +89,7 @@ pub type RelayStream = tokio_rustls::client::TlsStream<TcpStream>;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LinkError {
     /// The peer could not be reached; the request was not sent.
-    #[error("node {node} unreachable: {reason}")]
+    #[error("{} unreachable: {reason}", peer_name(*node))]
     Unreachable {
         /// The peer.
         node: NodeId,
