@@ -8,6 +8,7 @@
 //! - [`cmd`]: command handlers by family (mailboxes, messages, idle).
 //! - [`view`]: the selected mailbox as the client knows it, and its resynchronisation.
 //! - [`mime`]: ENVELOPE, BODYSTRUCTURE and sections from mail-parser.
+//! - [`cte`]: Content-Transfer-Encoding decoding and CRLF line endings.
 //! - [`search`]: evaluating SEARCH keys.
 //! - [`response`]: response pieces shared by commands.
 //!
@@ -17,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod cmd;
+pub mod cte;
 pub mod mime;
 pub mod proto;
 pub mod response;
