@@ -7,7 +7,8 @@
 //! - [`session`]: the connection loop: literals, the state gate, authentication.
 //! - [`cmd`]: command handlers by family (mailboxes, messages, idle).
 //! - [`view`]: the selected mailbox as the client knows it, and its resynchronisation.
-//! - [`mime`]: ENVELOPE, BODYSTRUCTURE and sections from mail-parser.
+//! - [`mime`]: ENVELOPE, BODYSTRUCTURE and sections, from the part tree of [`parts`].
+//! - [`parts`]: the MIME part tree of a message, as byte ranges.
 //! - [`cte`]: Content-Transfer-Encoding decoding and CRLF line endings.
 //! - [`search`]: evaluating SEARCH keys.
 //! - [`response`]: response pieces shared by commands.
@@ -20,6 +21,7 @@
 pub mod cmd;
 pub mod cte;
 pub mod mime;
+pub mod parts;
 pub mod proto;
 pub mod response;
 pub mod search;
