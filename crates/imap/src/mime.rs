@@ -257,54 +257,66 @@ fn lines(bytes: &[u8]) -> usize {
     bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
-fn addresses(out: &mut Vec<u8>, addr: Option<&Address<'_>>) {
-    let Some(addr) = addr else {
-        out.extend_from_slice(b"NIL");
-        return;
-    };
+/// The ENVELOPE address structures of an address field (RFC 9051 §7.5.2): groups between a
+/// start `(NIL NIL "name" NIL)` and an end `(NIL NIL NIL NIL)`; entries without an address (a
+/// lone comment, as in `group: (comment) ;`) are not addresses and are left out.
+fn address_items(addr: Option<&Address<'_>>) -> Vec<Vec<u8>> {
     let mut items: Vec<Vec<u8>> = Vec::new();
-    let one = |name: Option<&str>, email: Option<&str>| {
-        let mut item = Vec::new();
-        item.push(b'(');
-        nstring(&mut item, name.map(str::as_bytes));
-        item.extend_from_slice(b" NIL ");
-        let (local, host) = match email.and_then(|e| e.rsplit_once('@')) {
-            Some((l, h)) => (Some(l), Some(h)),
+    let Some(addr) = addr else {
+        return items;
+    };
+    let one = |a: &mail_parser::Addr<'_>| {
+        let email = a.address().map(str::trim).filter(|e| !e.is_empty())?;
+        // An obsolete source route, `<@route:user@host>`, is the address's adl.
+        let (route, email) = match email.split_once(':') {
+            Some((route, rest)) if route.starts_with('@') => (Some(route), rest),
+            _ => (None, email),
+        };
+        let (local, host) = match email.rsplit_once('@') {
+            Some((l, h)) => (l, Some(h)),
             None => (email, None),
         };
-        nstring(&mut item, local.map(str::as_bytes));
+        let mut item = vec![b'('];
+        nstring(&mut item, a.name().map(str::as_bytes));
+        item.push(b' ');
+        nstring(&mut item, route.map(str::as_bytes));
+        item.push(b' ');
+        string(&mut item, local.as_bytes());
         item.push(b' ');
         nstring(&mut item, host.map(str::as_bytes));
         item.push(b')');
-        item
+        Some(item)
     };
     match addr {
-        Address::List(list) => {
-            for a in list {
-                items.push(one(a.name(), a.address()));
-            }
-        }
+        Address::List(list) => items.extend(list.iter().filter_map(one)),
         Address::Group(groups) => {
             for g in groups {
-                // RFC 9051: a group is (NIL NIL "name" NIL) ... (NIL NIL NIL NIL).
+                let Some(name) = g.name.as_deref() else {
+                    // Addresses outside any group, in a field that also has groups.
+                    items.extend(g.addresses.iter().filter_map(one));
+                    continue;
+                };
                 let mut start = b"(NIL NIL ".to_vec();
-                nstring(&mut start, g.name.as_deref().map(str::as_bytes));
+                string(&mut start, name.as_bytes());
                 start.extend_from_slice(b" NIL)");
                 items.push(start);
-                for a in &g.addresses {
-                    items.push(one(a.name(), a.address()));
-                }
+                items.extend(g.addresses.iter().filter_map(one));
                 items.push(b"(NIL NIL NIL NIL)".to_vec());
             }
         }
     }
+    items
+}
+
+/// An address list, `NIL` when empty.
+fn addresses(out: &mut Vec<u8>, items: &[Vec<u8>]) {
     if items.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
     }
     out.push(b'(');
     for item in items {
-        out.extend_from_slice(&item);
+        out.extend_from_slice(item);
     }
     out.push(b')');
 }
@@ -319,17 +331,25 @@ fn envelope(out: &mut Vec<u8>, header: &[u8], m: Option<&Message<'_>>) {
     nstring(out, h("Date").as_deref().map(str::as_bytes));
     out.push(b' ');
     nstring(out, h("Subject").as_deref().map(str::as_bytes));
-    let from = m.and_then(|m| m.from());
-    for addr in [
-        from,
-        m.and_then(|m| m.sender()).or(from),
-        m.and_then(|m| m.reply_to()).or(from),
-        m.and_then(|m| m.to()),
-        m.and_then(|m| m.cc()),
-        m.and_then(|m| m.bcc()),
+    let from = address_items(m.and_then(|m| m.from()));
+    // Sender and Reply-To default to From (RFC 9051 §7.5.2).
+    let or_from = |items: Vec<Vec<u8>>| {
+        if items.is_empty() {
+            from.clone()
+        } else {
+            items
+        }
+    };
+    for items in [
+        from.clone(),
+        or_from(address_items(m.and_then(|m| m.sender()))),
+        or_from(address_items(m.and_then(|m| m.reply_to()))),
+        address_items(m.and_then(|m| m.to())),
+        address_items(m.and_then(|m| m.cc())),
+        address_items(m.and_then(|m| m.bcc())),
     ] {
         out.push(b' ');
-        addresses(out, addr);
+        addresses(out, &items);
     }
     out.push(b' ');
     nstring(out, h("In-Reply-To").as_deref().map(str::as_bytes));
@@ -692,6 +712,12 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    fn envelope_of(raw: &[u8]) -> String {
+        let mut out = Vec::new();
+        Parsed::new(raw).envelope(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
     const NESTED: &[u8] = b"From: outer@example.org\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b\r\nContent-Type: message/rfc822\r\nContent-Description: attached\r\n\r\nFrom: Inner <inner@example.org>\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--c\r\nContent-Type: message/rfc822\r\n\r\nSubject: deepest\r\n\r\ndeep body\r\n--c--\r\n\r\n--b--\r\n";
 
     /// Each attached message has its own HEADER, TEXT, MIME and parts, at any depth.
@@ -757,6 +783,28 @@ mod tests {
         assert!(
             bs.contains("\"BASE64\" 64 (NIL \"inner\" NIL NIL NIL NIL NIL NIL NIL NIL) (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 6 1) 0)"),
             "{bs}"
+        );
+    }
+
+    /// RFC 9051 §7.5.2: a group is `(NIL NIL "name" NIL)`, its members, `(NIL NIL NIL NIL)`.
+    #[test]
+    fn envelope_groups_and_routes() {
+        let raw = b"From: user@domain (Real Name)\r\nTo: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\nCc: group:;, group2: (foo) ;\r\nBcc: <@route:user@domain>\r\n\r\nbody\r\n";
+        let env = envelope_of(raw);
+        assert!(
+            env.contains(" ((NIL NIL \"group\" NIL)(NIL NIL \"g1\" \"d1.org\")(NIL NIL \"g2\" \"d2.org\")(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL \"g3\" \"d3.org\")(NIL NIL NIL NIL)) ((NIL NIL \"group\" NIL)(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL NIL NIL)) ((NIL \"@route\" \"user\" \"domain\")) NIL NIL)"),
+            "{env}"
+        );
+        // Sender and Reply-To default to From.
+        assert!(
+            env.contains("((\"Real Name\" NIL \"user\" \"domain\")) ((\"Real Name\" NIL \"user\" \"domain\")) ((\"Real Name\" NIL \"user\" \"domain\"))"),
+            "{env}"
+        );
+        // Addresses outside any group, next to a group.
+        let env = envelope_of(b"To: a@b.c, team: d@e.f;\r\n\r\n");
+        assert!(
+            env.contains("((NIL NIL \"a\" \"b.c\")(NIL NIL \"team\" NIL)(NIL NIL \"d\" \"e.f\")(NIL NIL NIL NIL))"),
+            "{env}"
         );
     }
 
