@@ -43,6 +43,16 @@ fn section_name(section: &Section) -> String {
     name.join(".")
 }
 
+/// The `<start.len>` range of `bytes`: empty from past the end, cut at the end (u64 offsets,
+/// never truncated to 32 bits).
+fn partial_range(bytes: &[u8], start: u64, len: u64) -> &[u8] {
+    let start = usize::try_from(start)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    &bytes[start..start.saturating_add(len).min(bytes.len())]
+}
+
 impl Session {
     async fn body_of(
         &self,
@@ -200,9 +210,7 @@ impl Session {
                 let slice = match partial {
                     Some((start, len)) => {
                         out.extend_from_slice(format!("<{start}>").as_bytes());
-                        let s = (*start as usize).min(bytes.len());
-                        let e = s.saturating_add(*len as usize).min(bytes.len());
-                        &bytes[s..e]
+                        partial_range(&bytes, *start, *len)
                     }
                     None => &bytes[..],
                 };
@@ -377,5 +385,22 @@ impl Session {
         }
         self.refresh(true, false).await;
         self.tagged(tag, "OK EXPUNGE completed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partial_range;
+
+    #[test]
+    fn partial_ranges_past_32_bits_are_not_wrapped() {
+        let bytes = b"0123456789";
+        assert_eq!(partial_range(bytes, 2, 3), b"234");
+        assert_eq!(partial_range(bytes, 8, 100), b"89");
+        assert_eq!(partial_range(bytes, 10, 1), b"");
+        // 2^32 + 2 is far past the end, not offset 2; a length of 2^32 is not 0.
+        assert_eq!(partial_range(bytes, (1 << 32) + 2, 3), b"");
+        assert_eq!(partial_range(bytes, 0, 1 << 32), bytes);
+        assert_eq!(partial_range(bytes, u64::MAX, u64::MAX), b"");
     }
 }

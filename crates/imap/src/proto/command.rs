@@ -82,8 +82,8 @@ pub enum FetchItem {
     Section {
         /// Which part.
         section: Section,
-        /// `<start.length>`.
-        partial: Option<(u32, u32)>,
+        /// `<start.length>` (RFC 9051: number64).
+        partial: Option<(u64, u64)>,
         /// Does not set \Seen.
         peek: bool,
         /// Name used in the response (`RFC822`, `BODY[...]`).
@@ -549,9 +549,9 @@ fn fetch_item(l: &mut Lexer<'_>) -> Parsed<Vec<FetchItem>> {
             let sec = parse_section(l)?;
             l.expect(b']', "expected ]")?;
             let partial = if l.eat(b'<') {
-                let start = l.number()? as u32;
+                let start = l.number()?;
                 l.expect(b'.', "expected .")?;
-                let len = l.number()? as u32;
+                let len = l.number()?;
                 l.expect(b'>', "expected >")?;
                 Some((start, len))
             } else {
@@ -774,6 +774,24 @@ mod tests {
             cmd("a uid expunge 1:3"),
             Command::Expunge { uids: Some(_) }
         ));
+    }
+
+    /// `<start.length>` are number64 (RFC 9051): never cut to 32 bits.
+    #[test]
+    fn partial_ranges_are_64_bit() {
+        let partial = |input: &str| match cmd(input) {
+            Command::Fetch { items, .. } => match &items[..] {
+                [FetchItem::Section { partial, .. }] => *partial,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            partial("a FETCH 1 BODY.PEEK[]<4294967296.4294967297>"),
+            Some((4_294_967_296, 4_294_967_297))
+        );
+        assert_eq!(partial("a FETCH 1 BODY[TEXT]<5.10>"), Some((5, 10)));
+        assert!(parse(b"a FETCH 1 BODY[]<99999999999999999999.1>").is_err());
     }
 
     #[test]
