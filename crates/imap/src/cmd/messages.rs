@@ -89,6 +89,9 @@ impl Session {
         let sets_seen = items
             .iter()
             .any(|i| matches!(i, FetchItem::Section { peek: false, .. }));
+        // Messages this FETCH set \Seen on: their new FLAGS go with them even when not asked
+        // for (RFC 3501 §6.4.5).
+        let mut seen_now: Vec<Uid> = Vec::new();
         if sets_seen && !read_only {
             let unseen: Vec<Uid> = targets
                 .iter()
@@ -103,6 +106,7 @@ impl Session {
                 {
                     Ok(stored) => {
                         for (u, flags, modseq) in stored.changed {
+                            seen_now.push(u);
                             if let Some(v) = self.selected.as_mut() {
                                 v.set_flags(u, flags.clone(), modseq);
                             }
@@ -120,6 +124,7 @@ impl Session {
                 }
             }
         }
+        seen_now.sort_unstable();
         let with_body = needs_body(items);
         for (seq, m) in &targets {
             let blob = if with_body {
@@ -146,6 +151,10 @@ impl Session {
                 self.fetch_item(&mut out, item, m, parsed.as_ref());
                 self.out = out;
                 self.flush_if_large().await?;
+            }
+            if seen_now.binary_search(&m.uid).is_ok() && !items.contains(&FetchItem::Flags) {
+                self.out.extend_from_slice(b" FLAGS ");
+                response::flag_list(&mut self.out, &m.flags);
             }
             self.out.extend_from_slice(b")\r\n");
         }
