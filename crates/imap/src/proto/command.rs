@@ -456,7 +456,14 @@ fn append(l: &mut Lexer<'_>) -> Parsed<Command> {
         date = Some(parsed.timestamp());
         l.space()?;
     }
-    let message = l.literal()?;
+    // Messages are stored with CRLF line endings (RFC 9051 §2.3.1), so that what FETCH serves,
+    // RFC822.SIZE and every size in BODYSTRUCTURE are the stored bytes and agree.
+    let literal = l.literal()?;
+    let fixed = match crate::cte::crlf(&literal) {
+        std::borrow::Cow::Owned(fixed) => Some(fixed),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    let message = fixed.unwrap_or(literal);
     Ok(Command::Append {
         mailbox: mailbox_name,
         flags,
@@ -774,6 +781,21 @@ mod tests {
             cmd("a uid expunge 1:3"),
             Command::Expunge { uids: Some(_) }
         ));
+    }
+
+    /// RFC 9051 §2.3.1: a message APPENDed with bare line feeds is stored with CRLF, so
+    /// RFC822.SIZE and the bytes FETCH serves agree.
+    #[test]
+    fn appended_messages_get_crlf_line_endings() {
+        let message = |input: &str| match cmd(input) {
+            Command::Append { message, .. } => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            message("a APPEND INBOX {22}\r\nSubject: x\n\nbody\r\nend\n"),
+            b"Subject: x\r\n\r\nbody\r\nend\r\n"
+        );
+        assert_eq!(message("a APPEND INBOX {4}\r\na\r\nb"), b"a\r\nb");
     }
 
     /// `<start.length>` are number64 (RFC 9051): never cut to 32 bits.
