@@ -10,6 +10,7 @@
 //! - [`mime`]: ENVELOPE, BODYSTRUCTURE and sections, from the part tree of [`parts`].
 //! - [`parts`]: the MIME part tree of a message, as byte ranges.
 //! - [`cte`]: Content-Transfer-Encoding decoding and CRLF line endings.
+//! - [`binary`]: RFC 3516 BINARY content, and parts sent `binary` stored base64 encoded.
 //! - [`search`]: evaluating SEARCH keys.
 //! - [`response`]: response pieces shared by commands.
 //!
@@ -18,6 +19,7 @@
 //! goes in the CAPABILITY list in [`session`].
 #![warn(missing_docs)]
 
+pub mod binary;
 pub mod cmd;
 pub mod cte;
 pub mod mime;

@@ -2,6 +2,7 @@
 //! of [`crate::parts`] (so a section is an exact byte range of the stored message, or of an
 //! encoded attached message once decoded), and what SEARCH looks at, from mail-parser.
 
+use crate::binary;
 use crate::parts::{self, Kind, Part, Tree};
 use crate::proto::command::{Section, SectionText};
 use crate::proto::encode::{nstring, string};
@@ -145,6 +146,19 @@ impl<'a> Parsed<'a> {
             (SectionText::Mime, _) => Cow::Borrowed(tree.header(part)),
             (text, Kind::Message(inner)) => message_section(tree, inner, text, &[]),
             _ => Cow::Borrowed(&[]),
+        }
+    }
+
+    /// BINARY[part] (RFC 3516): the part's content with its transfer encoding undone (the
+    /// whole message, header included, for an empty path); empty for a part that does not
+    /// exist; `None` when an encoding is unknown (`[UNKNOWN-CTE]`).
+    pub fn binary(&self, part: &[u32]) -> Option<Cow<'_, [u8]>> {
+        let Some(tree) = self.tree() else {
+            return Some(Cow::Borrowed(if part.is_empty() { self.raw } else { &[] }));
+        };
+        match tree.find(part) {
+            Some(found) => binary::decoded(tree, found, part.is_empty()),
+            None => Some(Cow::Borrowed(&[])),
         }
     }
 

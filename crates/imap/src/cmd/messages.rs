@@ -22,8 +22,18 @@ fn needs_body(items: &[FetchItem]) -> bool {
                 | FetchItem::BodyStructure
                 | FetchItem::Body
                 | FetchItem::Section { .. }
+                | FetchItem::Binary { .. }
+                | FetchItem::BinarySize { .. }
         )
     })
+}
+
+/// A part path as written in a section, `1.2.3`.
+fn dotted(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn section_name(section: &Section) -> String {
@@ -86,9 +96,12 @@ impl Session {
         }
         // Fetching a body section without PEEK sets \Seen (RFC 9051 §6.4.5); do it first so
         // the FLAGS in this response are the new ones.
-        let sets_seen = items
-            .iter()
-            .any(|i| matches!(i, FetchItem::Section { peek: false, .. }));
+        let sets_seen = items.iter().any(|i| {
+            matches!(
+                i,
+                FetchItem::Section { peek: false, .. } | FetchItem::Binary { peek: false, .. }
+            )
+        });
         // Messages this FETCH set \Seen on: their new FLAGS go with them even when not asked
         // for (RFC 3501 §6.4.5).
         let mut seen_now: Vec<Uid> = Vec::new();
@@ -139,6 +152,29 @@ impl Session {
                 None
             };
             let parsed = blob.as_deref().map(|b| Parsed::new(b));
+            // BINARY content first: a part whose encoding is unknown fails the command before
+            // this message's response starts (RFC 3516 §4.3).
+            let mut binaries = Vec::with_capacity(items.len());
+            for item in items {
+                let content = match (item, parsed.as_ref()) {
+                    (FetchItem::Binary { part, .. } | FetchItem::BinarySize { part }, Some(p)) => {
+                        match p.binary(part) {
+                            Some(content) => Some(content),
+                            None => {
+                                self.refresh(uid, uid).await;
+                                self.tagged(
+                                    tag,
+                                    "NO [UNKNOWN-CTE] A part has a Content-Transfer-Encoding that \
+                                 cannot be decoded",
+                                );
+                                return Ok(());
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                binaries.push(content);
+            }
             // Each item goes out as soon as enough is queued: memory stays near one message
             // and the flush threshold, however many messages and items were asked for.
             self.out
@@ -148,7 +184,8 @@ impl Session {
                     self.out.push(b' ');
                 }
                 let mut out = std::mem::take(&mut self.out);
-                self.fetch_item(&mut out, item, m, parsed.as_ref());
+                let binary = binaries.get(i).and_then(|b| b.as_deref());
+                self.fetch_item(&mut out, item, m, parsed.as_ref(), binary);
                 self.out = out;
                 self.flush_if_large().await?;
             }
@@ -172,6 +209,7 @@ impl Session {
         item: &FetchItem,
         m: &MessageRecord,
         parsed: Option<&Parsed<'_>>,
+        binary: Option<&[u8]>,
     ) {
         match item {
             FetchItem::Uid => out.extend_from_slice(format!("UID {}", m.uid.0).as_bytes()),
@@ -203,6 +241,25 @@ impl Session {
                 if let Some(p) = parsed {
                     p.body_structure(out, extended);
                 }
+            }
+            FetchItem::Binary { part, partial, .. } => {
+                let bytes = binary.unwrap_or_default();
+                out.extend_from_slice(format!("BINARY[{}]", dotted(part)).as_bytes());
+                let slice = match partial {
+                    Some((start, len)) => {
+                        out.extend_from_slice(format!("<{start}>").as_bytes());
+                        partial_range(bytes, *start, *len)
+                    }
+                    None => bytes,
+                };
+                // A literal8 when the content has NULs, which a literal cannot carry.
+                let marker = if slice.contains(&0) { "~" } else { "" };
+                out.extend_from_slice(format!(" {marker}{{{}}}\r\n", slice.len()).as_bytes());
+                out.extend_from_slice(slice);
+            }
+            FetchItem::BinarySize { part } => {
+                let size = binary.map_or(0, <[u8]>::len);
+                out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", dotted(part)).as_bytes());
             }
             FetchItem::Section {
                 section,
