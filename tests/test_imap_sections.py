@@ -180,3 +180,56 @@ def test_envelope_groups_and_implicit_seen(tern):
     assert typ == "OK"
     assert b"\\Seen" in b"".join(d[0] + d[1] if isinstance(d, tuple) else d for d in data), data
     imap.logout()
+
+
+def append_literal8(t, raw: bytes):
+    """APPEND with an RFC 3516 literal8 (`~{n}`), which imaplib cannot send; returns the
+    tagged response line."""
+    import socket
+    with socket.create_connection(("127.0.0.1", t.ports["imap"]), timeout=30) as s:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(f'a LOGIN {USER} "{PASSWORD}"\r\n'.encode())
+        while not (line := f.readline()).startswith(b"a "):
+            pass
+        assert line.startswith(b"a OK"), line
+        s.sendall(b"b APPEND INBOX ~{%d}\r\n" % len(raw))
+        assert f.readline().startswith(b"+"), "no continuation"
+        s.sendall(raw + b"\r\n")
+        while not (line := f.readline()).startswith(b"b "):
+            pass
+        s.sendall(b"c LOGOUT\r\n")
+        return line
+
+
+def test_binary_fetch_and_append(tern):
+    imap = login(tern)
+    assert "BINARY" in imap.capabilities
+    # A part sent `binary` keeps its exact bytes (NUL, bare CR and LF) for BINARY, and is
+    # stored base64 encoded, so BODY[] stays mail with CRLF lines.
+    content = b"\x00-\xe4\n\r\n\n"
+    raw = (b"Subject: binary\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+           b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+           + content + b"\r\n--b\r\nContent-Type: text/plain\r\n"
+           b"Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 =\r\nau lait\r\n--b--\r\n")
+    reply = append_literal8(tern, raw)
+    assert reply.startswith(b"b OK"), reply
+    uid = int(re.search(rb"APPENDUID \d+ (\d+)", reply).group(1))
+    imap.select("INBOX")
+    assert section(imap, uid, "1") == base64.b64encode(content)
+    assert b"Content-Transfer-Encoding: base64" in section(imap, uid, "1.MIME")
+    assert fetch(imap, uid, "BINARY.PEEK[1]") == content
+    assert fetch(imap, uid, "BINARY.SIZE[1]") == str(len(content)).encode()
+    assert fetch(imap, uid, "BINARY.PEEK[1]<1.3>") == content[1:4]
+    assert fetch(imap, uid, "BINARY.PEEK[2]") == "café au lait".encode()
+    whole = fetch(imap, uid, "BINARY.PEEK[]")
+    assert content in whole and "café au lait".encode() in whole
+    assert whole.count(b"Content-Transfer-Encoding: binary") == 2
+    assert int(fetch(imap, uid, "BINARY.SIZE[]")) == len(whole)
+    # A part whose encoding is unknown cannot be decoded (RFC 3516 [UNKNOWN-CTE]).
+    uid = append_raw(imap, b"Subject: x\r\nContent-Transfer-Encoding: x-unknown\r\n\r\nabc\r\n")
+    imap.select("INBOX")
+    typ, data = imap.uid("FETCH", str(uid), "(BINARY.PEEK[1])")
+    assert typ == "NO" and b"[UNKNOWN-CTE]" in data[0], (typ, data)
+    assert section(imap, uid, "1") == b"abc\r\n"
+    imap.logout()
