@@ -407,7 +407,8 @@ fn content_of(header: &[u8]) -> (Content, Option<Vec<u8>>) {
                     c.subtype().unwrap_or_default().to_ascii_lowercase(),
                 )
             })
-            .filter(|(t, _)| !t.is_empty()),
+            // `type/subtype` or nothing: a type alone is no usable Content-Type.
+            .filter(|(t, s)| !t.is_empty() && !s.is_empty()),
         params: pairs(ct.and_then(|c| c.attributes())),
         encoding: m.content_transfer_encoding().map(|e| e.trim().to_string()),
         id: raw("Content-ID"),
@@ -543,6 +544,21 @@ mod tests {
         assert!(Tree::new(&raw).root.truncated());
         raw.truncate(raw.len() - 150);
         assert!(!Tree::new(&raw).root.truncated());
+    }
+
+    #[test]
+    fn default_types() {
+        let raw = b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\nContent-Type: text\r\n\r\nx\r\n--d\r\nContent-Type: Text/HTML\r\n\r\ny\r\n--d--\r\n";
+        let tree = Tree::new(raw);
+        let media = |path: &[u32]| tree.find(path).map(|p| p.media.clone());
+        assert_eq!(media(&[]), Some(("multipart".into(), "digest".into())));
+        // In a digest a part without a (usable) type is a message.
+        assert_eq!(media(&[1]), Some(("message".into(), "rfc822".into())));
+        assert_eq!(media(&[2]), Some(("text".into(), "html".into())));
+        assert_eq!(
+            Tree::new(b"Content-Type: text\r\n\r\nx").root.media,
+            ("text".into(), "plain".into())
+        );
     }
 
     #[test]
