@@ -162,11 +162,8 @@ impl Session {
                             Some(content) => Some(content),
                             None => {
                                 self.refresh(uid, uid).await;
-                                self.tagged(
-                                    tag,
-                                    "NO [UNKNOWN-CTE] A part has a Content-Transfer-Encoding that \
-                                 cannot be decoded",
-                                );
+                                let why = "NO [UNKNOWN-CTE] A part's encoding cannot be decoded";
+                                self.tagged(tag, why);
                                 return Ok(());
                             }
                         }
