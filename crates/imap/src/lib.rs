@@ -8,7 +8,10 @@
 //! - [`cmd`]: command handlers by family (mailboxes, messages, idle).
 //! - [`listing`]: which names LIST and LSUB return, with which attributes.
 //! - [`view`]: the selected mailbox as the client knows it, and its resynchronisation.
-//! - [`mime`]: ENVELOPE, BODYSTRUCTURE and sections from mail-parser.
+//! - [`mime`]: ENVELOPE, BODYSTRUCTURE and sections, from the part tree of [`parts`].
+//! - [`parts`]: the MIME part tree of a message, as byte ranges.
+//! - [`cte`]: Content-Transfer-Encoding decoding and CRLF line endings.
+//! - [`binary`]: RFC 3516 BINARY content, and parts sent `binary` stored base64 encoded.
 //! - [`search`]: evaluating SEARCH keys.
 //! - [`response`]: response pieces shared by commands.
 //!
@@ -17,9 +20,12 @@
 //! goes in the CAPABILITY list in [`session`].
 #![warn(missing_docs)]
 
+pub mod binary;
 pub mod cmd;
+pub mod cte;
 pub mod listing;
 pub mod mime;
+pub mod parts;
 pub mod proto;
 pub mod response;
 pub mod search;

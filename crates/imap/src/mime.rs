@@ -1,52 +1,85 @@
-//! What IMAP shows of a message body: ENVELOPE, BODYSTRUCTURE and BODY[section], built from
-//! mail-parser's part tree and the raw bytes (sections are byte ranges of the stored message).
+//! What IMAP shows of a message: ENVELOPE, BODYSTRUCTURE and BODY[section] from the part tree
+//! of [`crate::parts`] (so a section is an exact byte range of the stored message, or of an
+//! encoded attached message once decoded), and what SEARCH looks at, from mail-parser.
 
+use crate::binary;
+use crate::parts::{self, Kind, Part, Tree};
 use crate::proto::command::{Section, SectionText};
 use crate::proto::encode::{nstring, string};
-use mail_parser::{Address, Message, MessageParser, MessagePart, MimeHeaders, PartType};
+use mail_parser::{Address, Message, MessageParser};
+use std::borrow::Cow;
+use std::sync::OnceLock;
 
-/// A parsed message.
+/// A message, parsed as far as asked: the part tree for FETCH, mail-parser's decoded view for
+/// SEARCH BODY/TEXT, each built on first use.
 pub struct Parsed<'a> {
     raw: &'a [u8],
-    message: Option<Message<'a>>,
+    /// Where the top-level header ends (after the blank line).
+    body_offset: usize,
+    /// The top-level header fields.
+    head: OnceLock<Option<Message<'a>>>,
+    /// The whole message as mail-parser decodes it.
+    message: OnceLock<Option<Message<'a>>>,
+    /// The part tree; `None` if building it failed (the message is then one text part).
+    tree: OnceLock<Option<Tree<'a>>>,
+}
+
+/// mail-parser 0.11 panics on some input ("Invalid part ID, could not find multipart", found
+/// by fuzzing) and 1.x needs a newer rustc: what it fails on is shown as unparsed rather than
+/// failing every FETCH and SEARCH that touches the message.
+fn guarded<T>(f: impl FnOnce() -> Option<T> + std::panic::UnwindSafe) -> Option<T> {
+    std::panic::catch_unwind(f).ok().flatten()
 }
 
 impl<'a> Parsed<'a> {
-    /// Parses `raw` (never fails: unparseable mail is shown as a single text part).
+    /// Wraps `raw` (never fails: unparseable mail is shown as a single text part).
     pub fn new(raw: &'a [u8]) -> Parsed<'a> {
-        // mail-parser 0.11 panics on some nested multiparts ("Invalid part ID, could not find
-        // multipart", found by fuzzing) and 1.x needs a newer rustc: such a message is shown as
-        // unparseable rather than failing every FETCH and SEARCH that touches it.
-        let message = std::panic::catch_unwind(|| MessageParser::default().parse(raw))
-            .ok()
-            .flatten();
-        Parsed { raw, message }
+        Parsed {
+            raw,
+            body_offset: parts::header_end(raw),
+            head: OnceLock::new(),
+            message: OnceLock::new(),
+            tree: OnceLock::new(),
+        }
     }
 
-    /// Byte offset where the top-level header ends (after the blank line).
-    fn body_offset(&self) -> usize {
-        match &self.message {
-            Some(m) => (m.root_part().offset_body as usize).min(self.raw.len()),
-            None => header_end(self.raw),
-        }
+    fn head(&self) -> Option<&Message<'a>> {
+        let header = &self.raw[..self.body_offset];
+        self.head
+            .get_or_init(|| guarded(|| MessageParser::default().parse_headers(header)))
+            .as_ref()
+    }
+
+    fn message(&self) -> Option<&Message<'a>> {
+        let raw = self.raw;
+        self.message
+            .get_or_init(|| guarded(|| MessageParser::default().parse(raw)))
+            .as_ref()
+    }
+
+    fn tree(&self) -> Option<&Tree<'a>> {
+        let raw = self.raw;
+        self.tree
+            .get_or_init(|| guarded(|| Some(Tree::new(raw))))
+            .as_ref()
     }
 
     /// The raw value of a top-level header field, unfolded.
     pub fn header(&self, name: &str) -> Option<String> {
-        header_values(&self.raw[..self.body_offset()], name)
+        header_values(&self.raw[..self.body_offset], name)
             .into_iter()
             .next()
     }
 
     /// The Date header as a unix timestamp.
     pub fn sent_date(&self) -> Option<i64> {
-        self.message.as_ref()?.date().map(|d| d.to_timestamp())
+        self.head()?.date().map(|d| d.to_timestamp())
     }
 
     /// Case-insensitive substring search in a header field (FROM/TO/.. use the raw value).
     pub fn header_contains(&self, field: &str, needle: &str) -> bool {
         let needle = needle.to_lowercase();
-        header_values(&self.raw[..self.body_offset()], field)
+        header_values(&self.raw[..self.body_offset], field)
             .iter()
             .any(|v| v.to_lowercase().contains(&needle))
     }
@@ -54,7 +87,7 @@ impl<'a> Parsed<'a> {
     /// Case-insensitive substring search in the body (decoded text parts and the raw text).
     pub fn body_contains(&self, needle: &str) -> bool {
         let needle = needle.to_lowercase();
-        if let Some(m) = &self.message
+        if let Some(m) = self.message()
             && m.text_bodies().any(|p| {
                 p.text_contents()
                     .is_some_and(|t| t.to_lowercase().contains(&needle))
@@ -62,119 +95,107 @@ impl<'a> Parsed<'a> {
         {
             return true;
         }
-        String::from_utf8_lossy(&self.raw[self.body_offset()..])
+        String::from_utf8_lossy(&self.raw[self.body_offset..])
             .to_lowercase()
             .contains(&needle)
     }
 
     /// ENVELOPE (RFC 9051 §7.5.2).
     pub fn envelope(&self, out: &mut Vec<u8>) {
-        envelope(out, &self.raw[..self.body_offset()], self.message.as_ref());
+        envelope(out, &self.raw[..self.body_offset], self.head());
     }
 
     /// BODYSTRUCTURE (with extension data) or BODY (without).
     pub fn body_structure(&self, out: &mut Vec<u8>, extended: bool) {
-        match &self.message {
-            Some(m) => {
+        match self.tree() {
+            Some(tree) => {
                 let mut budget = Budget {
                     parts: MAX_PARTS_SHOWN,
                     out_limit: out.len() + 4 * self.raw.len() + STRUCTURE_SLACK,
                 };
-                structure(out, self.raw, m, 0, extended, 0, &mut budget)
+                structure(out, tree, &tree.root, extended, 0, &mut budget)
             }
             None => {
-                let size = self.raw.len() - self.body_offset();
+                let body = &self.raw[self.body_offset..];
                 out.extend_from_slice(
-                    format!("(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" {size} {})", lines(&self.raw[self.body_offset()..])).as_bytes(),
+                    format!(
+                        "(\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" {} {})",
+                        body.len(),
+                        lines(body)
+                    )
+                    .as_bytes(),
                 );
             }
         }
     }
 
-    /// The bytes of a section (before any partial range).
-    pub fn section(&self, section: &Section) -> Vec<u8> {
-        let Some(m) = &self.message else {
+    /// The bytes of a section (before any partial range). A part that does not exist, or a
+    /// HEADER/TEXT of a part that is not a message, is empty (as Dovecot answers).
+    pub fn section(&self, section: &Section) -> Cow<'_, [u8]> {
+        let Some(tree) = self.tree() else {
             return self.unparsed_section(section);
         };
-        let len = self.raw.len();
-        let range = |a: u32, b: u32| {
-            let (a, b) = ((a as usize).min(len), (b as usize).min(len));
-            self.raw[a..b.max(a)].to_vec()
+        if section.part.is_empty() {
+            return message_section(tree, &tree.root, &section.text, self.raw);
+        }
+        let Some(part) = tree.find(&section.part) else {
+            return Cow::Borrowed(&[]);
         };
-        let Some(part) = part_at(m, &section.part) else {
-            return Vec::new();
-        };
-        // HEADER, TEXT and HEADER.FIELDS address a message: the top level, or the message
-        // attached as a message/rfc822 part (RFC 9051 §6.4.5).
-        let message_root = if section.part.is_empty() {
-            Some(m.root_part())
-        } else if let PartType::Message(inner) = &part.body {
-            Some(inner.root_part())
-        } else {
-            None
-        };
-        let header_of = |p: &MessagePart<'_>| range(p.offset_header, p.offset_body);
-        match (&section.text, message_root) {
-            (SectionText::Full, _) if section.part.is_empty() => self.raw.to_vec(),
-            (SectionText::Full, _) => range(part.offset_body, part.offset_end),
-            (SectionText::Mime, _) => header_of(part),
-            (SectionText::Header, Some(root)) => header_of(root),
-            (SectionText::Text, Some(root)) => range(root.offset_body, root.offset_end),
-            (SectionText::Fields(names), Some(root)) => {
-                filter_fields(&header_of(root), names, true)
-            }
-            (SectionText::FieldsNot(names), Some(root)) => {
-                filter_fields(&header_of(root), names, false)
-            }
-            _ => Vec::new(),
+        match (&section.text, &part.kind) {
+            (SectionText::Full, _) => Cow::Borrowed(tree.body(part)),
+            (SectionText::Mime, _) => Cow::Borrowed(tree.header(part)),
+            (text, Kind::Message(inner)) => message_section(tree, inner, text, &[]),
+            _ => Cow::Borrowed(&[]),
         }
     }
 
-    /// Sections of a message mail-parser could not parse: only the top level exists.
-    fn unparsed_section(&self, section: &Section) -> Vec<u8> {
-        let split = header_end(self.raw);
-        let (header, text) = self.raw.split_at(split);
-        match (&section.text, section.part.as_slice()) {
-            (SectionText::Full, []) => self.raw.to_vec(),
-            (SectionText::Full, [1]) | (SectionText::Text, []) => text.to_vec(),
-            (SectionText::Header, []) => header.to_vec(),
-            (SectionText::Fields(names), []) => filter_fields(header, names, true),
-            (SectionText::FieldsNot(names), []) => filter_fields(header, names, false),
-            _ => Vec::new(),
+    /// BINARY[part] (RFC 3516): the part's content with its transfer encoding undone (the
+    /// whole message, header included, for an empty path); empty for a part that does not
+    /// exist; `None` when an encoding is unknown (`[UNKNOWN-CTE]`).
+    pub fn binary(&self, part: &[u32]) -> Option<Cow<'_, [u8]>> {
+        let Some(tree) = self.tree() else {
+            return Some(Cow::Borrowed(if part.is_empty() { self.raw } else { &[] }));
+        };
+        match tree.find(part) {
+            Some(found) => binary::decoded(tree, found, part.is_empty()),
+            None => Some(Cow::Borrowed(&[])),
         }
+    }
+
+    /// Sections of a message whose part tree could not be built: only the top level exists.
+    fn unparsed_section(&self, section: &Section) -> Cow<'_, [u8]> {
+        let (header, text) = self.raw.split_at(self.body_offset);
+        Cow::Borrowed(match (&section.text, section.part.as_slice()) {
+            (SectionText::Full, []) => self.raw,
+            (SectionText::Full, [1]) | (SectionText::Text, []) => text,
+            (SectionText::Header, []) => header,
+            (SectionText::Fields(names), []) => {
+                return Cow::Owned(filter_fields(header, names, true));
+            }
+            (SectionText::FieldsNot(names), []) => {
+                return Cow::Owned(filter_fields(header, names, false));
+            }
+            _ => &[],
+        })
     }
 }
 
-/// The part a section path names: numbers descend through multiparts, and through an attached
-/// message/rfc822 into its parts; part 1 of a non-multipart body is that body itself. Offsets
-/// of nested parts are absolute in the outer message, so ranges need no translation.
-fn part_at<'m>(m: &'m Message<'_>, path: &[u32]) -> Option<&'m MessagePart<'m>> {
-    let mut parts = &m.parts;
-    let mut part = parts.first()?;
-    for &n in path {
-        if let PartType::Message(inner) = &part.body {
-            parts = &inner.parts;
-            part = parts.first()?;
-        }
-        part = match &part.body {
-            PartType::Multipart(children) => {
-                let id = *children.get((n as usize).checked_sub(1)?)?;
-                parts.get(id as usize)?
-            }
-            _ if n == 1 => part,
-            _ => return None,
-        };
+/// HEADER, TEXT, HEADER.FIELDS[.NOT] or (the whole message) `whole` of `message`.
+fn message_section<'t>(
+    tree: &'t Tree<'_>,
+    message: &Part,
+    text: &SectionText,
+    whole: &'t [u8],
+) -> Cow<'t, [u8]> {
+    let header = tree.header(message);
+    match text {
+        SectionText::Full => Cow::Borrowed(whole),
+        SectionText::Header => Cow::Borrowed(header),
+        SectionText::Text => Cow::Borrowed(tree.body(message)),
+        SectionText::Fields(names) => Cow::Owned(filter_fields(header, names, true)),
+        SectionText::FieldsNot(names) => Cow::Owned(filter_fields(header, names, false)),
+        SectionText::Mime => Cow::Borrowed(&[]),
     }
-    Some(part)
-}
-
-/// Offset just past the first blank line (end of a header block).
-fn header_end(raw: &[u8]) -> usize {
-    raw.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 2))
-        .unwrap_or(raw.len())
 }
 
 /// Raw header fields: (name, full field text including continuation lines and CRLF).
@@ -212,7 +233,7 @@ fn push_field<'h>(out: &mut Vec<(String, &'h [u8])>, field: &'h [u8]) {
 }
 
 /// Unfolded values of every `name` field in a header block.
-fn header_values(header: &[u8], name: &str) -> Vec<String> {
+pub(crate) fn header_values(header: &[u8], name: &str) -> Vec<String> {
     fields(header)
         .into_iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -250,79 +271,68 @@ fn lines(bytes: &[u8]) -> usize {
     bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
-fn addresses(out: &mut Vec<u8>, addr: Option<&Address<'_>>) {
-    let Some(addr) = addr else {
-        out.extend_from_slice(b"NIL");
-        return;
-    };
+/// The ENVELOPE address structures of an address field (RFC 9051 §7.5.2): groups between a
+/// start `(NIL NIL "name" NIL)` and an end `(NIL NIL NIL NIL)`; entries without an address (a
+/// lone comment, as in `group: (comment) ;`) are not addresses and are left out.
+fn address_items(addr: Option<&Address<'_>>) -> Vec<Vec<u8>> {
     let mut items: Vec<Vec<u8>> = Vec::new();
-    let one = |name: Option<&str>, email: Option<&str>| {
-        let mut item = Vec::new();
-        item.push(b'(');
-        nstring(&mut item, name.map(str::as_bytes));
-        item.extend_from_slice(b" NIL ");
-        let (local, host) = match email.and_then(|e| e.rsplit_once('@')) {
-            Some((l, h)) => (Some(l), Some(h)),
+    let Some(addr) = addr else {
+        return items;
+    };
+    let one = |a: &mail_parser::Addr<'_>| {
+        let email = a.address().map(str::trim).filter(|e| !e.is_empty())?;
+        // An obsolete source route, `<@route:user@host>`, is the address's adl.
+        let (route, email) = match email.split_once(':') {
+            Some((route, rest)) if route.starts_with('@') => (Some(route), rest),
+            _ => (None, email),
+        };
+        let (local, host) = match email.rsplit_once('@') {
+            Some((l, h)) => (l, Some(h)),
             None => (email, None),
         };
-        nstring(&mut item, local.map(str::as_bytes));
+        let mut item = vec![b'('];
+        nstring(&mut item, a.name().map(str::as_bytes));
+        item.push(b' ');
+        nstring(&mut item, route.map(str::as_bytes));
+        item.push(b' ');
+        string(&mut item, local.as_bytes());
         item.push(b' ');
         nstring(&mut item, host.map(str::as_bytes));
         item.push(b')');
-        item
+        Some(item)
     };
     match addr {
-        Address::List(list) => {
-            for a in list {
-                items.push(one(a.name(), a.address()));
-            }
-        }
+        Address::List(list) => items.extend(list.iter().filter_map(one)),
         Address::Group(groups) => {
             for g in groups {
-                // RFC 9051: a group is (NIL NIL "name" NIL) ... (NIL NIL NIL NIL).
+                let Some(name) = g.name.as_deref() else {
+                    // Addresses outside any group, in a field that also has groups.
+                    items.extend(g.addresses.iter().filter_map(one));
+                    continue;
+                };
                 let mut start = b"(NIL NIL ".to_vec();
-                nstring(&mut start, g.name.as_deref().map(str::as_bytes));
+                string(&mut start, name.as_bytes());
                 start.extend_from_slice(b" NIL)");
                 items.push(start);
-                for a in &g.addresses {
-                    items.push(one(a.name(), a.address()));
-                }
+                items.extend(g.addresses.iter().filter_map(one));
                 items.push(b"(NIL NIL NIL NIL)".to_vec());
             }
         }
     }
+    items
+}
+
+/// An address list, `NIL` when empty.
+fn addresses(out: &mut Vec<u8>, items: &[Vec<u8>]) {
     if items.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
     }
     out.push(b'(');
     for item in items {
-        out.extend_from_slice(&item);
+        out.extend_from_slice(item);
     }
     out.push(b')');
-}
-
-/// A body parameter list, `("NAME" "value" ...)` or `NIL`.
-fn attributes(out: &mut Vec<u8>, attrs: Option<&[mail_parser::Attribute<'_>]>) {
-    match attrs {
-        Some(attrs) if !attrs.is_empty() => {
-            out.push(b'(');
-            for (i, a) in attrs.iter().enumerate() {
-                if i > 0 {
-                    out.push(b' ');
-                }
-                string(out, a.name.to_uppercase().as_bytes());
-                out.push(b' ');
-                string(out, a.value.as_bytes());
-            }
-            out.push(b')');
-        }
-        _ => out.extend_from_slice(b"NIL"),
-    }
-}
-
-fn params(out: &mut Vec<u8>, part: &MessagePart<'_>) {
-    attributes(out, part.content_type().and_then(|ct| ct.attributes()));
 }
 
 /// The part an empty multipart shows in BODYSTRUCTURE.
@@ -335,17 +345,25 @@ fn envelope(out: &mut Vec<u8>, header: &[u8], m: Option<&Message<'_>>) {
     nstring(out, h("Date").as_deref().map(str::as_bytes));
     out.push(b' ');
     nstring(out, h("Subject").as_deref().map(str::as_bytes));
-    let from = m.and_then(|m| m.from());
-    for addr in [
-        from,
-        m.and_then(|m| m.sender()).or(from),
-        m.and_then(|m| m.reply_to()).or(from),
-        m.and_then(|m| m.to()),
-        m.and_then(|m| m.cc()),
-        m.and_then(|m| m.bcc()),
+    let from = address_items(m.and_then(|m| m.from()));
+    // Sender and Reply-To default to From (RFC 9051 §7.5.2).
+    let or_from = |items: Vec<Vec<u8>>| {
+        if items.is_empty() {
+            from.clone()
+        } else {
+            items
+        }
+    };
+    for items in [
+        from.clone(),
+        or_from(address_items(m.and_then(|m| m.sender()))),
+        or_from(address_items(m.and_then(|m| m.reply_to()))),
+        address_items(m.and_then(|m| m.to())),
+        address_items(m.and_then(|m| m.cc())),
+        address_items(m.and_then(|m| m.bcc())),
     ] {
         out.push(b' ');
-        addresses(out, addr);
+        addresses(out, &items);
     }
     out.push(b' ');
     nstring(out, h("In-Reply-To").as_deref().map(str::as_bytes));
@@ -354,13 +372,9 @@ fn envelope(out: &mut Vec<u8>, header: &[u8], m: Option<&Message<'_>>) {
     out.push(b')');
 }
 
-/// Nesting (multiparts and attached messages) shown in BODYSTRUCTURE; deeper parts show as
-/// one empty text part. Real mail nests a handful of levels; a crafted message thousands.
-const MAX_NESTING: usize = 32;
 /// Parts one BODYSTRUCTURE shows at most, and bytes it may take beyond four times the
-/// message's size; past either, parts show as one empty text part. mail-parser can hand back a
-/// part tree whose multiparts share children, which a walk would otherwise visit exponentially
-/// often.
+/// message's size; past either, parts show as one empty text part. (The part tree is bounded
+/// too, by [`parts::MAX_NESTING`] and [`parts::MAX_PARTS`].)
 const MAX_PARTS_SHOWN: usize = 2_000;
 const STRUCTURE_SLACK: usize = 256 * 1024;
 
@@ -371,109 +385,153 @@ struct Budget {
     out_limit: usize,
 }
 
-/// BODYSTRUCTURE of part `id` of `m`, `depth` levels down, showing at most `budget` more
-/// parts; `raw` is the outermost message, which every part's offsets (nested ones included)
-/// point into.
+/// A string shown uppercase, as the examples of RFC 9051 show types and encodings.
+fn upper(out: &mut Vec<u8>, text: &str) {
+    string(out, text.to_ascii_uppercase().as_bytes());
+}
+
+/// BODYSTRUCTURE of `part`, `depth` levels down, showing at most `budget` more parts.
 fn structure(
     out: &mut Vec<u8>,
-    raw: &[u8],
-    m: &Message<'_>,
-    id: usize,
+    tree: &Tree<'_>,
+    part: &Part,
     extended: bool,
     depth: usize,
     budget: &mut Budget,
 ) {
-    let Some(part) = m.parts.get(id) else {
-        out.extend_from_slice(b"NIL");
-        return;
-    };
-    if depth > MAX_NESTING || budget.parts == 0 || out.len() > budget.out_limit {
+    if depth > parts::MAX_NESTING + 1 || budget.parts == 0 || out.len() > budget.out_limit {
         out.extend_from_slice(EMPTY_PART);
         return;
     }
     budget.parts -= 1;
-    let ct = part.content_type();
-    let subtype = ct
-        .and_then(|c| c.subtype())
-        .unwrap_or("plain")
-        .to_uppercase();
-    if let PartType::Multipart(children) = &part.body {
+    let c = &part.content;
+    if let Kind::Multipart(children) = &part.kind {
         out.push(b'(');
         if children.is_empty() {
             // RFC 9051's body-type-mpart needs one part at least; a multipart without any
-            // (no opening boundary line) shows one empty text part, as Dovecot does.
+            // (no boundary, or no boundary line) shows one empty text part, as Dovecot does.
             out.extend_from_slice(EMPTY_PART);
         }
-        for (i, &child) in children.iter().enumerate() {
+        for (i, child) in children.iter().enumerate() {
             // Out of budget, one child (the empty part) still makes a valid multipart.
             if i > 0 && (budget.parts == 0 || out.len() > budget.out_limit) {
                 break;
             }
-            structure(out, raw, m, child as usize, extended, depth + 1, budget);
+            structure(out, tree, child, extended, depth + 1, budget);
         }
         out.push(b' ');
-        string(out, subtype.as_bytes());
+        upper(out, &part.media.1);
         if extended {
             out.push(b' ');
-            params(out, part);
-            out.extend_from_slice(b" NIL NIL NIL");
+            params(out, &c.params);
+            extension(out, c);
         }
         out.push(b')');
         return;
     }
-    let ctype = ct.map(|c| c.ctype()).unwrap_or("text").to_uppercase();
-    let (body_start, body_end) = (
-        (part.offset_body as usize).min(raw.len()),
-        (part.offset_end as usize).min(raw.len()),
-    );
-    let body = &raw[body_start.min(body_end)..body_end];
+    // A multipart or message the limits kept from being parsed is shown as opaque data
+    // (a MESSAGE/RFC822 needs an envelope and a structure), as Dovecot does.
+    let (ctype, subtype) = match &part.kind {
+        Kind::Message(_) => ("message", "rfc822"),
+        _ if part.truncated() => ("application", "octet-stream"),
+        _ => (part.media.0.as_str(), part.media.1.as_str()),
+    };
+    let body = tree.body(part);
     out.push(b'(');
-    string(out, ctype.as_bytes());
+    upper(out, ctype);
     out.push(b' ');
-    string(out, subtype.as_bytes());
+    upper(out, subtype);
     out.push(b' ');
-    if ct.is_none() {
-        out.extend_from_slice(b"(\"CHARSET\" \"US-ASCII\")");
+    if ctype == "text"
+        && !c
+            .params
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("charset"))
+    {
+        // RFC 2045 §5.2: text is US-ASCII unless it says otherwise.
+        let mut with_charset = c.params.clone();
+        with_charset.push(("charset".into(), "US-ASCII".into()));
+        params(out, &with_charset);
     } else {
-        params(out, part);
+        params(out, &c.params);
     }
     out.push(b' ');
-    nstring(out, part.content_id().map(str::as_bytes));
+    nstring(out, c.id.as_deref().map(str::as_bytes));
     out.push(b' ');
-    nstring(out, part.content_description().map(str::as_bytes));
+    nstring(out, c.description.as_deref().map(str::as_bytes));
     out.push(b' ');
-    let encoding = part
-        .content_transfer_encoding()
-        .unwrap_or("7bit")
-        .to_uppercase();
-    string(out, encoding.as_bytes());
+    upper(out, c.encoding.as_deref().unwrap_or("7bit"));
     out.extend_from_slice(format!(" {}", body.len()).as_bytes());
-    if let PartType::Message(inner) = &part.body {
-        // The attached message is already parsed (`inner`): its header block is the start of
-        // the body. Parsing it again at every level cost time and memory quadratic in depth.
+    if let Kind::Message(inner) = &part.kind {
+        let header = tree.header(inner);
         out.push(b' ');
-        envelope(out, &body[..header_end(body).min(body.len())], Some(inner));
+        envelope(
+            out,
+            header,
+            guarded(|| MessageParser::default().parse_headers(header)).as_ref(),
+        );
         out.push(b' ');
-        structure(out, raw, inner, 0, extended, depth + 1, budget);
+        structure(out, tree, inner, extended, depth + 1, budget);
         out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
-    } else if ctype == "TEXT" {
+    } else if ctype == "text" {
         out.extend_from_slice(format!(" {}", lines(body)).as_bytes());
     }
     if extended {
-        out.extend_from_slice(b" NIL ");
-        match part.content_disposition() {
-            Some(d) => {
-                out.push(b'(');
-                string(out, d.ctype().to_uppercase().as_bytes());
-                out.push(b' ');
-                attributes(out, d.attributes());
-                out.push(b')');
-            }
-            None => out.extend_from_slice(b"NIL"),
-        }
-        out.extend_from_slice(b" NIL NIL");
+        out.push(b' ');
+        nstring(out, c.md5.as_deref().map(str::as_bytes));
+        extension(out, c);
     }
     out.push(b')');
+}
+
+/// A parameter list, `("NAME" "value" ...)` or `NIL`.
+fn params(out: &mut Vec<u8>, params: &[(String, String)]) {
+    if params.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    out.push(b'(');
+    for (i, (name, value)) in params.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        upper(out, name);
+        out.push(b' ');
+        string(out, value.as_bytes());
+    }
+    out.push(b')');
+}
+
+/// The extension data every part ends with: disposition, language and location.
+fn extension(out: &mut Vec<u8>, c: &parts::Content) {
+    out.push(b' ');
+    match &c.disposition {
+        Some((kind, attrs)) => {
+            out.push(b'(');
+            upper(out, kind);
+            out.push(b' ');
+            params(out, attrs);
+            out.push(b')');
+        }
+        None => out.extend_from_slice(b"NIL"),
+    }
+    out.push(b' ');
+    match c.language.as_slice() {
+        [] => out.extend_from_slice(b"NIL"),
+        [one] => string(out, one.as_bytes()),
+        many => {
+            out.push(b'(');
+            for (i, l) in many.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                string(out, l.as_bytes());
+            }
+            out.push(b')');
+        }
+    }
+    out.push(b' ');
+    nstring(out, c.location.as_deref().map(str::as_bytes));
 }
 
 #[cfg(test)]
@@ -483,7 +541,7 @@ mod tests {
     const SIMPLE: &[u8] = b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: Hi\r\n there\r\nMessage-ID: <1@x>\r\n\r\nHello\r\nworld\r\n";
 
     fn text(section: Section) -> String {
-        String::from_utf8(Parsed::new(SIMPLE).section(&section)).unwrap()
+        String::from_utf8(Parsed::new(SIMPLE).section(&section).into_owned()).unwrap()
     }
 
     #[test]
@@ -520,8 +578,9 @@ mod tests {
     fn parts_of_an_attached_message() {
         let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--c--\r\n\r\n--b--\r\n";
         let p = Parsed::new(raw);
-        let text =
-            |part: Vec<u32>, text| String::from_utf8(p.section(&Section { part, text })).unwrap();
+        let text = |part: Vec<u32>, text| {
+            String::from_utf8(p.section(&Section { part, text }).into_owned()).unwrap()
+        };
         assert!(text(vec![2], SectionText::Header).starts_with("Subject: inner\r\n"));
         assert_eq!(
             text(vec![2], SectionText::Fields(vec!["subject".into()])),
@@ -611,7 +670,7 @@ mod tests {
                     deepest = deepest.max(depth);
                 }
                 assert!(
-                    deepest <= 4 * (MAX_NESTING as i32 + 2),
+                    deepest <= 4 * (parts::MAX_NESTING as i32 + 2),
                     "nested {deepest} deep"
                 );
             }
@@ -634,5 +693,144 @@ mod tests {
             text: SectionText::Full,
         });
         assert!(String::from_utf8_lossy(&two).starts_with("<p>two</p>"));
+    }
+
+    /// The section `spec` (`1.2.HEADER`, `TEXT`, `2`, ...) of `raw`, as text.
+    fn section_of(raw: &[u8], spec: &str) -> String {
+        let mut part = Vec::new();
+        let mut text = SectionText::Full;
+        for word in spec.split('.').filter(|w| !w.is_empty()) {
+            match word.parse() {
+                Ok(n) => part.push(n),
+                Err(_) => {
+                    text = match word {
+                        "HEADER" => SectionText::Header,
+                        "TEXT" => SectionText::Text,
+                        "MIME" => SectionText::Mime,
+                        fields => {
+                            SectionText::Fields(fields.split(' ').map(str::to_string).collect())
+                        }
+                    }
+                }
+            }
+        }
+        let bytes = Parsed::new(raw)
+            .section(&Section { part, text })
+            .into_owned();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    fn structure_of(raw: &[u8], extended: bool) -> String {
+        let mut out = Vec::new();
+        Parsed::new(raw).body_structure(&mut out, extended);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn envelope_of(raw: &[u8]) -> String {
+        let mut out = Vec::new();
+        Parsed::new(raw).envelope(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    const NESTED: &[u8] = b"From: outer@example.org\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\none\r\n--b\r\nContent-Type: message/rfc822\r\nContent-Description: attached\r\n\r\nFrom: Inner <inner@example.org>\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\nContent-Type: text/plain\r\n\r\ninner text\r\n--c\r\nContent-Type: message/rfc822\r\n\r\nSubject: deepest\r\n\r\ndeep body\r\n--c--\r\n\r\n--b--\r\n";
+
+    /// Each attached message has its own HEADER, TEXT, MIME and parts, at any depth.
+    #[test]
+    fn sections_of_nested_messages() {
+        assert_eq!(
+            section_of(NESTED, "2.MIME"),
+            "Content-Type: message/rfc822\r\nContent-Description: attached\r\n\r\n"
+        );
+        assert_eq!(
+            section_of(NESTED, "2.HEADER"),
+            "From: Inner <inner@example.org>\r\nSubject: inner\r\nContent-Type: multipart/alternative; boundary=c\r\n\r\n"
+        );
+        assert_eq!(section_of(NESTED, "2.Subject"), "Subject: inner\r\n\r\n");
+        assert!(section_of(NESTED, "2.TEXT").starts_with("--c\r\n"));
+        assert!(section_of(NESTED, "2.TEXT").ends_with("--c--\r\n"));
+        assert!(section_of(NESTED, "2").starts_with("From: Inner"));
+        assert_eq!(section_of(NESTED, "2.1"), "inner text");
+        assert_eq!(
+            section_of(NESTED, "2.1.MIME"),
+            "Content-Type: text/plain\r\n\r\n"
+        );
+        assert_eq!(section_of(NESTED, "2.2.HEADER"), "Subject: deepest\r\n\r\n");
+        assert_eq!(section_of(NESTED, "2.2.TEXT"), "deep body");
+        assert_eq!(section_of(NESTED, "2.2.1"), "deep body");
+        // HEADER and TEXT only exist for messages; missing parts are empty.
+        assert_eq!(section_of(NESTED, "1.HEADER"), "");
+        assert_eq!(section_of(NESTED, "1.TEXT"), "");
+        assert_eq!(section_of(NESTED, "3"), "");
+        assert_eq!(section_of(NESTED, "2.3"), "");
+        assert_eq!(section_of(NESTED, "1.1"), "");
+        let bs = structure_of(NESTED, true);
+        assert!(
+            bs.contains("\"MESSAGE\" \"RFC822\" NIL NIL \"attached\" \"7BIT\""),
+            "{bs}"
+        );
+        assert!(
+            bs.contains("((\"Inner\" NIL \"inner\" \"example.org\"))"),
+            "{bs}"
+        );
+        assert!(bs.contains("(NIL \"deepest\" NIL"), "{bs}");
+    }
+
+    /// A message/rfc822 part sent base64 or quoted-printable encoded (RFC 2046 forbids it, some
+    /// mailers do it): its sections are those of the decoded message, with CRLF line endings.
+    #[test]
+    fn sections_of_encoded_attached_messages() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaW5uZXIKQ29udGVudC1UeXBlOiB0ZXh0L3BsYWluCgpib2R5Cg==\r\n--b\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nSubject: caf=C3=A9\r\n\r\nlong=\r\n line\r\n--b--\r\n";
+        assert_eq!(
+            section_of(raw, "1"),
+            "U3ViamVjdDogaW5uZXIKQ29udGVudC1UeXBlOiB0ZXh0L3BsYWluCgpib2R5Cg=="
+        );
+        assert_eq!(
+            section_of(raw, "1.HEADER"),
+            "Subject: inner\r\nContent-Type: text/plain\r\n\r\n"
+        );
+        assert_eq!(section_of(raw, "1.TEXT"), "body\r\n");
+        assert_eq!(section_of(raw, "1.1"), "body\r\n");
+        assert_eq!(section_of(raw, "1.Subject"), "Subject: inner\r\n\r\n");
+        assert_eq!(section_of(raw, "2.HEADER"), "Subject: caf\u{e9}\r\n\r\n");
+        assert_eq!(section_of(raw, "2.TEXT"), "long line");
+        let bs = structure_of(raw, false);
+        assert!(
+            bs.contains("\"BASE64\" 64 (NIL \"inner\" NIL NIL NIL NIL NIL NIL NIL NIL) (\"TEXT\" \"PLAIN\" (\"CHARSET\" \"US-ASCII\") NIL NIL \"7BIT\" 6 1) 0)"),
+            "{bs}"
+        );
+    }
+
+    /// RFC 9051 §7.5.2: a group is `(NIL NIL "name" NIL)`, its members, `(NIL NIL NIL NIL)`.
+    #[test]
+    fn envelope_groups_and_routes() {
+        let raw = b"From: user@domain (Real Name)\r\nTo: group: g1@d1.org, g2@d2.org;, group2: g3@d3.org;\r\nCc: group:;, group2: (foo) ;\r\nBcc: <@route:user@domain>\r\n\r\nbody\r\n";
+        let env = envelope_of(raw);
+        assert!(
+            env.contains(" ((NIL NIL \"group\" NIL)(NIL NIL \"g1\" \"d1.org\")(NIL NIL \"g2\" \"d2.org\")(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL \"g3\" \"d3.org\")(NIL NIL NIL NIL)) ((NIL NIL \"group\" NIL)(NIL NIL NIL NIL)(NIL NIL \"group2\" NIL)(NIL NIL NIL NIL)) ((NIL \"@route\" \"user\" \"domain\")) NIL NIL)"),
+            "{env}"
+        );
+        // Sender and Reply-To default to From.
+        assert!(
+            env.contains("((\"Real Name\" NIL \"user\" \"domain\")) ((\"Real Name\" NIL \"user\" \"domain\")) ((\"Real Name\" NIL \"user\" \"domain\"))"),
+            "{env}"
+        );
+        // Addresses outside any group, next to a group.
+        let env = envelope_of(b"To: a@b.c, team: d@e.f;\r\n\r\n");
+        assert!(
+            env.contains("((NIL NIL \"a\" \"b.c\")(NIL NIL \"team\" NIL)(NIL NIL \"d\" \"e.f\")(NIL NIL NIL NIL))"),
+            "{env}"
+        );
+    }
+
+    /// Sizes and line counts are those of the bytes served; text without a charset is US-ASCII.
+    #[test]
+    fn structure_sizes_match_the_sections() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/html\r\nContent-ID: <x@y>\r\nContent-Language: en, fr\r\nContent-Disposition: inline; filename=a.html\r\n\r\n<p>\r\nhi</p>\r\n--b--\r\n";
+        assert_eq!(section_of(raw, "1"), "<p>\r\nhi</p>");
+        let bs = structure_of(raw, true);
+        assert_eq!(
+            bs,
+            "((\"TEXT\" \"HTML\" (\"CHARSET\" \"US-ASCII\") \"<x@y>\" NIL \"7BIT\" 11 1 NIL (\"INLINE\" (\"FILENAME\" \"a.html\")) (\"en\" \"fr\") NIL) \"MIXED\" (\"BOUNDARY\" \"b\") NIL NIL NIL)"
+        );
     }
 }

@@ -22,8 +22,18 @@ fn needs_body(items: &[FetchItem]) -> bool {
                 | FetchItem::BodyStructure
                 | FetchItem::Body
                 | FetchItem::Section { .. }
+                | FetchItem::Binary { .. }
+                | FetchItem::BinarySize { .. }
         )
     })
+}
+
+/// A part path as written in a section, `1.2.3`.
+fn dotted(part: &[u32]) -> String {
+    part.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn section_name(section: &Section) -> String {
@@ -41,6 +51,16 @@ fn section_name(section: &Section) -> String {
     };
     name.extend(text);
     name.join(".")
+}
+
+/// The `<start.len>` range of `bytes`: empty from past the end, cut at the end (u64 offsets,
+/// never truncated to 32 bits).
+fn partial_range(bytes: &[u8], start: u64, len: u64) -> &[u8] {
+    let start = usize::try_from(start)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    &bytes[start..start.saturating_add(len).min(bytes.len())]
 }
 
 impl Session {
@@ -76,9 +96,15 @@ impl Session {
         }
         // Fetching a body section without PEEK sets \Seen (RFC 9051 §6.4.5); do it first so
         // the FLAGS in this response are the new ones.
-        let sets_seen = items
-            .iter()
-            .any(|i| matches!(i, FetchItem::Section { peek: false, .. }));
+        let sets_seen = items.iter().any(|i| {
+            matches!(
+                i,
+                FetchItem::Section { peek: false, .. } | FetchItem::Binary { peek: false, .. }
+            )
+        });
+        // Messages this FETCH set \Seen on: their new FLAGS go with them even when not asked
+        // for (RFC 3501 §6.4.5).
+        let mut seen_now: Vec<Uid> = Vec::new();
         if sets_seen && !read_only {
             let unseen: Vec<Uid> = targets
                 .iter()
@@ -93,6 +119,7 @@ impl Session {
                 {
                     Ok(stored) => {
                         for (u, flags, modseq) in stored.changed {
+                            seen_now.push(u);
                             if let Some(v) = self.selected.as_mut() {
                                 v.set_flags(u, flags.clone(), modseq);
                             }
@@ -110,6 +137,7 @@ impl Session {
                 }
             }
         }
+        seen_now.sort_unstable();
         let with_body = needs_body(items);
         for (seq, m) in &targets {
             let blob = if with_body {
@@ -124,6 +152,26 @@ impl Session {
                 None
             };
             let parsed = blob.as_deref().map(|b| Parsed::new(b));
+            // BINARY content first: a part whose encoding is unknown fails the command before
+            // this message's response starts (RFC 3516 §4.3).
+            let mut binaries = Vec::with_capacity(items.len());
+            for item in items {
+                let content = match (item, parsed.as_ref()) {
+                    (FetchItem::Binary { part, .. } | FetchItem::BinarySize { part }, Some(p)) => {
+                        match p.binary(part) {
+                            Some(content) => Some(content),
+                            None => {
+                                self.refresh(uid, uid).await;
+                                let why = "NO [UNKNOWN-CTE] A part's encoding cannot be decoded";
+                                self.tagged(tag, why);
+                                return Ok(());
+                            }
+                        }
+                    }
+                    _ => None,
+                };
+                binaries.push(content);
+            }
             // Each item goes out as soon as enough is queued: memory stays near one message
             // and the flush threshold, however many messages and items were asked for.
             self.out
@@ -133,9 +181,15 @@ impl Session {
                     self.out.push(b' ');
                 }
                 let mut out = std::mem::take(&mut self.out);
-                self.fetch_item(&mut out, item, m, parsed.as_ref());
+                let binary = binaries.get(i).and_then(|b| b.as_deref());
+                self.fetch_item(&mut out, item, m, parsed.as_ref(), binary);
                 self.out = out;
                 self.flush_if_large().await?;
+            }
+            if seen_now.binary_search(&m.uid).is_ok() && !items.contains(&FetchItem::Flags) {
+                self.out.extend_from_slice(b" FLAGS ");
+                let recent = self.selected.as_ref().is_some_and(|v| v.is_recent(m.uid));
+                response::flag_list(&mut self.out, &m.flags, recent);
             }
             self.out.extend_from_slice(b")\r\n");
         }
@@ -153,6 +207,7 @@ impl Session {
         item: &FetchItem,
         m: &MessageRecord,
         parsed: Option<&Parsed<'_>>,
+        binary: Option<&[u8]>,
     ) {
         match item {
             FetchItem::Uid => out.extend_from_slice(format!("UID {}", m.uid.0).as_bytes()),
@@ -186,6 +241,25 @@ impl Session {
                     p.body_structure(out, extended);
                 }
             }
+            FetchItem::Binary { part, partial, .. } => {
+                let bytes = binary.unwrap_or_default();
+                out.extend_from_slice(format!("BINARY[{}]", dotted(part)).as_bytes());
+                let slice = match partial {
+                    Some((start, len)) => {
+                        out.extend_from_slice(format!("<{start}>").as_bytes());
+                        partial_range(bytes, *start, *len)
+                    }
+                    None => bytes,
+                };
+                // A literal8 when the content has NULs, which a literal cannot carry.
+                let marker = if slice.contains(&0) { "~" } else { "" };
+                out.extend_from_slice(format!(" {marker}{{{}}}\r\n", slice.len()).as_bytes());
+                out.extend_from_slice(slice);
+            }
+            FetchItem::BinarySize { part } => {
+                let size = binary.map_or(0, <[u8]>::len);
+                out.extend_from_slice(format!("BINARY.SIZE[{}] {size}", dotted(part)).as_bytes());
+            }
             FetchItem::Section {
                 section,
                 partial,
@@ -201,9 +275,7 @@ impl Session {
                 let slice = match partial {
                     Some((start, len)) => {
                         out.extend_from_slice(format!("<{start}>").as_bytes());
-                        let s = (*start as usize).min(bytes.len());
-                        let e = s.saturating_add(*len as usize).min(bytes.len());
-                        &bytes[s..e]
+                        partial_range(&bytes, *start, *len)
                     }
                     None => &bytes[..],
                 };
@@ -405,5 +477,22 @@ impl Session {
         }
         self.refresh(true, false).await;
         self.tagged(tag, "OK EXPUNGE completed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::partial_range;
+
+    #[test]
+    fn partial_ranges_past_32_bits_are_not_wrapped() {
+        let bytes = b"0123456789";
+        assert_eq!(partial_range(bytes, 2, 3), b"234");
+        assert_eq!(partial_range(bytes, 8, 100), b"89");
+        assert_eq!(partial_range(bytes, 10, 1), b"");
+        // 2^32 + 2 is far past the end, not offset 2; a length of 2^32 is not 0.
+        assert_eq!(partial_range(bytes, (1 << 32) + 2, 3), b"");
+        assert_eq!(partial_range(bytes, 0, 1 << 32), bytes);
+        assert_eq!(partial_range(bytes, u64::MAX, u64::MAX), b"");
     }
 }

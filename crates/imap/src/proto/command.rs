@@ -84,12 +84,27 @@ pub enum FetchItem {
     Body,
     /// MODSEQ
     ModSeq,
+    /// BINARY[part]<partial> / BINARY.PEEK (RFC 3516): content with its transfer encoding
+    /// undone.
+    Binary {
+        /// Part path; empty for the whole message.
+        part: Vec<u32>,
+        /// `<start.length>`.
+        partial: Option<(u64, u64)>,
+        /// Does not set \Seen.
+        peek: bool,
+    },
+    /// BINARY.SIZE[part] (RFC 3516): the size of BINARY[part].
+    BinarySize {
+        /// Part path; empty for the whole message.
+        part: Vec<u32>,
+    },
     /// BODY[section]<partial> / BODY.PEEK / RFC822 / RFC822.HEADER / RFC822.TEXT.
     Section {
         /// Which part.
         section: Section,
-        /// `<start.length>`.
-        partial: Option<(u32, u32)>,
+        /// `<start.length>` (RFC 9051: number64).
+        partial: Option<(u64, u64)>,
         /// Does not set \Seen.
         peek: bool,
         /// Name used in the response (`RFC822`, `BODY[...]`).
@@ -554,7 +569,10 @@ fn append(l: &mut Lexer<'_>) -> Parsed<Command> {
         date = Some(parsed.timestamp());
         l.space()?;
     }
-    let message = l.literal()?;
+    // Messages are stored with CRLF line endings (RFC 9051 §2.3.1), so that what FETCH serves,
+    // RFC822.SIZE and every size in BODYSTRUCTURE are the stored bytes and agree; parts sent
+    // `binary` are stored base64 encoded (RFC 3516).
+    let message = crate::binary::storable(l.literal()?);
     Ok(Command::Append {
         mailbox: mailbox_name,
         flags,
@@ -677,7 +695,7 @@ fn fetch_item(l: &mut Lexer<'_>) -> Parsed<Vec<FetchItem>> {
             peek: false,
             legacy: Some("RFC822.TEXT"),
         }],
-        "BODY" | "BODY.PEEK" | "BINARY" | "BINARY.PEEK" => {
+        "BODY" | "BODY.PEEK" => {
             if l.peek() != Some(b'[') {
                 if word == "BODY" {
                     return Ok(vec![Body]);
@@ -687,24 +705,55 @@ fn fetch_item(l: &mut Lexer<'_>) -> Parsed<Vec<FetchItem>> {
             l.eat(b'[');
             let sec = parse_section(l)?;
             l.expect(b']', "expected ]")?;
-            let partial = if l.eat(b'<') {
-                let start = l.number()? as u32;
-                l.expect(b'.', "expected .")?;
-                let len = l.number()? as u32;
-                l.expect(b'>', "expected >")?;
-                Some((start, len))
-            } else {
-                None
-            };
             vec![Section {
                 section: sec,
-                partial,
+                partial: partial(l)?,
                 peek: word.ends_with(".PEEK"),
                 legacy: None,
             }]
         }
+        "BINARY" | "BINARY.PEEK" => {
+            let part = section_binary(l)?;
+            vec![Binary {
+                part,
+                partial: partial(l)?,
+                peek: word.ends_with(".PEEK"),
+            }]
+        }
+        "BINARY.SIZE" => vec![BinarySize {
+            part: section_binary(l)?,
+        }],
         _ => return Err(ParseError("unknown FETCH item")),
     })
+}
+
+/// `<start.length>` after a section, if there is one (RFC 9051: number64).
+fn partial(l: &mut Lexer<'_>) -> Parsed<Option<(u64, u64)>> {
+    if !l.eat(b'<') {
+        return Ok(None);
+    }
+    let start = l.number()?;
+    l.expect(b'.', "expected .")?;
+    let len = l.number()?;
+    l.expect(b'>', "expected >")?;
+    Ok(Some((start, len)))
+}
+
+/// RFC 3516 section-binary: `[` part numbers `]`, nothing else.
+fn section_binary(l: &mut Lexer<'_>) -> Parsed<Vec<u32>> {
+    l.expect(b'[', "expected [")?;
+    let mut part = Vec::new();
+    if !l.eat(b']') {
+        loop {
+            let n = l.number()?;
+            part.push(u32::try_from(n).map_err(|_| ParseError("part number too large"))?);
+            if l.eat(b']') {
+                break;
+            }
+            l.expect(b'.', "expected . or ]")?;
+        }
+    }
+    Ok(part)
 }
 
 fn parse_section(l: &mut Lexer<'_>) -> Parsed<Section> {
@@ -942,6 +991,74 @@ mod tests {
             cmd("a uid expunge 1:3"),
             Command::Expunge { uids: Some(_) }
         ));
+    }
+
+    /// RFC 9051 §2.3.1: a message APPENDed with bare line feeds is stored with CRLF, so
+    /// RFC822.SIZE and the bytes FETCH serves agree.
+    #[test]
+    fn appended_messages_get_crlf_line_endings() {
+        let message = |input: &str| match cmd(input) {
+            Command::Append { message, .. } => message,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            message("a APPEND INBOX {22}\r\nSubject: x\n\nbody\r\nend\n"),
+            b"Subject: x\r\n\r\nbody\r\nend\r\n"
+        );
+        assert_eq!(message("a APPEND INBOX {4}\r\na\r\nb"), b"a\r\nb");
+    }
+
+    /// `<start.length>` are number64 (RFC 9051): never cut to 32 bits.
+    #[test]
+    fn partial_ranges_are_64_bit() {
+        let partial = |input: &str| match cmd(input) {
+            Command::Fetch { items, .. } => match &items[..] {
+                [FetchItem::Section { partial, .. }] => *partial,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            partial("a FETCH 1 BODY.PEEK[]<4294967296.4294967297>"),
+            Some((4_294_967_296, 4_294_967_297))
+        );
+        assert_eq!(partial("a FETCH 1 BODY[TEXT]<5.10>"), Some((5, 10)));
+        assert!(parse(b"a FETCH 1 BODY[]<99999999999999999999.1>").is_err());
+    }
+
+    /// RFC 3516: BINARY[part]<partial>, BINARY.PEEK, BINARY.SIZE; a section-binary has part
+    /// numbers only.
+    #[test]
+    fn binary_items() {
+        let items = |input: &str| match cmd(input) {
+            Command::Fetch { items, .. } => items,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            items("a FETCH 1 (BINARY.PEEK[1.2]<0.10> BINARY.SIZE[] BINARY[3])"),
+            vec![
+                FetchItem::Binary {
+                    part: vec![1, 2],
+                    partial: Some((0, 10)),
+                    peek: true
+                },
+                FetchItem::BinarySize { part: vec![] },
+                FetchItem::Binary {
+                    part: vec![3],
+                    partial: None,
+                    peek: false
+                },
+            ]
+        );
+        for bad in [
+            "a FETCH 1 BINARY[1.MIME]",
+            "a FETCH 1 BINARY[HEADER]",
+            "a FETCH 1 BINARY.SIZE[1]<0.5>",
+            "a FETCH 1 BINARY",
+            "a FETCH 1 BINARY[1.]",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 
     #[test]
