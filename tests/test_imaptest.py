@@ -95,7 +95,7 @@ def test_stress_with_state_tracking_on_one_node(node):
 
 def sessions_served(c: ternlocal.Cluster) -> dict[str, int]:
     """Server name → connections HAProxy has sent it so far (its `stot`)."""
-    rows = ternlocal._haproxy_servers(c._haproxy_socket(), 2.0)
+    rows = ternlocal._haproxy_servers(c._haproxy_socket, 2.0)
     return {r["svname"]: int(r.get("stot") or 0) for r in rows}
 
 
