@@ -6,6 +6,7 @@ import imaplib
 import re
 import socket
 import zlib
+from pathlib import Path
 
 from ternlib import PASSWORD, message
 
@@ -126,3 +127,16 @@ def test_compress_deflate_carries_commands_literals_and_idle(tern):
     z.send(b"DONE\r\n")
     assert z.until(b"a7")[-1].startswith(b"a7 OK")
     sock.close()
+
+
+def test_readme_lists_the_capabilities_the_server_announces(tern):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("<!-- imap-capabilities -->", 1)[1].split("```")[1]
+    documented = set(block.split())
+    imap = login(tern)
+    typ, data = imap.capability()
+    assert typ == "OK", data
+    announced = {"APPENDLIMIT=N" if c.startswith("APPENDLIMIT=") else c
+                 for c in data[-1].decode().split()}
+    imap.logout()
+    assert announced == documented, (announced ^ documented)
