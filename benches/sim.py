@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""The long deterministic-simulation run: many seeds of the in-process 3-node cluster of
+"""The long deterministic-simulation run: many seeds of the in-process 3-node (or 5-node) cluster of
 crates/raft/tests/sim.rs (real openraft, RocksDB and state machine under message loss, delay,
 reordering, partitions, crashes with restart and a disk wipe), with a summary.
 
     export CARGO_TARGET_DIR=/var/tmp/tern-sim
     benches/sim.py --seeds 1000               # seeds 1..1000
     benches/sim.py --seeds 200 --first 5000   # seeds 5000..5199
+    benches/sim.py --seeds 200 --nodes 5      # five nodes, three voters per group
 
 Prints one line per seed, then seeds run, simulated hours, wall time and the failing seeds, each
 with the command that runs it again. Exit status 0 when every seed ran clean, 1 otherwise.
@@ -26,6 +27,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=100, help="how many seeds")
     p.add_argument("--first", type=int, default=1, help="the first seed")
     p.add_argument("--batch", type=int, default=50, help="seeds per test process")
+    p.add_argument("--nodes", type=int, default=3, choices=(3, 4, 5), help="nodes per run")
     args = p.parse_args(argv)
 
     started = time.monotonic()
@@ -35,7 +37,8 @@ def main(argv=None) -> int:
     end = args.first + args.seeds
     while seed < end:
         count = min(args.batch, end - seed)
-        env = dict(os.environ, TERN_SIM_FIRST=str(seed), TERN_SIM_SEEDS=str(count))
+        env = dict(os.environ, TERN_SIM_FIRST=str(seed), TERN_SIM_SEEDS=str(count),
+                   TERN_SIM_NODES=str(args.nodes))
         proc = subprocess.run(
             ["cargo", "test", "--release", "-q", "-p", "tern-raft", "--test", "sim",
              "seeds_run_clean", "--", "--nocapture"],
@@ -68,7 +71,7 @@ def main(argv=None) -> int:
     print(f"wall time: {wall:.0f} s")
     print(f"failing seeds: {len(failing)}")
     for s in failing:
-        print(f"  TERN_SIM_SEED={s} cargo test --release -p tern-raft --test sim "
+        print(f"  TERN_SIM_SEED={s} TERN_SIM_NODES={args.nodes} cargo test --release -p tern-raft --test sim "
               f"seeds_run_clean -- --nocapture")
     return 1 if failing else 0
 

@@ -1,6 +1,7 @@
-//! Deterministic simulation of a 3-node cluster under faults (see `tern_raft::sim`): a few
-//! seeds per `cargo test`, one seed with `TERN_SIM_SEED`, a range with `TERN_SIM_SEEDS`
-//! (count) and `TERN_SIM_FIRST` (first seed); `benches/sim.py` runs long ones.
+//! Deterministic simulation of a cluster under faults (see `tern_raft::sim`): a few seeds per
+//! `cargo test` on 3 nodes and one on 5, one seed with `TERN_SIM_SEED`, a range with
+//! `TERN_SIM_SEEDS` (count) and `TERN_SIM_FIRST` (first seed), `TERN_SIM_NODES` nodes (3 to
+//! 5); `benches/sim.py` runs long ones.
 
 use tern_raft::sim::{SimConfig, SimReport, run};
 
@@ -30,10 +31,14 @@ fn seeds_run_clean() {
             (first..first + env("TERN_SIM_SEEDS").unwrap_or(3)).collect()
         }
     };
+    let nodes = env("TERN_SIM_NODES").map_or(3, |n| n.clamp(3, 5) as usize);
     let mut failures = Vec::new();
     for seed in seeds {
         let started = std::time::Instant::now();
-        let report = run(&SimConfig::for_seed(seed));
+        let report = run(&SimConfig {
+            nodes,
+            ..SimConfig::for_seed(seed)
+        });
         println!(
             "{} wall={:.1}s",
             describe(&report),
@@ -43,8 +48,8 @@ fn seeds_run_clean() {
             println!("  faults: {:#?}", report.faults);
             println!("  violations: {:#?}", report.violations);
             println!(
-                "  reproduce: TERN_SIM_SEED={seed} cargo test --release -p tern-raft --test sim \
-                 seeds_run_clean -- --nocapture"
+                "  reproduce: TERN_SIM_SEED={seed} TERN_SIM_NODES={nodes} cargo test --release \
+                 -p tern-raft --test sim seeds_run_clean -- --nocapture"
             );
             failures.push(seed);
         }
@@ -77,4 +82,18 @@ fn a_seed_fixes_the_fault_schedule() {
             .collect();
         assert_eq!(played, r.schedule);
     }
+}
+
+/// Five nodes, three voters per group: faults hit nodes that hold no replica of a group too,
+/// and a crashed voter's groups keep a majority on the others.
+#[test]
+fn five_nodes_run_clean() {
+    let seed = env("TERN_SIM_SEED").unwrap_or(11);
+    let report = run(&SimConfig {
+        nodes: 5,
+        ..SimConfig::for_seed(seed)
+    });
+    println!("{}", describe(&report));
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    assert!(report.acked > 0, "nothing was acknowledged");
 }
