@@ -10,6 +10,8 @@
 //! - [`view`]: the selected mailbox as the client knows it, and its resynchronisation.
 //! - [`mime`]: ENVELOPE, BODYSTRUCTURE and sections from mail-parser.
 //! - [`search`]: evaluating SEARCH keys.
+//! - [`esearch`]: the ESEARCH response and what SAVE keeps.
+//! - [`sort`]: SORT keys and order; [`thread`]: THREAD algorithms.
 //! - [`response`]: response pieces shared by commands.
 //!
 //! A new command gets a variant and its grammar in [`proto::command`], its state in the
@@ -18,12 +20,15 @@
 #![warn(missing_docs)]
 
 pub mod cmd;
+pub mod esearch;
 pub mod listing;
 pub mod mime;
 pub mod proto;
 pub mod response;
 pub mod search;
 pub mod session;
+pub mod sort;
+pub mod thread;
 pub mod view;
 
 pub use session::{run_relayed_session, run_session};
