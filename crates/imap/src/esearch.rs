@@ -24,10 +24,10 @@ fn returned(hits: &[Hit], ret: &SearchReturn) -> Vec<Hit> {
     if let (true, Some(first)) = (ret.min, hits.first()) {
         out.push(*first);
     }
-    if let (true, Some(last)) = (ret.max, hits.last()) {
-        if out.last() != Some(last) {
-            out.push(*last);
-        }
+    if let (true, Some(last)) = (ret.max, hits.last())
+        && out.last() != Some(last)
+    {
+        out.push(*last);
     }
     out
 }

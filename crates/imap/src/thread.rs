@@ -118,7 +118,7 @@ mod tests {
             item(6, 15, "a"),
         ];
         let t = ordered_subject(&items);
-        assert_eq!(format(&items, &t), "(4 (2))(1 (6)(3))(5)");
+        assert_eq!(format(&items, &t), "(4 2)(1 (6)(3))(5)");
         let two = [item(9, 1, "x"), item(10, 2, "x")];
         assert_eq!(format(&two, &ordered_subject(&two)), "(9 10)");
     }

@@ -299,6 +299,7 @@ mod tests {
             recent: BTreeSet::new(),
             vanished: false,
             show_modseq: false,
+            saved: Vec::new(),
             messages: uids
                 .iter()
                 .map(|&u| MessageRecord {

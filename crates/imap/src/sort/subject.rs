@@ -69,7 +69,7 @@ fn leader(s: &str) -> Option<(&str, bool)> {
 /// `[` characters other than brackets `]` and the spaces after it, removed from the front.
 fn blob(s: &str) -> Option<&str> {
     let inner = s.strip_prefix('[')?;
-    let end = inner.find(|c| c == '[' || c == ']')?;
+    let end = inner.find(['[', ']'])?;
     let rest = inner[end..].strip_prefix(']')?;
     Some(rest.trim_start_matches(' '))
 }
