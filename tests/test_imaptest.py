@@ -28,7 +28,7 @@ USERS = 10
 # was added or dropped: update the counts with the README's capability list.
 GROUPS = 71
 BASE_COMMANDS = 457
-EXTENSION_COMMANDS = 96
+EXTENSION_COMMANDS = 218
 
 
 def imaptest(*args: str, timeout: float) -> str:

@@ -13,6 +13,8 @@
 //! - [`cte`]: Content-Transfer-Encoding decoding and CRLF line endings.
 //! - [`binary`]: RFC 3516 BINARY content, and parts sent `binary` stored base64 encoded.
 //! - [`search`]: evaluating SEARCH keys.
+//! - [`esearch`]: the ESEARCH response and what SAVE keeps.
+//! - [`sort`]: SORT keys and order; [`thread`]: THREAD algorithms.
 //! - [`response`]: response pieces shared by commands.
 //!
 //! A new command gets a variant and its grammar in [`proto::command`], its state in the
@@ -23,6 +25,7 @@
 pub mod binary;
 pub mod cmd;
 pub mod cte;
+pub mod esearch;
 pub mod listing;
 pub mod mime;
 pub mod parts;
@@ -30,6 +33,8 @@ pub mod proto;
 pub mod response;
 pub mod search;
 pub mod session;
+pub mod sort;
+pub mod thread;
 pub mod view;
 
 pub use session::{run_relayed_session, run_session};

@@ -30,7 +30,7 @@ const MAX_COMMAND_LINE: usize = 64 * 1024;
 /// Consecutive unparseable commands before the connection is closed.
 const MAX_BAD_COMMANDS: u32 = 20;
 
-const CAPS_COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE BINARY";
+const CAPS_COMMON: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UIDPLUS MOVE UNSELECT SPECIAL-USE LIST-EXTENDED LIST-STATUS CHILDREN STATUS=SIZE CONDSTORE QRESYNC QUOTA QUOTA=RES-STORAGE BINARY ESEARCH SEARCHRES SORT SORT=DISPLAY ESORT THREAD=REFERENCES THREAD=ORDEREDSUBJECT";
 /// Advertised once logged in: COMPRESS is a command of the authenticated state.
 const CAPS_AUTHENTICATED: &str = "COMPRESS=DEFLATE";
 
@@ -410,6 +410,8 @@ impl Session {
             | Store { .. }
             | Copy { .. }
             | Search { .. }
+            | Sort { .. }
+            | Thread { .. }
             | Expunge { .. }
             | Close
             | Unselect

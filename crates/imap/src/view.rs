@@ -34,6 +34,8 @@ pub struct View {
     pub vanished: bool,
     /// CONDSTORE: flag changes are reported with their MODSEQ.
     pub show_modseq: bool,
+    /// The UIDs the last `SEARCH RETURN (SAVE)` kept: what `$` names (RFC 5182).
+    pub saved: Vec<u32>,
 }
 
 /// Which new messages a sync makes `\Recent` in this session: those with a UID of at least
@@ -69,6 +71,7 @@ impl View {
             recent,
             vanished: false,
             show_modseq: false,
+            saved: Vec::new(),
         }
     }
 
@@ -296,6 +299,7 @@ mod tests {
             recent: BTreeSet::new(),
             vanished: false,
             show_modseq: false,
+            saved: Vec::new(),
             messages: uids
                 .iter()
                 .map(|&u| MessageRecord {

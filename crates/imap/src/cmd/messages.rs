@@ -1,11 +1,11 @@
 //! Message-level commands on the selected mailbox.
 
+use crate::esearch::{self, Hit};
 use crate::mime::Parsed;
 use crate::proto::command::{FetchItem, Section, SectionText, StoreOp};
-use crate::proto::search::SearchKey;
+use crate::proto::search::{SearchKey, SearchReturn};
 use crate::proto::{SeqSet, encode};
 use crate::response;
-use crate::search::{self, Candidate};
 use crate::session::{Session, no_for};
 use std::sync::Arc;
 use tern_core::Uid;
@@ -401,63 +401,46 @@ impl Session {
         account: &Account,
         uid: bool,
         key: &SearchKey,
-        esearch: bool,
+        ret: Option<SearchReturn>,
     ) {
-        let Some(view) = self.selected.as_ref() else {
-            return;
-        };
-        let largest = (
-            view.messages.len() as u32,
-            view.messages.last().map(|m| m.uid.0).unwrap_or(0),
-        );
-        let is_recent = |uid: Uid| view.is_recent(uid);
-        let messages: Vec<(u32, MessageRecord, bool)> = view
-            .messages
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (i as u32 + 1, m.clone(), is_recent(m.uid)))
-            .collect();
-        let mut hits = Vec::new();
-        for (seq, m, recent) in &messages {
-            let candidate = Candidate {
-                seq: *seq,
-                record: m,
-                message: None,
-                largest,
-                recent: *recent,
-            };
-            // Keys on the record decide first; the message is read only when they cannot.
-            let matched = match search::eval(key, &candidate) {
-                Some(decided) => decided,
-                None => {
-                    let blob = match self.body_of(account, m).await {
-                        Ok(b) => b,
-                        Err(e) => return self.tagged(tag, &no_for(&e)),
-                    };
-                    let message = search::Message::new(&blob);
-                    let candidate = Candidate {
-                        message: Some(&message),
-                        ..candidate
-                    };
-                    search::eval(key, &candidate).unwrap_or(false)
+        let found = match self.matching(account, key, false, |_, _| ()).await {
+            Ok(f) => f,
+            Err(e) => {
+                if ret.is_some_and(|r| r.save) {
+                    self.save_result(Vec::new());
                 }
-            };
-            if matched {
-                hits.push(if uid { m.uid.0 } else { *seq });
+                return self.tagged(tag, &no_for(&e));
             }
-        }
-        if esearch {
-            let mut line = format!("* ESEARCH (TAG \"{tag}\")");
-            if uid {
-                line.push_str(" UID");
+        };
+        let hits: Vec<Hit> = found
+            .iter()
+            .map(|m| Hit {
+                number: if uid { m.record.uid.0 } else { m.seq },
+                uid: m.record.uid.0,
+                modseq: m.record.modseq.0,
+            })
+            .collect();
+        let modseq = key.has_modseq();
+        match ret {
+            Some(ret) => {
+                if ret.save {
+                    self.save_result(esearch::saved(&hits, &ret));
+                }
+                if ret.responds() {
+                    self.untagged(&esearch::response(tag, uid, &hits, &ret, modseq));
+                }
             }
-            if !hits.is_empty() {
-                line.push_str(&format!(" ALL {}", SeqSet::compact(hits)));
+            None => {
+                let mut line = String::from("* SEARCH");
+                for h in &hits {
+                    line.push_str(&format!(" {}", h.number));
+                }
+                // RFC 7162 §3.1.5: with a MODSEQ key, the highest MODSEQ of the matches.
+                if let (true, Some(highest)) = (modseq, hits.iter().map(|h| h.modseq).max()) {
+                    line.push_str(&format!(" (MODSEQ {highest})"));
+                }
+                self.untagged(&line);
             }
-            self.untagged(&line);
-        } else {
-            let list: Vec<String> = hits.iter().map(u32::to_string).collect();
-            self.untagged(format!("* SEARCH {}", list.join(" ")).trim_end());
         }
         self.refresh(uid, uid).await;
         self.tagged(tag, "OK SEARCH completed");

@@ -2,8 +2,9 @@
 //! any literals already read and placed after their `{n}` markers.
 
 use super::lexer::{Lexer, ParseError, Parsed};
-use super::search::{self, SearchKey};
+use super::search::{self, SearchKey, SearchReturn};
 use super::seqset::SeqSet;
+use super::sort::{self, SortCriterion, ThreadAlgorithm};
 
 /// A command with its tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,9 +246,25 @@ pub enum Command {
     Search {
         uid: bool,
         key: SearchKey,
-        esearch: bool,
+        /// `RETURN (...)` (RFC 4731): the answer is an ESEARCH response.
+        ret: Option<SearchReturn>,
         /// A CHARSET the server cannot search in: the reply is `NO [BADCHARSET]`, and the
         /// keys (whose strings may not be UTF-8) are not parsed.
+        bad_charset: Option<String>,
+    },
+    /// SORT (RFC 5256), ESORT's `RETURN` (RFC 5267).
+    Sort {
+        uid: bool,
+        criteria: Vec<SortCriterion>,
+        key: SearchKey,
+        ret: Option<SearchReturn>,
+        bad_charset: Option<String>,
+    },
+    /// THREAD (RFC 5256).
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        key: SearchKey,
         bad_charset: Option<String>,
     },
     Expunge {
@@ -446,6 +463,8 @@ fn command(l: &mut Lexer<'_>) -> Parsed<Command> {
                 "COPY" => copy(l, true, false)?,
                 "MOVE" => copy(l, true, true)?,
                 "SEARCH" => search_cmd(l, true)?,
+                "SORT" => sort_cmd(l, true)?,
+                "THREAD" => thread_cmd(l, true)?,
                 "EXPUNGE" => {
                     l.space()?;
                     Command::Expunge {
@@ -460,6 +479,8 @@ fn command(l: &mut Lexer<'_>) -> Parsed<Command> {
         "COPY" => copy(l, false, false)?,
         "MOVE" => copy(l, false, true)?,
         "SEARCH" => search_cmd(l, false)?,
+        "SORT" => sort_cmd(l, false)?,
+        "THREAD" => thread_cmd(l, false)?,
         _ => return Err(ParseError("unknown command")),
     })
 }
@@ -844,33 +865,73 @@ fn copy(l: &mut Lexer<'_>, uid: bool, remove_source: bool) -> Parsed<Command> {
 
 fn search_cmd(l: &mut Lexer<'_>, uid: bool) -> Parsed<Command> {
     l.space()?;
-    let mut esearch = false;
+    let mut ret = None;
     if l.keyword("RETURN") {
-        l.space()?;
-        l.list(|l| l.atom())?;
-        esearch = true;
+        ret = Some(search::return_options(l)?);
         l.space()?;
     }
     if l.keyword("CHARSET") {
         l.space()?;
-        let charset = String::from_utf8_lossy(&l.astring()?).into_owned();
-        if !search::charset_supported(&charset) {
-            l.skip_rest();
-            return Ok(Command::Search {
-                uid,
-                key: SearchKey::All,
-                esearch,
-                bad_charset: Some(charset),
-            });
-        }
-        l.space()?;
+        let (key, bad_charset) = charset_and_keys(l)?;
+        return Ok(Command::Search {
+            uid,
+            key,
+            ret,
+            bad_charset,
+        });
     }
     let key = search::keys(l)?;
     Ok(Command::Search {
         uid,
         key,
-        esearch,
+        ret,
         bad_charset: None,
+    })
+}
+
+/// A charset and the search keys after it; with a charset the server cannot search in, the
+/// keys are skipped (their strings may not be UTF-8) and the charset returned.
+fn charset_and_keys(l: &mut Lexer<'_>) -> Parsed<(SearchKey, Option<String>)> {
+    let charset = String::from_utf8_lossy(&l.astring()?).into_owned();
+    if !search::charset_supported(&charset) {
+        l.skip_rest();
+        return Ok((SearchKey::All, Some(charset)));
+    }
+    l.space()?;
+    Ok((search::keys(l)?, None))
+}
+
+/// `SORT [RETURN (...)] (criteria) charset keys` (RFC 5256, RFC 5267).
+fn sort_cmd(l: &mut Lexer<'_>, uid: bool) -> Parsed<Command> {
+    l.space()?;
+    let mut ret = None;
+    if l.keyword("RETURN") {
+        ret = Some(search::return_options(l)?);
+        l.space()?;
+    }
+    let criteria = sort::criteria(l)?;
+    l.space()?;
+    let (key, bad_charset) = charset_and_keys(l)?;
+    Ok(Command::Sort {
+        uid,
+        criteria,
+        key,
+        ret,
+        bad_charset,
+    })
+}
+
+/// `THREAD algorithm charset keys` (RFC 5256).
+fn thread_cmd(l: &mut Lexer<'_>, uid: bool) -> Parsed<Command> {
+    l.space()?;
+    let algorithm = sort::algorithm(l)?;
+    l.space()?;
+    let (key, bad_charset) = charset_and_keys(l)?;
+    Ok(Command::Thread {
+        uid,
+        algorithm,
+        key,
+        bad_charset,
     })
 }
 
@@ -979,10 +1040,41 @@ mod tests {
             Ok(Command::Search {
                 uid: false,
                 key: SearchKey::All,
-                esearch: false,
+                ret: None,
                 bad_charset: Some("ISO-8859-1".into()),
             })
         );
+        assert!(matches!(
+            cmd("a UID SORT (REVERSE DATE) UTF-8 UNSEEN"),
+            Command::Sort {
+                uid: true,
+                bad_charset: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a SORT RETURN (MIN) (SIZE) us-ascii 1:5"),
+            Command::Sort { ret: Some(_), .. }
+        ));
+        assert!(matches!(
+            cmd("a SORT (SIZE) ISO-8859-2 SUBJECT x"),
+            Command::Sort {
+                bad_charset: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a THREAD REFERENCES UTF-8 ALL"),
+            Command::Thread {
+                algorithm: ThreadAlgorithm::References,
+                ..
+            }
+        ));
+        assert!(matches!(
+            cmd("a UID THREAD ORDEREDSUBJECT US-ASCII $"),
+            Command::Thread { uid: true, .. }
+        ));
+        assert!(parse(b"a THREAD FOO UTF-8 ALL").is_err());
         assert!(matches!(
             cmd("a ID (\"name\" \"mbsync\" \"version\" NIL)"),
             Command::Id

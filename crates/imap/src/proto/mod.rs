@@ -4,7 +4,8 @@
 //! - [`command`]: the [`Command`] enum and its parser [`parse`].
 //! - [`lexer`]: atoms, strings, literals and lists, byte by byte.
 //! - [`seqset`]: sequence sets (`1:*`, `$`).
-//! - [`search`]: SEARCH keys.
+//! - [`search`]: SEARCH keys and RETURN options.
+//! - [`sort`]: SORT criteria and THREAD algorithms.
 //! - [`encode`]: quoting and literals for responses.
 //! - [`mutf7`]: modified UTF-7 mailbox names (RFC 3501 §5.1.3).
 
@@ -14,6 +15,7 @@ pub mod lexer;
 pub mod mutf7;
 pub mod search;
 pub mod seqset;
+pub mod sort;
 
 pub use command::{
     Command, FetchItem, ListArgs, Qresync, Section, StatusItem, StoreOp, Tagged, parse,

@@ -1,4 +1,5 @@
-//! SEARCH keys (RFC 9051 §6.4.4) and their parser.
+//! SEARCH keys (RFC 9051 §6.4.4) and their parser, and the RETURN options of an extended
+//! SEARCH or SORT (RFC 4731, RFC 5267, RFC 5182).
 
 use super::lexer::{Lexer, ParseError, Parsed};
 use super::seqset::SeqSet;
@@ -51,6 +52,95 @@ pub enum SearchKey {
     And(Vec<SearchKey>),
 }
 
+impl SearchKey {
+    /// Whether a MODSEQ key is part of this (RFC 7162 §3.1.5: the result then names the
+    /// highest MODSEQ of the messages it returns).
+    pub fn has_modseq(&self) -> bool {
+        match self {
+            SearchKey::ModSeq(_) => true,
+            SearchKey::Not(k) => k.has_modseq(),
+            SearchKey::Or(a, b) => a.has_modseq() || b.has_modseq(),
+            SearchKey::And(all) => all.iter().any(SearchKey::has_modseq),
+            _ => false,
+        }
+    }
+
+    /// Replaces `$` (as a sequence set or a UID set) by the saved UIDs (RFC 5182 §2.1).
+    pub fn resolve_saved(&mut self, saved: &[u32]) {
+        match self {
+            SearchKey::Seq(set) | SearchKey::Uid(set) if set.is_saved() => {
+                *self = SearchKey::Uid(SeqSet::of(saved));
+            }
+            SearchKey::Not(k) => k.resolve_saved(saved),
+            SearchKey::Or(a, b) => {
+                a.resolve_saved(saved);
+                b.resolve_saved(saved);
+            }
+            SearchKey::And(all) => all.iter_mut().for_each(|k| k.resolve_saved(saved)),
+            _ => {}
+        }
+    }
+
+    /// Whether `$` appears in this.
+    pub fn uses_saved(&self) -> bool {
+        match self {
+            SearchKey::Seq(set) | SearchKey::Uid(set) => set.is_saved(),
+            SearchKey::Not(k) => k.uses_saved(),
+            SearchKey::Or(a, b) => a.uses_saved() || b.uses_saved(),
+            SearchKey::And(all) => all.iter().any(SearchKey::uses_saved),
+            _ => false,
+        }
+    }
+}
+
+/// What an extended SEARCH or SORT returns: `RETURN (MIN MAX COUNT ALL SAVE)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SearchReturn {
+    /// MIN: the lowest number (for SORT, the first in sort order).
+    pub min: bool,
+    /// MAX: the highest number (for SORT, the last).
+    pub max: bool,
+    /// COUNT: how many matched.
+    pub count: bool,
+    /// ALL: every match, as a set.
+    pub all: bool,
+    /// SAVE (RFC 5182): keep the result for `$`.
+    pub save: bool,
+}
+
+impl SearchReturn {
+    /// Whether an ESEARCH response is sent: not when SAVE is the only option (RFC 5182 §2.1).
+    pub fn responds(&self) -> bool {
+        self.min || self.max || self.count || self.all
+    }
+
+    /// Whether SAVE keeps only the MIN and/or MAX (RFC 5182 §2.1: when neither ALL nor
+    /// COUNT is asked for).
+    pub fn saves_extremes(&self) -> bool {
+        (self.min || self.max) && !(self.all || self.count)
+    }
+}
+
+/// Parses `RETURN (...)` options, the word RETURN already read: `()` means `(ALL)`.
+pub fn return_options(l: &mut Lexer<'_>) -> Parsed<SearchReturn> {
+    l.space()?;
+    let mut ret = SearchReturn::default();
+    for option in l.list(|l| l.atom())? {
+        match option.to_ascii_uppercase().as_str() {
+            "MIN" => ret.min = true,
+            "MAX" => ret.max = true,
+            "COUNT" => ret.count = true,
+            "ALL" => ret.all = true,
+            "SAVE" => ret.save = true,
+            _ => return Err(ParseError("unknown RETURN option")),
+        }
+    }
+    if !ret.responds() && !ret.save {
+        ret.all = true;
+    }
+    Ok(ret)
+}
+
 /// The charsets SEARCH accepts (strings are UTF-8 either way), as `[BADCHARSET]` lists them.
 pub const CHARSETS: &str = "UTF-8 US-ASCII";
 
@@ -95,7 +185,9 @@ fn key(l: &mut Lexer<'_>) -> Parsed<SearchKey> {
         l.expect(b')', "expected )")?;
         return Ok(inner);
     }
-    if l.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
+    if l.peek()
+        .is_some_and(|b| b.is_ascii_digit() || b == b'*' || b == b'$')
+    {
         return Ok(Seq(SeqSet::parse(l)?));
     }
     let word = l.atom()?.to_ascii_uppercase();
@@ -157,6 +249,17 @@ fn key(l: &mut Lexer<'_>) -> Parsed<SearchKey> {
         }
         "MODSEQ" => {
             l.space()?;
+            // An optional entry name and type (RFC 7162 §3.1.5): flags' MODSEQs are not
+            // kept apart, so the message's MODSEQ stands for every entry.
+            if l.peek() == Some(b'"') {
+                l.quoted()?;
+                l.space()?;
+                let kind = l.atom()?.to_ascii_lowercase();
+                if !matches!(kind.as_str(), "priv" | "shared" | "all") {
+                    return Err(ParseError("bad MODSEQ entry type"));
+                }
+                l.space()?;
+            }
             ModSeq(l.number()?)
         }
         "NOT" => {
@@ -217,5 +320,37 @@ mod tests {
         assert!(charset_supported("utf-8") && charset_supported("US-ASCII"));
         assert!(!charset_supported("ISO-8859-1") && !charset_supported("UTF"));
         assert!(parse("(SEEN").is_err());
+        assert_eq!(parse("MODSEQ \"/flags/\\\\seen\" all 5"), Ok(ModSeq(5)));
+        assert!(parse("MODSEQ \"/flags/x\" any 5").is_err());
+        assert_eq!(parse("$"), Ok(Seq(SeqSet::saved())));
+    }
+
+    #[test]
+    fn saved_result_and_modseq_in_keys() {
+        let mut k = parse("OR $ UID $").unwrap();
+        assert!(k.uses_saved() && !k.has_modseq());
+        k.resolve_saved(&[4, 5, 9]);
+        let uids = SearchKey::Uid(SeqSet::of(&[4, 5, 9]));
+        assert_eq!(k, SearchKey::Or(Box::new(uids.clone()), Box::new(uids)));
+        assert!(!k.uses_saved());
+        assert!(parse("NOT (SEEN MODSEQ 3)").unwrap().has_modseq());
+    }
+
+    #[test]
+    fn return_options_parse() {
+        let ret = |s: &str| return_options(&mut Lexer::new(s.as_bytes()));
+        let all = SearchReturn {
+            all: true,
+            ..SearchReturn::default()
+        };
+        assert_eq!(ret(" ()"), Ok(all));
+        assert_eq!(ret(" (all)"), Ok(all));
+        let r = ret(" (MIN max Count SAVE)").unwrap();
+        assert!(r.min && r.max && r.count && r.save && !r.all);
+        let save = ret(" (SAVE)").unwrap();
+        assert!(save.save && !save.responds());
+        assert!(ret(" (PARTIAL 1:5)").is_err());
+        assert!(ret(" (MIN MAX SAVE)").unwrap().saves_extremes());
+        assert!(!ret(" (MIN COUNT SAVE)").unwrap().saves_extremes());
     }
 }

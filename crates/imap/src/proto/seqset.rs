@@ -1,4 +1,5 @@
-//! Sequence sets (`1:3,5,7:*`), resolved against a mailbox's size or highest UID.
+//! Sequence sets (`1:3,5,7:*`), resolved against a mailbox's size or highest UID, and `$`,
+//! the saved search result (RFC 5182), which the session replaces before running a command.
 
 use super::lexer::{Lexer, ParseError, Parsed};
 
@@ -12,10 +13,39 @@ impl SeqSet {
         SeqSet(vec![(Some(1), Some(u32::MAX))])
     }
 
-    /// Parses a sequence set.
+    /// `$`: the result a `SEARCH RETURN (SAVE)` saved. Parsing gives no other set without
+    /// elements, so an empty set stands for it.
+    pub fn saved() -> SeqSet {
+        SeqSet(Vec::new())
+    }
+
+    /// Whether this is `$` (see [`SeqSet::saved`]).
+    pub fn is_saved(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Parses a sequence set or `$`.
     pub fn parse(l: &mut Lexer<'_>) -> Parsed<SeqSet> {
         let text = l.atom_with(b"*")?;
+        if text == "$" {
+            return Ok(SeqSet::saved());
+        }
         SeqSet::from_text(&text)
+    }
+
+    /// The set of exactly these numbers (none: a set that contains nothing, shown as `$`).
+    pub fn of(values: &[u32]) -> SeqSet {
+        let mut sorted = values.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut out: Vec<(Option<u32>, Option<u32>)> = Vec::new();
+        for v in sorted {
+            match out.last_mut() {
+                Some((_, Some(hi))) if hi.checked_add(1) == Some(v) => *hi = v,
+                _ => out.push((Some(v), Some(v))),
+            }
+        }
+        SeqSet(out)
     }
 
     /// Parses the text form.
@@ -140,6 +170,18 @@ mod tests {
             SeqSet::from_text("1:*,1:*").unwrap().intervals(0),
             vec![(0, 1)]
         );
+    }
+
+    #[test]
+    fn dollar_is_the_saved_result() {
+        let mut l = Lexer::new(b"$");
+        let set = SeqSet::parse(&mut l).unwrap();
+        assert!(set.is_saved() && !set.contains(1, 1));
+        assert!(
+            SeqSet::from_text("$").is_err(),
+            "only where a set is parsed"
+        );
+        assert!(SeqSet::of(&[3, 1]).contains(3, 9) && !SeqSet::of(&[3, 1]).contains(2, 9));
     }
 
     #[test]

@@ -49,6 +49,14 @@ impl<'a> Message<'a> {
             || self.body_contains(needle)
     }
 
+    /// The raw value of the first field named `name` (any case): still folded and encoded.
+    pub fn field(&self, name: &str) -> Option<&'a [u8]> {
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.raw)
+    }
+
     /// The day of the first Date: field, as written; `None` when it is missing or names no day.
     pub fn sent_day(&self) -> Option<NaiveDate> {
         let date = self
