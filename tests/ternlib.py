@@ -4,6 +4,7 @@ Every server binds 127.0.0.1 on free ports, keeps its data in a temporary direct
 killed when the test ends. Waiting is always on a condition with a deadline, never a bare sleep.
 """
 
+import contextlib
 import email
 import imaplib
 import json
@@ -244,3 +245,24 @@ def message(subject: str, body: str = "Hello from the Tern test suite.\r\n", sen
         f"Date: Wed, 25 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
         f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}"
     ).encode()
+
+
+@contextlib.contextmanager
+def imap_with_messages(data_dir: Path, user: str, messages: list):
+    """A server holding `user` (domain test.example) whose INBOX has `messages`, appended as
+    (INTERNALDATE text, raw message) pairs, and an imaplib client logged in with INBOX
+    selected; the server is killed afterwards."""
+    server = Tern(data_dir).start()
+    try:
+        server.cli("domain", "add", "test.example")
+        server.add_account(user)
+        client = imaplib.IMAP4("127.0.0.1", server.ports["imap"])
+        client.login(user, PASSWORD)
+        for date, raw in messages:
+            typ, _ = client.append("INBOX", None, date, raw.encode())
+            assert typ == "OK"
+        assert client.select("INBOX")[1][0] == str(len(messages)).encode()
+        yield client
+        client.logout()
+    finally:
+        server.kill()

@@ -1,11 +1,10 @@
 """IMAP SEARCH with Python's imaplib: dates by day (sent and internal), address forms, encoded
 words and UTF-8 search strings, CHARSET, TEXT over every header field, and the \\Recent keys."""
 
-import imaplib
 
 import pytest
 
-from ternlib import PASSWORD, Tern
+from ternlib import imap_with_messages
 
 USER = "bob@test.example"
 
@@ -39,20 +38,8 @@ MESSAGES = [
 
 @pytest.fixture(scope="module")
 def imap(tmp_path_factory):
-    server = Tern(tmp_path_factory.mktemp("search") / "node").start()
-    try:
-        server.cli("domain", "add", "test.example")
-        server.add_account(USER)
-        client = imaplib.IMAP4("127.0.0.1", server.ports["imap"])
-        client.login(USER, PASSWORD)
-        for date, raw in MESSAGES:
-            typ, _ = client.append("INBOX", None, date, raw.encode())
-            assert typ == "OK"
-        assert client.select("INBOX")[1][0] == b"3"
+    with imap_with_messages(tmp_path_factory.mktemp("search") / "node", USER, MESSAGES) as client:
         yield client
-        client.logout()
-    finally:
-        server.kill()
 
 
 def search(client, *criteria, charset=None, literal=None):

@@ -1,10 +1,8 @@
 """IMAP SORT, THREAD, ESEARCH (MIN MAX COUNT) and SEARCHRES ($) with Python's imaplib."""
 
-import imaplib
-
 import pytest
 
-from ternlib import PASSWORD, Tern
+from ternlib import imap_with_messages
 
 USER = "carol@test.example"
 
@@ -30,20 +28,8 @@ MESSAGES = [
 
 @pytest.fixture(scope="module")
 def imap(tmp_path_factory):
-    server = Tern(tmp_path_factory.mktemp("sort") / "node").start()
-    try:
-        server.cli("domain", "add", "test.example")
-        server.add_account(USER)
-        client = imaplib.IMAP4("127.0.0.1", server.ports["imap"])
-        client.login(USER, PASSWORD)
-        for date, raw in MESSAGES:
-            typ, _ = client.append("INBOX", None, date, raw.encode())
-            assert typ == "OK"
-        assert client.select("INBOX")[1][0] == b"4"
+    with imap_with_messages(tmp_path_factory.mktemp("sort") / "node", USER, MESSAGES) as client:
         yield client
-        client.logout()
-    finally:
-        server.kill()
 
 
 def esearch(client, *args):
