@@ -12,7 +12,7 @@ use openraft::error::{
     StreamingError, Unreachable,
 };
 use openraft::network::snapshot_transport::{Chunked, SnapshotTransport};
-use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     SnapshotResponse, VoteRequest, VoteResponse,
@@ -210,14 +210,6 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             Answer::Vote(Err(e)) => Err(self.remote(e)),
             other => Err(self.unexpected(other)),
         }
-    }
-
-    /// After a peer proved unreachable (down, or refused by the link: a wiped or removed
-    /// node), replication to it retries after 250 ms, 500 ms, 1 s, then every 2 s, rather
-    /// than openraft's fixed 500 ms: a node that stays away costs each group one futile
-    /// attempt (and log line) every 2 s, and one that comes back is caught up within 2 s.
-    fn backoff(&self) -> Backoff {
-        Backoff::new((0u32..).map(|i| Duration::from_millis(250 << i.min(3))))
     }
 }
 
