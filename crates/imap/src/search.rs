@@ -8,7 +8,7 @@
 mod date;
 mod fields;
 mod message;
-mod text;
+pub(crate) mod text;
 
 pub use message::Message;
 

@@ -11,6 +11,7 @@ pub use subject::base_subject;
 
 use crate::proto::sort::{SortCriterion, SortKey};
 use crate::search::Message;
+use crate::search::text::value_line;
 use mail_parser::HeaderValue;
 use mail_parser::parsers::MessageStream;
 use std::cmp::Ordering;
@@ -92,15 +93,6 @@ pub fn subject(message: Option<&Message<'_>>) -> String {
         HeaderValue::Text(text) => text.into_owned(),
         _ => String::new(),
     }
-}
-
-/// A field value as mail-parser reads it: up to and including its end of line.
-pub(crate) fn value_line(raw: &[u8]) -> Vec<u8> {
-    let mut line = raw.to_vec();
-    if !line.ends_with(b"\n") {
-        line.extend_from_slice(b"\r\n");
-    }
-    line
 }
 
 #[cfg(test)]

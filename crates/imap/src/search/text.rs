@@ -47,7 +47,7 @@ pub fn decoded(raw: &[u8]) -> Option<String> {
     if !raw.windows(2).any(|w| w == b"=?") {
         return None;
     }
-    let line = with_newline(raw);
+    let line = value_line(raw);
     match MessageStream::new(&line).parse_unstructured() {
         HeaderValue::Text(text) => Some(text.into_owned()),
         _ => None,
@@ -57,7 +57,7 @@ pub fn decoded(raw: &[u8]) -> Option<String> {
 /// The address list in a normal form: `Name <address>` or `address`, groups as
 /// `group: ...;`, separated by `, `, display names decoded.
 pub fn addresses(raw: &[u8]) -> Option<String> {
-    let line = with_newline(raw);
+    let line = value_line(raw);
     let list = match MessageStream::new(&line).parse_address() {
         HeaderValue::Address(Address::List(list)) => list.iter().map(address).collect(),
         HeaderValue::Address(Address::Group(groups)) => groups
@@ -84,8 +84,8 @@ fn address(a: &Addr<'_>) -> String {
     }
 }
 
-/// mail-parser reads a field value up to its end of line.
-fn with_newline(raw: &[u8]) -> Vec<u8> {
+/// A field value as mail-parser reads it: up to and including its end of line.
+pub(crate) fn value_line(raw: &[u8]) -> Vec<u8> {
     let mut line = raw.to_vec();
     if !line.ends_with(b"\n") {
         line.push(b'\n');

@@ -2,7 +2,7 @@
 //! display name or address (RFC 5957 DISPLAYFROM, DISPLAYTO). For a group, its name stands
 //! for the first address, as the group start does in an ENVELOPE.
 
-use super::value_line;
+use crate::search::text::value_line;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{Addr, Address, HeaderValue};
 
